@@ -1,0 +1,27 @@
+"""Abstraction for job scripts and cluster schedulers (SLURM, PBS/TORQUE, PBS Pro, LSF, SGE, local).
+
+To see debug messages::
+
+    import logging
+    logging.basicConfig(level=logging.DEBUG)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from clusterjob.hookspecs import hookimpl
+from clusterjob.async_result import AsyncResult
+from clusterjob.jobscript import JobScript
+from clusterjob.polling import as_completed, wait_all
+
+__all__ = ["JobScript", "AsyncResult", "wait_all", "as_completed", "hookimpl", "__version__"]
+
+try:
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("clusterjob-core")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+logging.getLogger("clusterjob").addHandler(logging.NullHandler())

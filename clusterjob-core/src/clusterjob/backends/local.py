@@ -1,0 +1,153 @@
+"""The ``local`` backend: jobs as detached processes on the submit host.
+
+It lets a workflow run on a laptop with no scheduler, and is the backend the
+tutorial uses. Jobs outlive the Python process that submitted them; their
+state lives in files under the spool folder (``$CLUSTERJOB_LOCAL_SPOOL``,
+default ``~/.cache/clusterjob/local``), so status survives any crash of the
+workflow. The work is done by :mod:`clusterjob.backends.local_runner`, run
+with the Python of the submit host (``python3`` on a remote).
+
+Resources: ``jobname``, ``stdout``/``stderr`` (default ``local-<id>.out`` in
+the workdir, stderr merged into stdout), ``time`` (walltime: the job's
+process group is killed and the job FAILED), ``nodes`` (only 1), ``ppn``,
+``threads`` (exported as ``OMP_NUM_THREADS``), ``queue`` and ``mem``
+(accepted and ignored, so a cluster's INI file works unchanged).
+Anything else raises :class:`ResourcesNotSupportedError`.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from clusterjob import hookimpl
+from clusterjob.backends import ClusterjobBackend, Command, ResourcesNotSupportedError
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+from clusterjob.utils import time_to_seconds
+
+if TYPE_CHECKING:  # pragma: no cover
+    from clusterjob.async_result import AsyncResult
+    from clusterjob.jobscript import JobScript
+
+__all__ = ["LocalBackend", "clusterjob_backends"]
+
+RUNNER_MODULE = "clusterjob.backends.local_runner"
+
+#: Resource -> header option understood by the runner.
+_OPTIONS = {
+    "jobname": "job-name",
+    "stdout": "output",
+    "stderr": "error",
+    "time": "time",
+    "threads": "threads",
+    "tag": "tag",
+    "dependency": "dependency",
+}
+_IGNORED = ("queue", "mem", "ppn", "nodes")
+
+
+class LocalBackend(ClusterjobBackend):
+    """Runs job scripts as detached local processes (see module docstring)."""
+
+    name = "local"
+    extension = "sh"
+    prefix = "#LOCAL"
+    resource_replacements = dict(_OPTIONS)
+    job_vars = {
+        "CLUSTERJOB_ID": "LOCAL_JOB_ID",
+        "CLUSTERJOB_WORKDIR": "LOCAL_SUBMIT_DIR",
+        "CLUSTERJOB_SUBMIT_HOST": "LOCAL_SUBMIT_HOST",
+        "CLUSTERJOB_NAME": "LOCAL_JOB_NAME",
+        "CLUSTERJOB_NODELIST": "LOCAL_JOB_NODELIST",
+    }
+    status_mapping = {
+        "PENDING": PENDING,
+        "RUNNING": RUNNING,
+        "COMPLETED": COMPLETED,
+        "CANCELLED": CANCELLED,
+        "FAILED": FAILED,
+    }
+
+    @staticmethod
+    def _runner(remote: str | None) -> list[str]:
+        return [sys.executable if not remote else "python3", "-m", RUNNER_MODULE]
+
+    def cmd_submit(self, jobscript: JobScript) -> Command:
+        return [*self._runner(jobscript.remote), "submit", jobscript.script_filename()]
+
+    def get_job_id(self, response: str) -> str | None:
+        for line in response.splitlines():
+            if line.strip().isdigit():
+                return line.strip()
+        return None
+
+    def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
+        return [*self._runner(run.remote), "status", str(run.job_id)]
+
+    def get_status(self, response: str, finished: bool = False) -> int | None:
+        statuses = self._parse_status(response)
+        return next(iter(statuses.values()), None) if len(statuses) == 1 else None
+
+    def cmd_status_many(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
+        if finished:
+            return None  # the one query already covers finished jobs
+        return [*self._runner(runs[0].remote), "status", *(str(r.job_id) for r in runs)]
+
+    def get_status_many(
+        self, response: str, runs: Sequence[AsyncResult], finished: bool = False
+    ) -> Mapping[str, int | None]:
+        return self._parse_status(response)
+
+    def _parse_status(self, response: str) -> dict[str, int | None]:
+        statuses: dict[str, int | None] = {}
+        for line in response.splitlines():
+            fields = line.split()
+            if len(fields) >= 2:
+                statuses[fields[0]] = self.status_mapping.get(fields[1])
+        return statuses
+
+    def cmd_cancel(self, run: AsyncResult) -> Command:
+        return [*self._runner(run.remote), "cancel", str(run.job_id)]
+
+    def resource_headers(self, jobscript: JobScript) -> list[str]:
+        resources = jobscript.resources
+        for key, value in resources.items():
+            if key not in _OPTIONS and key not in _IGNORED:
+                raise ResourcesNotSupportedError(
+                    f"the local backend does not support resource {key}={value!r}; it understands "
+                    f"{', '.join(sorted([*_OPTIONS, *_IGNORED]))}"
+                )
+        if int(resources.get("nodes", 1)) != 1:
+            raise ResourcesNotSupportedError(
+                f"the local backend runs on one machine: nodes={resources['nodes']!r} is not supported"
+            )
+        if "time" in resources:
+            try:
+                time_to_seconds(resources["time"])
+            except ValueError as exc:
+                raise ResourcesNotSupportedError(f"resource time={resources['time']!r}: {exc}") from None
+        lines = []
+        for key, value in sorted(resources.items()):
+            if key in _OPTIONS and value not in (None, False):
+                lines.append(f"{self.prefix} --{_OPTIONS[key]}={shlex.quote(str(value))}")
+        return lines
+
+    def dependency_resources(self, job_ids: Sequence[str]) -> dict[str, Any]:
+        return {"dependency": "afterok:" + ":".join(job_ids)}
+
+    def tag_resources(self, tag: str) -> dict[str, Any]:
+        return {"tag": tag}
+
+    def cmd_find_tag(self, tag: str) -> Command | None:
+        return [*self._runner(None), "find-tag", tag]
+
+    def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
+        return [line.strip() for line in response.splitlines() if line.strip().isdigit()]
+
+
+@hookimpl
+def clusterjob_backends() -> list[ClusterjobBackend]:
+    """Core's own plugin: the ``local`` backend."""
+    return [LocalBackend()]

@@ -1,0 +1,12 @@
+"""The documented path ``clusterjob.backends.lpbs``: re-exports the backend of ``clusterjob-pbs``.
+
+The backend itself ships in its own distribution; this module only keeps
+code written against the original documentation working where it is installed.
+"""
+
+from clusterjob.plugins import import_backend_distribution
+
+_module = import_backend_distribution("clusterjob_pbs", "clusterjob-pbs", "lpbs")
+LPbsBackend = _module.LPbsBackend
+
+__all__ = ["LPbsBackend"]

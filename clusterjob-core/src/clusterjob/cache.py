@@ -1,0 +1,139 @@
+"""Crash-safe storage of submitted jobs: versioned JSON files, written atomically.
+
+A cache file ``<cache_folder>/<cache_prefix>.<cache_id>.cache`` is either
+
+* an *intent* (``"state": "submitting"``): written, fsynced and renamed into
+  place right before the scheduler is called; it carries the tag the job is
+  submitted with, so that after a crash the job can be found and adopted
+  instead of being submitted again; or
+* a *result* (``"state": "submitted"``): the :class:`~clusterjob.AsyncResult`,
+  rewritten whenever its status changes.
+
+Writers hold an exclusive ``flock`` on ``<cache file>.lock``, so several
+processes submitting the same ``cache_id`` produce one job. Readers need no
+lock: a file is only ever replaced whole (temp file, fsync, rename).
+A file that is not valid clusterjob JSON is never overwritten silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from clusterjob.errors import CacheError
+from clusterjob.faults import checkpoint
+
+__all__ = [
+    "CACHE_FORMAT",
+    "cache_path",
+    "check_cache_id",
+    "atomic_write_json",
+    "read_record",
+    "locked",
+    "set_aside",
+]
+
+logger = logging.getLogger("clusterjob.cache")
+
+#: Version of the cache file format; files of a newer version are refused.
+CACHE_FORMAT = 1
+FORMAT_KEY = "clusterjob_cache"
+
+_BAD_CACHE_ID = re.compile(r"[/\x00\n\r]")
+
+
+def check_cache_id(cache_id: str) -> str:
+    """Return ``cache_id`` if it can name a file, else raise ValueError naming it."""
+    if not isinstance(cache_id, str) or not cache_id or _BAD_CACHE_ID.search(cache_id) or cache_id in (".", ".."):
+        raise ValueError(
+            f"invalid cache_id {cache_id!r}: must be a non-empty string without '/', newlines or NUL"
+        )
+    return cache_id
+
+
+def cache_path(cache_folder: str, cache_prefix: str, cache_id: str) -> str:
+    """The documented file name ``cache_prefix.cache_id.cache`` inside ``cache_folder``."""
+    folder = os.path.expanduser(cache_folder)
+    return os.path.join(folder, f"{cache_prefix}.{check_cache_id(cache_id)}.cache")
+
+
+def atomic_write_json(path: str, data: dict[str, Any]) -> None:
+    """Replace ``path`` with ``data`` as JSON so that a crash leaves the old or the new file, never half of one."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    payload = json.dumps({FORMAT_KEY: CACHE_FORMAT, **data}, indent=1, sort_keys=True) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cj-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        checkpoint("during_cache_write")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_record(path: str) -> dict[str, Any] | None:
+    """The record stored in ``path``, None if there is none; CacheError if it is not ours."""
+    try:
+        with open(path, "rb") as in_fh:
+            raw = in_fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CacheError(f"cannot read cache file {path}: {exc}") from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CacheError(
+            f"cache file {path} is not valid clusterjob JSON ({exc}); it was left untouched. "
+            "Inspect it, delete it to resubmit, or submit with force=True to set it aside"
+        ) from None
+    if not isinstance(data, dict) or FORMAT_KEY not in data:
+        raise CacheError(
+            f"cache file {path} was not written by clusterjob (no {FORMAT_KEY!r} key); it was left "
+            "untouched. Delete it or submit with force=True to set it aside"
+        )
+    version = data[FORMAT_KEY]
+    if not isinstance(version, int) or version > CACHE_FORMAT:
+        raise CacheError(
+            f"cache file {path} has format {version!r}, newer than this clusterjob understands "
+            f"({CACHE_FORMAT}); upgrade clusterjob-core"
+        )
+    return data
+
+
+@contextlib.contextmanager
+def locked(path: str) -> Iterator[None]:
+    """Hold the exclusive submission lock of cache file ``path`` (released even on SIGKILL)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def set_aside(path: str) -> str:
+    """Rename an unreadable cache file out of the way (kept for inspection); return its new name."""
+    new_name = f"{path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    os.replace(path, new_name)
+    logger.warning("set aside unreadable cache file %s as %s", path, new_name)
+    return new_name

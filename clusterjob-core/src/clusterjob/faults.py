@@ -1,0 +1,29 @@
+"""Named points in ``submit()`` where the fault-injection tests kill the process.
+
+``CLUSTERJOB_FAULT_INJECT=<point>`` makes the process SIGKILL itself when it
+reaches that point, exactly like a crash or a closed laptop lid would stop it
+there. The exactly-once tests rerun the workflow afterwards and count jobs.
+The check is one dictionary lookup; without the variable nothing happens.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+#: The points, in the order ``submit()`` passes them: ``after_write`` follows the
+#: job script, ``after_upload`` all files (on a remote, writing is uploading).
+POINTS: tuple[str, ...] = (
+    "after_prologue",
+    "after_write",
+    "after_upload",
+    "before_submit",
+    "after_submit",
+    "during_cache_write",
+)
+
+
+def checkpoint(point: str) -> None:
+    """Die here if the environment asks for it (see module docstring)."""
+    if os.environ.get("CLUSTERJOB_FAULT_INJECT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,395 @@
+"""The :class:`JobScript`: a shell script plus resources, backend and submission settings."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import posixpath
+import re
+import shutil
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Union
+
+from clusterjob.config import read_ini
+from clusterjob.errors import ConfigError
+from clusterjob.plugins import check_backend_interface, get_backend, get_registry
+from clusterjob.transport import get_transport
+from clusterjob.utils import join_dirs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from clusterjob.async_result import AsyncResult
+    from clusterjob.backends import ClusterjobBackend
+
+__all__ = ["JobScript"]
+
+logger = logging.getLogger("clusterjob")
+
+#: Class attributes that instances may not shadow.
+CLASS_ONLY = ("cache_folder", "cache_prefix", "resources")
+
+#: Attributes whose value must be a non-empty string.
+_NON_EMPTY_STR = ("backend", "shell", "ssh", "scp", "cache_prefix")
+_STR = ("prologue", "epilogue")
+_OPTIONAL_STR = ("remote", "filename", "cache_folder")
+_DIRS = ("rootdir", "workdir")
+
+_registered_backends: dict[str, ClusterjobBackend] = {}
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)((?:![rsa])?(?::[^{}]*)?)\}")
+
+
+def _strip_trailing_slash(path: str) -> str:
+    stripped = path.rstrip("/")
+    return stripped if stripped or not path else "/"
+
+
+def _none_if_empty(value: Any) -> Any:
+    return None if value in ("", "None") else value
+
+
+def check_attribute(owner: str, name: str, value: Any) -> Any:
+    """Validate (and normalize) an attribute value; ValueError names the attribute."""
+    if name in _DIRS:
+        if not isinstance(value, str):
+            raise ValueError(f"{owner}.{name} must be a string, not {value!r}")
+        return _strip_trailing_slash(value)
+    if name in _NON_EMPTY_STR:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{owner}.{name} must be a non-empty string, not {value!r}")
+        if name == "cache_prefix" and "/" in value:
+            raise ValueError(f"{owner}.cache_prefix must not contain '/': {value!r}")
+        return value
+    if name in _STR:
+        if not isinstance(value, str):
+            raise ValueError(f"{owner}.{name} must be a string, not {value!r}")
+        return value
+    if name in _OPTIONAL_STR:
+        value = _none_if_empty(value)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{owner}.{name} must be a string or None, not {value!r}")
+        return value
+    if name == "max_sleep_interval":
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{owner}.max_sleep_interval must be a positive integer, not {value!r}") from None
+        if number < 1:
+            raise ValueError(f"{owner}.max_sleep_interval must be a positive integer, not {value!r}")
+        return number
+    if name == "resources":
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{owner}.resources must be a dict, not {value!r}")
+        return OrderedDict(value)
+    return value
+
+
+class _JobScriptMeta(type):
+    """Validates class-level assignments and offers ``JobScript.backends``."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, check_attribute(cls.__name__, name, value))
+
+    @property
+    def backends(cls) -> list[str]:
+        """Names of all available backends (discovered plugins and registered ones)."""
+        return sorted(set(get_registry().backends) | set(_registered_backends))
+
+
+class JobScript(metaclass=_JobScriptMeta):
+    """Encapsulation of a job script.
+
+    Args:
+        body: body template of the job script (rendered by :meth:`render_script`).
+        jobname: name of the job, stored in ``resources['jobname']``.
+        aux_scripts: filename -> body of auxiliary scripts written next to the job script.
+        **kwargs: known attributes (``backend``, ``shell``, ``remote``, …) set the
+            instance attribute; anything else becomes a resource
+            (``queue``, ``time``, ``nodes``, ``ppn``, ``threads``, ``mem``,
+            ``stdout``, ``stderr``, or backend-specific options).
+    """
+
+    # class-only attributes
+    cache_folder: Union[str, None] = None
+    cache_prefix: str = "clusterjob"
+    resources: "OrderedDict[str, Any]" = OrderedDict()
+
+    # class/instance attributes
+    backend: str = "slurm"
+    shell: str = "/bin/bash"
+    remote: Union[str, None] = None
+    rootdir: str = "."
+    workdir: str = "."
+    filename: Union[str, None] = None
+    prologue: str = ""
+    epilogue: str = ""
+    max_sleep_interval: int = 900
+    ssh: str = "ssh"
+    scp: str = "scp"
+
+    def __init__(self, body: str, jobname: str, aux_scripts: dict[str, str] | None = None, **kwargs: Any) -> None:
+        if not isinstance(body, str):
+            raise ValueError(f"JobScript body must be a string, not {body!r}")
+        if not isinstance(jobname, str) or not jobname:
+            raise ValueError(f"JobScript jobname must be a non-empty string, not {jobname!r}")
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "aux_scripts", dict(aux_scripts or {}))
+        resources: OrderedDict[str, Any] = OrderedDict(type(self).resources)
+        resources["jobname"] = jobname
+        object.__setattr__(self, "resources", resources)
+        known = _class_attribute_names(type(self))
+        for key, value in kwargs.items():
+            if key in known or key in CLASS_ONLY:
+                setattr(self, key, value)
+            else:
+                self.resources[key] = value
+
+    # -- attributes ---------------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set an attribute, refusing to shadow the class-only attributes and checking values."""
+        if name in CLASS_ONLY:
+            hint = (
+                "modify jobscript.resources[key] instead"
+                if name == "resources"
+                else f"set JobScript.{name} or use JobScript.read_defaults()"
+            )
+            raise AttributeError(f"'{name}' is a class attribute of JobScript and cannot be set on an instance; {hint}")
+        if name == "backends":
+            raise AttributeError("'backends' is read-only; use JobScript.register_backend()")
+        object.__setattr__(self, name, check_attribute("JobScript", name, value))
+
+    @property
+    def backends(self) -> list[str]:
+        """Names of all available backends."""
+        return type(self).backends
+
+    @classmethod
+    def register_backend(cls, backend: ClusterjobBackend, name: str | None = None) -> None:
+        """Register ``backend`` under ``name`` (default: its ``name``); wins over discovered plugins.
+
+        Raises:
+            TypeError: if ``backend`` is not a ClusterjobBackend or lacks a required method.
+            AttributeError: if ``backend`` has no ``name`` or ``extension``.
+        """
+        from clusterjob.backends import ClusterjobBackend
+
+        if not isinstance(backend, ClusterjobBackend):
+            raise TypeError(f"{backend!r} is not an instance of clusterjob.backends.ClusterjobBackend")
+        if name is not None:
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"backend name must be a non-empty string, not {name!r}")
+            backend.name = name
+        check_backend_interface(backend)
+        _registered_backends[backend.name] = backend
+
+    @classmethod
+    def clear_cache_folder(cls) -> None:
+        """Remove all files in the cache_folder."""
+        if cls.cache_folder is None:
+            return
+        folder = os.path.expanduser(cls.cache_folder)
+        if not os.path.isdir(folder):
+            return
+        for entry in os.scandir(folder):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+    @classmethod
+    def read_defaults(cls, filename: str | None = None) -> None:
+        """Set class attributes and default resources from an INI file.
+
+        Without ``filename``, restore the pristine class: documented defaults,
+        empty default resources, no extra attributes.
+        """
+        if filename is None:
+            for name in list(vars(cls)):
+                if name not in _PRISTINE and not name.startswith("_") and not _is_machinery(name):
+                    delattr(cls, name)
+            for name, value in _PRISTINE.items():
+                setattr(cls, name, copy.copy(value))
+            return
+        settings = read_ini(filename)
+        _apply_attributes(cls, settings.attributes, settings.filename, class_level=True)
+        cls.resources.update(settings.resources)
+
+    def read_settings(self, filename: str) -> None:
+        """Like :meth:`read_defaults`, but sets instance attributes and this job's resources."""
+        settings = read_ini(filename)
+        _apply_attributes(self, settings.attributes, settings.filename, class_level=False)
+        self.resources.update(settings.resources)
+
+    # -- rendering ------------------------------------------------------------
+
+    def _get_backend(self) -> ClusterjobBackend:
+        return get_backend(self.backend, _registered_backends)
+
+    def template_values(self) -> dict[str, Any]:
+        """Values for ``{placeholders}``: resources > instance attributes > class attributes."""
+        values: dict[str, Any] = {}
+        for klass in reversed(type(self).__mro__[:-1]):
+            for name, value in vars(klass).items():
+                if not name.startswith("_") and not _is_machinery(name) and not callable(value):
+                    values[name] = value
+        values.update({k: v for k, v in vars(self).items() if not k.startswith("_")})
+        values.update(self.resources)
+        return values
+
+    def render_script(self, scriptbody: str, jobscript: bool = False) -> str:
+        """Render a script body: shebang, resource headers (for the job script), variables, placeholders.
+
+        Steps, as documented: (1) add ``#!{shell}`` unless the first line is a
+        shebang; (2) with ``jobscript=True`` add the backend's resource
+        headers; (3) map ``$CLUSTERJOB_*`` to the backend's variables; (4)
+        format each line with known attributes. A line whose other braces
+        are not valid format syntax (``${HOME}``, awk programs) keeps them:
+        only the known ``{name}`` placeholders on it are replaced.
+        """
+        backend = self._get_backend()
+        first, _, rest = scriptbody.partition("\n")
+        if first.startswith("#!"):
+            shebang, body = first, rest
+        else:
+            shebang, body = f"#!{self.shell}", scriptbody
+        lines = [shebang]
+        if jobscript:
+            lines.extend(backend.resource_headers(self))
+        rendered = "\n".join(lines) + "\n" + backend.replace_body_vars(body)
+        values = self.template_values()
+        return "\n".join(_format_line(line, values) for line in rendered.split("\n"))
+
+    def __str__(self) -> str:
+        """The fully rendered job script."""
+        return self.render_script(self.body, jobscript=True)
+
+    # -- files ------------------------------------------------------------------
+
+    def script_filename(self) -> str:
+        """``filename``, or the job name with the backend's extension."""
+        if self.filename:
+            return self.filename
+        return f"{self.resources['jobname']}.{self._get_backend().extension}"
+
+    def job_folder(self) -> str:
+        """``rootdir/workdir`` on the submit host."""
+        return join_dirs(self.rootdir, self.workdir)
+
+    def write(self, filename: str | None = None) -> None:
+        """Write the rendered job script (and its auxiliary scripts).
+
+        With ``filename``, write that local file (``~`` expanded). Otherwise
+        write ``filename`` in ``rootdir/workdir``, locally or on ``remote``,
+        creating the folder if needed.
+        """
+        self.write_files(filename)
+
+    def write_files(self, filename: str | None = None, after_script: Callable[[], None] | None = None) -> None:
+        """:meth:`write`, calling ``after_script`` between the job script and the auxiliary scripts."""
+        if filename is not None:
+            path = os.path.expanduser(filename)
+            folder = os.path.dirname(path)
+            transport = get_transport(None)
+        else:
+            folder = self.job_folder()
+            path = posixpath.join(folder, self.script_filename())
+            transport = get_transport(self.remote, ssh=self.ssh, scp=self.scp)
+        if folder:
+            transport.mkdir(folder)
+        transport.write_file(path, str(self), executable=True)
+        if after_script is not None:
+            after_script()
+        for aux_name, aux_body in self.aux_scripts.items():
+            transport.write_file(
+                posixpath.join(folder, aux_name) if folder else aux_name,
+                self.render_script(aux_body),
+                executable=True,
+            )
+
+    # -- submission ---------------------------------------------------------
+
+    def submit(
+        self,
+        block: bool = False,
+        cache_id: str | None = None,
+        force: bool = False,
+        retry: bool = True,
+        after: list[Any] | None = None,
+    ) -> AsyncResult | int:
+        """Run the prologue, then submit the job; see :func:`clusterjob.submission.submit`.
+
+        Args:
+            block: wait until the job finished and return its status code
+                instead of an :class:`~clusterjob.AsyncResult`.
+            cache_id: identifies the submission in ``cache_folder``; a cached
+                result is returned instead of submitting again (the prologue
+                is not rerun). Default: derived from the rendered job.
+            force: discard any cached result and submit.
+            retry: resubmit if the cached result finished CANCELLED/FAILED.
+            after: results (or job IDs) that must complete successfully
+                before this job starts (translated by the backend).
+        """
+        from clusterjob.submission import submit
+
+        return submit(self, block=block, cache_id=cache_id, force=force, retry=retry, after=after)
+
+
+def _is_machinery(name: str) -> bool:
+    return name in _MACHINERY
+
+
+def _class_attribute_names(cls: type) -> set[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__[:-1]:
+        names.update(
+            n for n, v in vars(klass).items() if not n.startswith("_") and not _is_machinery(n) and not callable(v)
+        )
+    return names - set(CLASS_ONLY)
+
+
+def _apply_attributes(target: Any, attributes: dict[str, str], filename: str, class_level: bool) -> None:
+    for key, value in attributes.items():
+        where = f"config file {filename!r}, section [Attributes], key {key!r}"
+        if not class_level and key in CLASS_ONLY:
+            raise ConfigError(f"{where}: {key!r} is a class attribute; set it with JobScript.read_defaults()")
+        if key in _MACHINERY or key in ("body", "aux_scripts"):
+            raise ConfigError(f"{where}: {key!r} is reserved and may not be set from a config file")
+        try:
+            setattr(target, key, value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+def _format_line(line: str, values: dict[str, Any]) -> str:
+    if "{" not in line:
+        return line
+    try:
+        return line.format_map(values)
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError):
+        pass
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            return match.group(0)
+        try:
+            return ("{0" + match.group(2) + "}").format(values[name])
+        except (ValueError, TypeError):
+            return match.group(0)
+
+    return _PLACEHOLDER.sub(replace, line)
+
+
+#: Names defined on JobScript that are methods/properties, not template attributes.
+_MACHINERY = frozenset(
+    name for name, value in vars(JobScript).items() if callable(value) or isinstance(value, (property, classmethod, staticmethod))
+) | {"backends"}
+
+#: The documented defaults, restored by ``read_defaults()`` without a file.
+_PRISTINE: dict[str, Any] = {
+    name: value
+    for name, value in vars(JobScript).items()
+    if not name.startswith("_") and name not in _MACHINERY
+}
