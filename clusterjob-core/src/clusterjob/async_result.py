@@ -48,11 +48,10 @@ _PERSISTENT = (
 
 
 def _resolve_backend(backend: Any) -> ClusterjobBackend:
-    from clusterjob.jobscript import _registered_backends
     from clusterjob.plugins import get_backend
 
     if isinstance(backend, str):
-        return get_backend(backend, _registered_backends)
+        return get_backend(backend)
     return backend  # type: ignore[no-any-return]
 
 

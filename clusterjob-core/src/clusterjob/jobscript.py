@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from clusterjob.config import read_ini
 from clusterjob.errors import ConfigError
-from clusterjob.plugins import check_backend_interface, get_backend, get_registry
+from clusterjob.plugins import backend_names, check_backend_interface, get_backend, registered_backends
 from clusterjob.transport import get_transport
 from clusterjob.utils import join_dirs
 
@@ -34,8 +34,6 @@ _NON_EMPTY_STR = ("backend", "shell", "ssh", "scp", "cache_prefix")
 _STR = ("prologue", "epilogue")
 _OPTIONAL_STR = ("remote", "filename", "cache_folder")
 _DIRS = ("rootdir", "workdir")
-
-_registered_backends: dict[str, ClusterjobBackend] = {}
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)((?:![rsa])?(?::[^{}]*)?)\}")
 
@@ -94,7 +92,7 @@ class _JobScriptMeta(type):
     @property
     def backends(cls) -> list[str]:
         """Names of all available backends (discovered plugins and registered ones)."""
-        return sorted(set(get_registry().backends) | set(_registered_backends))
+        return backend_names()
 
 
 class JobScript(metaclass=_JobScriptMeta):
@@ -182,7 +180,7 @@ class JobScript(metaclass=_JobScriptMeta):
                 raise ValueError(f"backend name must be a non-empty string, not {name!r}")
             backend.name = name
         check_backend_interface(backend)
-        _registered_backends[backend.name] = backend
+        registered_backends[backend.name] = backend
 
     @classmethod
     def clear_cache_folder(cls) -> None:
@@ -225,7 +223,7 @@ class JobScript(metaclass=_JobScriptMeta):
     # -- rendering ------------------------------------------------------------
 
     def _get_backend(self) -> ClusterjobBackend:
-        return get_backend(self.backend, _registered_backends)
+        return get_backend(self.backend)
 
     def template_values(self) -> dict[str, Any]:
         """Values for ``{placeholders}``: resources > instance attributes > class attributes."""

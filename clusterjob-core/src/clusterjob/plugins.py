@@ -34,6 +34,8 @@ __all__ = [
     "get_registry",
     "reset_plugin_manager",
     "get_backend",
+    "backend_names",
+    "registered_backends",
     "distribution_for",
     "import_backend_distribution",
     "check_backend_interface",
@@ -144,6 +146,9 @@ def create_plugin_manager(load_entrypoints: bool = True, plugins: tuple[object, 
 _registry: PluginRegistry | None = None
 _registry_lock = threading.Lock()
 
+#: Backends added with ``JobScript.register_backend``; they win over discovered ones.
+registered_backends: dict[str, ClusterjobBackend] = {}
+
 
 def get_registry() -> PluginRegistry:
     """The process-wide registry, created on first use."""
@@ -155,20 +160,27 @@ def get_registry() -> PluginRegistry:
 
 
 def reset_plugin_manager(registry: PluginRegistry | None = None) -> None:
-    """Forget the cached registry (the next use scans entry points again), or install ``registry``."""
+    """Forget discovered plugins and registered backends (the next use scans entry points
+    again), or install ``registry`` instead."""
     global _registry
     with _registry_lock:
         _registry = registry
+        registered_backends.clear()
 
 
-def get_backend(name: str, registered: dict[str, ClusterjobBackend] | None = None) -> ClusterjobBackend:
+def backend_names() -> list[str]:
+    """Names of all available backends: discovered and registered."""
+    return sorted(set(get_registry().backends) | set(registered_backends))
+
+
+def get_backend(name: str) -> ClusterjobBackend:
     """The backend called ``name``: explicitly registered ones win over discovered ones."""
-    if registered and name in registered:
-        return registered[name]
+    if name in registered_backends:
+        return registered_backends[name]
     registry = get_registry()
     if name in registry.backends:
         return registry.backends[name]
-    installed = sorted(set(registry.backends) | set(registered or {}))
+    installed = backend_names()
     message = (
         f"backend {name!r} is not installed: pip install {distribution_for(name)} "
         f"(installed backends: {', '.join(installed) or 'none'})"
