@@ -153,24 +153,33 @@ class AsyncResult:
             return
         logger.info("job %s (%s): %s", self.job_id, self.jobname, str_status[status])
         self._status = status
+        finished = is_finished(status)
         if self.cache_file:
-            self.dump()
-        if is_finished(status):
+            # Under the lock, so that of several processes watching one cached
+            # job exactly one runs the epilogue and the finished-hook.
+            with cache.locked(self.cache_file):
+                self._merge_done_flags()
+                self.dump()
+                if finished:
+                    self._finish()
+        elif finished:
             self._finish()
 
+    def _merge_done_flags(self) -> None:
+        assert self.cache_file is not None
+        record = cache.read_record(self.cache_file)  # CacheError: never overwrite what is not ours
+        if record is not None and record.get("job_id") == self.job_id:
+            self.epilogue_done = self.epilogue_done or bool(record.get("epilogue_done"))
+            self.finished_notified = self.finished_notified or bool(record.get("finished_notified"))
+
     def _finish(self) -> None:
-        """Epilogue and finished-hook, once, even if several processes watch the same cached job."""
         from clusterjob.plugins import get_registry
 
-        if self.cache_file:
-            with cache.locked(self.cache_file):
-                record = cache.read_record(self.cache_file)
-                if record is not None and record.get("job_id") == self.job_id:
-                    self.epilogue_done = self.epilogue_done or bool(record.get("epilogue_done"))
-                    self.finished_notified = self.finished_notified or bool(record.get("finished_notified"))
-                self._run_epilogue_once()
-        else:
-            self._run_epilogue_once()
+        if self.epilogue and not self.epilogue_done:
+            self.epilogue_done = True
+            if self.cache_file:
+                self.dump()
+            self.run_epilogue()
         if not self.finished_notified:
             self.finished_notified = True
             if self.cache_file:
@@ -179,15 +188,6 @@ class AsyncResult:
                 get_registry().manager.hook.clusterjob_job_finished(result=self)
             except Exception:
                 logger.exception("a clusterjob_job_finished hook failed for job %s", self.job_id)
-
-    def _run_epilogue_once(self) -> None:
-        if self.epilogue and not self.epilogue_done:
-            try:
-                self.run_epilogue()
-            finally:
-                self.epilogue_done = True
-                if self.cache_file:
-                    self.dump()
 
     def get(self, timeout: float | None = None) -> int:
         """Wait (at most ``timeout`` seconds) and return the status."""

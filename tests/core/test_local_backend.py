@@ -1,0 +1,146 @@
+"""The built-in ``local`` backend, end to end: real detached processes on this machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from clusterjob import JobScript, wait_all
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+
+
+@pytest.fixture(autouse=True)
+def local_defaults(tmp_path: Path) -> None:
+    JobScript.backend = "local"
+    JobScript.rootdir = str(tmp_path)
+    JobScript.max_sleep_interval = 1
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.1)
+
+
+def test_completed_job_maps_variables_and_writes_stdout(tmp_path: Path) -> None:
+    body = "echo id=$CLUSTERJOB_ID name=$CLUSTERJOB_NAME dir=$CLUSTERJOB_WORKDIR host=$CLUSTERJOB_SUBMIT_HOST node=$CLUSTERJOB_NODELIST threads=$OMP_NUM_THREADS"
+    result = JobScript(body, jobname="vars", workdir="w", stdout="vars.out", threads=3).submit()
+    assert result.get(timeout=30) == COMPLETED
+    assert result.successful()
+    out = (tmp_path / "w" / "vars.out").read_text()
+    host = os.uname().nodename
+    assert out == f"id={result.job_id} name=vars dir={tmp_path}/w host={host} node={host} threads=3\n"
+
+
+def test_failing_job_and_separate_stderr(tmp_path: Path) -> None:
+    result = JobScript("echo out; echo err >&2; exit 3", jobname="fail", stdout="f.out", stderr="f.err").submit()
+    assert result.get(timeout=30) == FAILED
+    assert not result.successful()
+    assert (tmp_path / "f.out").read_text() == "out\n"
+    assert (tmp_path / "f.err").read_text() == "err\n"
+
+
+def test_default_stdout_merges_stderr(tmp_path: Path) -> None:
+    result = JobScript("echo out; echo err >&2", jobname="merged").submit()
+    result.wait(30)
+    assert (tmp_path / f"local-{result.job_id}.out").read_text() == "out\nerr\n"
+
+
+def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
+    body = "sleep 300 & echo $! > child.pid; wait"
+    result = JobScript(body, jobname="group").submit()
+    wait_for(lambda: (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip())
+    child = int((tmp_path / "child.pid").read_text())
+    assert result.status == RUNNING
+    result.cancel()
+    assert result.status == CANCELLED
+    wait_for(lambda: not _alive(child))
+    result.cancel()  # finished: no effect, no error
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_walltime_exceeded_is_failed() -> None:
+    result = JobScript("sleep 120", jobname="walltime", time="0:01").submit()
+    assert result.get(timeout=60) == FAILED
+
+
+def test_ready_and_successful_before_finish() -> None:
+    result = JobScript("sleep 30", jobname="slow").submit()
+    assert not result.ready()
+    with pytest.raises(AssertionError, match=f"job {result.job_id} has not finished"):
+        result.successful()
+    result.cancel()
+
+
+def test_job_outlives_the_submitting_process(tmp_path: Path) -> None:
+    """A job submitted by a Python process that exits right away still runs to completion."""
+    script = textwrap.dedent(
+        f"""
+        from clusterjob import JobScript
+        JobScript.cache_folder = {str(tmp_path / 'cache')!r}
+        r = JobScript("sleep 2; echo done > marker", jobname="detached", backend="local",
+                      rootdir={str(tmp_path)!r}).submit(cache_id="detached")
+        print(r.job_id)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    JobScript.cache_folder = str(tmp_path / "cache")
+    result = JobScript("sleep 2; echo done > marker", jobname="detached").submit(cache_id="detached")
+    assert result.status in (PENDING, RUNNING)
+    assert result.get(timeout=30) == COMPLETED
+    assert (tmp_path / "marker").read_text() == "done\n"
+
+
+def test_dependency_waits_for_success_and_never_runs_after_failure(tmp_path: Path) -> None:
+    first = JobScript("sleep 1; echo first >> order", jobname="first").submit()
+    second = JobScript("echo second >> order", jobname="second").submit(after=[first])
+    assert wait_all([first, second], timeout=60) == [COMPLETED, COMPLETED]
+    assert (tmp_path / "order").read_text() == "first\nsecond\n"
+    failed = JobScript("exit 1", jobname="bad").submit()
+    blocked = JobScript("echo never > never", jobname="blocked").submit(after=[failed.job_id])
+    assert wait_all([failed, blocked], timeout=60) == [FAILED, FAILED]
+    assert not (tmp_path / "never").exists()
+
+
+def test_dependency_on_nothing_submitted_is_an_error() -> None:
+    with pytest.raises(ValueError, match="after= needs submitted results or job IDs, got None"):
+        JobScript("true", jobname="x").submit(after=[None])
+
+
+def test_unknown_job_has_no_status_and_keeps_the_last_one(caplog: pytest.LogCaptureFixture) -> None:
+    from clusterjob import AsyncResult
+
+    result = AsyncResult("local")
+    result.job_id = "999999"
+    assert result.status == PENDING
+    assert "the scheduler reports no status" in caplog.text
+
+
+def test_block_returns_the_status_code() -> None:
+    assert JobScript("true", jobname="block").submit(block=True) == COMPLETED
+
+
+def test_hostile_names_are_not_executed(tmp_path: Path) -> None:
+    """Job names, folders and output names with quotes, $(), ; and spaces stay data."""
+    evil = "x'; touch PWNED; echo '$(touch PWNED2)` touch PWNED3`"
+    result = JobScript(
+        "echo ok", jobname=f"job {evil}", workdir=f"dir {evil}", stdout=f"out {evil}.txt"
+    ).submit()
+    assert result.get(timeout=30) == COMPLETED
+    folder = tmp_path / f"dir {evil}"
+    assert (folder / f"out {evil}.txt").read_text() == "ok\n"
+    assert not list(tmp_path.rglob("PWNED*"))
