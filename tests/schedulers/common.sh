@@ -9,6 +9,7 @@ CJ_STATE=${CLUSTERJOB_TEST_STATE:-/var/tmp/clusterjob-test}
 CJ_LOGS=$CJ_STATE/logs
 CJ_RUN=$CJ_STATE/run
 CJ_NAME=${CJ_NAME:-$(basename "${BASH_SOURCE[1]:-$0}" .sh)}
+# shellcheck disable=SC2034 # used by the scripts that source this file
 CJ_HOST=$(hostname -s)
 export CJ_STATE CJ_LOGS CJ_RUN
 mkdir -p "$CJ_STATE" "$CJ_LOGS" "$CJ_RUN"
@@ -31,12 +32,17 @@ show_log() {
     done
 }
 
-# Fail with the given message and the tail of the given logs.
+# Fail with the given message and the tail of the given logs (up.sh, which sets
+# CJ_UP=1, prints the logs of a failed script itself).
 die_log() {
     local msg=$1
     shift
     log "ERROR: $msg"
-    show_log "$@"
+    if [[ ${CJ_UP:-} == 1 ]]; then
+        log "logs: $*"
+    else
+        show_log "$@"
+    fi
     exit 1
 }
 
@@ -142,9 +148,25 @@ start_bg() {
     local chuid=()
     [[ $user != root ]] && chuid=(--chuid "$user")
     rm -f "$pidfile"
+    # shellcheck disable=SC2094 # start-stop-daemon's own messages go to the same file
     start-stop-daemon --start --background --make-pidfile --pidfile "$pidfile" \
         --output "$CJ_LOGS/$name.out" "${chuid[@]}" --exec "$1" -- "${@:2}" \
         </dev/null >>"$CJ_LOGS/$name.out" 2>&1 9>&-
+}
+
+# detach_run OUT CMD [ARGS...]: run a self-daemonizing CMD with stdin /dev/null,
+# stdout/stderr appended to OUT and all other inherited descriptors closed (an
+# inherited pipe would keep a caller's `| cat` open for as long as the daemon runs).
+detach_run() {
+    local out=$1
+    shift
+    (
+        for fd in /proc/"$BASHPID"/fd/*; do
+            fd=${fd##*/}
+            if ((fd > 2)); then eval "exec $fd>&-"; fi
+        done
+        exec "$@"
+    ) </dev/null >>"$out" 2>&1
 }
 
 # stop_pid NAME PIDFILE COMM: stop the process in PIDFILE if it is still COMM.

@@ -9,7 +9,7 @@
 # Writes $CLUSTERJOB_TEST_STATE/sge.env (default /var/tmp/clusterjob-test).
 set -euo pipefail
 CJ_NAME=sge
-# shellcheck source=tests/schedulers/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PACKAGES=(gridengine-master gridengine-exec gridengine-client)
@@ -125,8 +125,7 @@ start_qmaster() {
         port_open 6444 && die "port 6444 is in use by a qmaster this script did not start; stop it first"
         log "starting sge_qmaster"
         # daemonizes itself and writes $QMASTER_PID (the init script would do the same)
-        /usr/sbin/sge_qmaster \
-            </dev/null >>"$CJ_LOGS/sge_qmaster.out" 2>&1 9>&- ||
+        detach_run "$CJ_LOGS/sge_qmaster.out" /usr/sbin/sge_qmaster ||
             die_log "sge_qmaster failed to start" "$CJ_LOGS/sge_qmaster.out" "$SGE_SPOOL/qmaster/messages"
     fi
     wait_until 60 "sge_qmaster" qconf -sh ||
@@ -141,8 +140,7 @@ start_execd() {
     fi
     port_open 6445 && die "port 6445 is in use by an execd this script did not start; stop it first"
     log "starting sge_execd"
-    /usr/sbin/sge_execd \
-        </dev/null >>"$CJ_LOGS/sge_execd.out" 2>&1 9>&- ||
+    detach_run "$CJ_LOGS/sge_execd.out" /usr/sbin/sge_execd ||
         die_log "sge_execd failed to start" "$CJ_LOGS/sge_execd.out" "$SGE_SPOOL/execd/$CJ_HOST/messages"
     wait_until 10 "execd pid file" running "$EXECD_PID" sge_execd ||
         die_log "no sge_execd in $EXECD_PID" "$CJ_LOGS/sge_execd.out" "$SGE_SPOOL/execd/$CJ_HOST/messages"
@@ -296,6 +294,7 @@ smoke_test() {
         die_log "qsub failed: $out" "$SGE_SPOOL/qmaster/messages"
     id=$(tail -n 1 <<<"$out")
     [[ $id =~ ^[0-9]+$ ]] || die "qsub -terse printed '$out', not a job id"
+    # shellcheck disable=SC2016 # expanded by the inner bash
     if ! wait_until 120 "qacct -j $id" bash -c 'qacct -j "$1" 2>/dev/null | grep -qE "^exit_status +0"' _ "$id"; then
         log "qstat -j $id: $(qstat -j "$id" 2>&1 | tail -n 20)"
         die_log "smoke job $id did not finish with exit_status 0" \

@@ -9,7 +9,7 @@
 # Writes $CLUSTERJOB_TEST_STATE/slurm.env (default /var/tmp/clusterjob-test).
 set -euo pipefail
 CJ_NAME=slurm
-# shellcheck source=tests/schedulers/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PACKAGES=(slurm-wlm slurmctld slurmd slurm-client munge slurmdbd mariadb-server mariadb-client)
@@ -248,6 +248,7 @@ smoke_test() {
         --output=/dev/null --chdir=/tmp --wrap 'true') ||
         die_log "sbatch failed" "$CJ_LOGS/slurmctld.log"
     id=${id%%;*}
+    # shellcheck disable=SC2016 # expanded by the inner bash
     if ! wait_until 120 "sacct to show job $id COMPLETED" \
         bash -c '[[ $(sacct -X -n -P -j "$1" --format=JobID,State,ExitCode) == "$1|COMPLETED|0:0" ]]' _ "$id"; then
         log "sacct says: $(sacct -X -n -P -j "$id" --format=JobID,State,ExitCode 2>&1)"

@@ -10,7 +10,7 @@
 # Writes $CLUSTERJOB_TEST_STATE/sshd.env: SSH_CONFIG, SSH_HOST, SSH_PORT.
 set -euo pipefail
 CJ_NAME=sshd
-# shellcheck source=tests/schedulers/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PACKAGES=(openssh-server openssh-client)

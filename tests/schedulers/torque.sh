@@ -12,7 +12,7 @@
 set -euo pipefail
 CJ_NAME=torque
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/schedulers/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$HERE/common.sh"
 
 # slurm-wlm-torque's dependencies install normally; only the package itself
@@ -42,9 +42,10 @@ healthy() {
 }
 
 unpack() {
-    local version debs=$PREFIX/debs/$(slurm_version) deb
+    local version debs deb
     version=$(slurm_version)
     [[ -n $version ]] || die "slurm-client is not installed"
+    debs=$PREFIX/debs/$version
     mkdir -p "$debs"
     deb=$(find "$debs" -maxdepth 1 -name 'slurm-wlm-torque_*.deb' | head -n 1)
     if [[ -z $deb ]]; then
@@ -58,7 +59,7 @@ unpack() {
         [[ -n $deb ]] || die_log "apt-get download left no .deb in $debs" "$CJ_LOGS/torque-download.log"
     fi
     log "unpacking $(basename "$deb") into $PREFIX"
-    rm -rf "$PREFIX/usr"
+    rm -rf "${PREFIX:?}/usr"
     dpkg-deb -x "$deb" "$PREFIX"
     local c
     for c in "${SLURM_COMMANDS[@]}"; do
@@ -91,6 +92,7 @@ EOF
     state=$(job_state "$id")
     [[ $state =~ ^[QRC]$ ]] || die "qstat -f $id shows no job_state: $(PATH=$BIN:$PATH qstat -f "$id" 2>&1 | head -n 20)"
     PATH=$BIN:$PATH qdel "$id" || die "qdel $id failed"
+    # shellcheck disable=SC2016 # expanded by the inner bash
     wait_until 60 "qstat -f $id to show job_state = C after qdel" \
         bash -c '[[ $(PATH=$1:$PATH qstat -f "$2" 2>/dev/null | sed -n "s/^[[:space:]]*job_state = //p") == C ]]' _ "$BIN" "$id" ||
         die "job $id is not finished after qdel: $(squeue -h -j "$id" -o '%i %T' 2>&1)"
