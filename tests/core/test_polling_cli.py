@@ -1,0 +1,93 @@
+"""Batched polling (one scheduler command per cycle), as_completed, timeouts, and the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clusterjob import JobScript, as_completed, wait_all
+from clusterjob.backends.local import LocalBackend
+from clusterjob.cli import main
+from clusterjob.status import CANCELLED, COMPLETED
+
+
+class CountingLocal(LocalBackend):
+    """The local backend, counting the status commands it hands out."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.single = 0
+        self.batched: list[int] = []
+
+    def cmd_status(self, run, finished=False):
+        self.single += 1
+        return super().cmd_status(run, finished)
+
+    def cmd_status_many(self, runs, finished=False):
+        command = super().cmd_status_many(runs, finished)
+        if command is not None:
+            self.batched.append(len(runs))
+        return command
+
+
+@pytest.fixture(autouse=True)
+def local_defaults(tmp_path: Path) -> None:
+    JobScript.backend = "local"
+    JobScript.rootdir = str(tmp_path)
+    JobScript.max_sleep_interval = 1
+
+
+def test_wait_all_uses_one_command_per_cycle() -> None:
+    backend = CountingLocal()
+    JobScript.register_backend(backend)
+    results = [JobScript(f"sleep {i % 3}", jobname=f"b{i}", backend="counting").submit() for i in range(20)]
+    assert wait_all(results, timeout=120) == [COMPLETED] * 20
+    # One command per cycle: batched while several jobs remain, the documented single query for the last one.
+    assert backend.single <= 1
+    assert backend.batched[0] == 20
+    assert backend.batched == sorted(backend.batched, reverse=True)  # only unfinished jobs are asked about
+
+
+def test_as_completed_yields_in_finishing_order_and_times_out() -> None:
+    slow = JobScript("sleep 3", jobname="slow").submit()
+    fast = JobScript("true", jobname="fast").submit()
+    assert [r.job_id for r in as_completed([slow, fast], timeout=60)] == [fast.job_id, slow.job_id]
+    hanging = JobScript("sleep 60", jobname="hang").submit()
+    with pytest.raises(TimeoutError, match="1 of 1 jobs still unfinished after 1 s"):
+        list(as_completed([hanging], timeout=1))
+    assert wait_all([hanging], timeout=0.5) == [hanging.status]
+    hanging.cancel()
+
+
+def test_progress_line(capsys: pytest.CaptureFixture[str]) -> None:
+    results = [JobScript("true", jobname="p").submit(), JobScript("exit 1", jobname="q").submit()]
+    wait_all(results, timeout=60, progress=True)
+    assert "[clusterjob] 2/2 finished (1 completed, 1 failed/cancelled)\n" in capsys.readouterr().err
+
+
+def test_cli_status_wait_cancel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    JobScript.cache_folder = str(tmp_path / "cache")
+    ok = JobScript("true", jobname="ok").submit(cache_id="ok")
+    long = JobScript("sleep 60", jobname="long").submit(cache_id="long")
+    assert main(["wait", "--timeout", "60", ok.cache_file]) == 0
+    assert main(["cancel", long.cache_file]) == 0
+    assert main(["status", ok.cache_file, long.cache_file]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].split("\t")[:4] == [ok.job_id, "local", "COMPLETED", "ok"]
+    assert out[-1].split("\t")[:4] == [long.job_id, "local", "CANCELLED", "long"]
+    assert main(["wait", long.cache_file]) == 1
+    assert long.status == CANCELLED
+
+
+def test_cli_reports_bad_cache_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "x.cache"
+    bad.write_text("nope")
+    assert main(["status", str(bad)]) == 2
+    assert f"clusterjob: error: cache file {bad} is not valid clusterjob JSON" in capsys.readouterr().err
+
+
+def test_cli_lists_backends(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["backends"])
+    assert "local\tlocal" in capsys.readouterr().out.splitlines()
