@@ -69,6 +69,8 @@ class AsyncResult:
         epilogue: rendered script run locally once, when the job is first seen finished.
         ssh, scp: executables (with options) used to reach ``remote``.
         cache_id, tag: the submission's cache ID and the tag the job carries.
+        resumed: whether ``submit()`` found this job in the cache (or adopted
+            it after an interrupted submission) instead of submitting it.
     """
 
     def __init__(self, backend: ClusterjobBackend | str | None = None) -> None:
@@ -90,6 +92,8 @@ class AsyncResult:
         self.submitted_at: float | None = None
         self.epilogue_done: bool = False
         self.finished_notified: bool = False
+        #: True if submit() returned this job from the cache instead of submitting it (not cached).
+        self.resumed: bool = False
         self._status: int = PENDING
 
     def __repr__(self) -> str:
@@ -277,6 +281,7 @@ class AsyncResult:
                 raise
             raise CacheError(f"cache file {cache_file} is missing or has an invalid field: {exc}") from None
         self.cache_file = cache_file
+        self.resumed = True
 
 
 def run_local_script(script: str, what: str) -> None:

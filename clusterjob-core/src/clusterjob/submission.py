@@ -157,6 +157,7 @@ def _adopt_interrupted(
     if len(found) > 1:
         logger.warning("several jobs carry tag %s (%s); adopting the first", tag, ", ".join(found))
     result = _result_from(record, backend, found[0], path)
+    result.resumed = True
     logger.info("adopting job %s, submitted before an interruption (%s)", found[0], path)
     result.dump()
     return result
