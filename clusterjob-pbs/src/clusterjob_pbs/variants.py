@@ -1,0 +1,94 @@
+"""PBS Professional and LPBS: the PBS backend with different commands and resource syntax."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from clusterjob.status import COMPLETED, RUNNING
+
+from clusterjob_pbs.backend import PbsBackend
+from clusterjob_pbs.qstat import QstatJob, parse_qstat_full
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
+    from clusterjob.async_result import AsyncResult
+    from clusterjob.backends import Command
+
+__all__ = ["PbsProBackend", "LPbsBackend"]
+
+
+class PbsProBackend(PbsBackend):
+    """PBS Professional (and OpenPBS) backend.
+
+    Differences from :class:`PbsBackend`: resources are requested as one
+    ``-l select=`` chunk per node (:meth:`node_resources`); status always
+    uses ``qstat -x -f`` (job history, so finished jobs have ``job_state =
+    F`` with ``substate`` and ``Exit_status``); jobs carry the crash-recovery
+    tag in ``-v CLUSTERJOB_TAG=…``, visible in ``qstat -x -f``'s
+    ``Variable_List``.
+    """
+
+    name = "pbspro"
+    history_option = "-x"
+    tag_variable = "CLUSTERJOB_TAG"
+
+    def node_resources(self, resources: dict[str, Any]) -> list[str]:
+        """``select=N:ncpus=C:mpiprocs=P:ompthreads=T[:mem=Mmb]`` (popped from ``resources``).
+
+        One chunk per node: ``ncpus`` = ppn*threads cores, ``mpiprocs`` = ppn
+        MPI ranks, ``ompthreads`` = threads (sets ``OMP_NUM_THREADS``), and
+        ``mem`` the memory per node in MB. Missing nodes/ppn/threads count
+        as 1 once any of them is given.
+        """
+        nodes, ppn, threads, mem = self._pop_layout(resources)
+        chunk = [str(nodes or 1)]
+        if (nodes, ppn, threads) != (None, None, None):
+            ppn, threads = ppn or 1, threads or 1
+            chunk += [f"ncpus={ppn * threads}", f"mpiprocs={ppn}", f"ompthreads={threads}"]
+        if mem is not None:
+            chunk.append(f"mem={mem}mb")
+        return ["select=" + ":".join(chunk)] if len(chunk) > 1 else []
+
+
+_LQSTAT_EXIT = re.compile(r"lqstat exit status: (\d+)")
+
+
+class LPbsBackend(PbsBackend):
+    """LPBS ("Local PBS", a PBS emulation for a single workstation) backend.
+
+    ``lqsub`` starts the job at once and ``lqstat`` lists only running jobs,
+    without ``job_state``: a listed job is RUNNING. A job that is no longer
+    listed has ended; LPBS keeps no exit status, so it is reported as
+    COMPLETED. To tell "not listed" from "lqstat failed", the status command
+    appends lqstat's exit status to its output.
+    """
+
+    name = "lpbs"
+    qsub = "lqsub"
+    qstat = "lqstat"
+    qdel = "lqdel"
+
+    def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
+        """``lqstat -f <id>``, followed by ``lqstat exit status: N``."""
+        script = f'{self.qstat} -f "$1"; echo "lqstat exit status: $?"'
+        return ["sh", "-c", script, self.qstat, str(run.job_id)]
+
+    def cmd_status_many(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
+        """None: LPBS runs few jobs on one machine; each is asked on its own."""
+        return None
+
+    def get_status(self, response: str, finished: bool = False) -> int | None:
+        """RUNNING if listed; if not listed (and lqstat succeeded): None, or COMPLETED when ``finished``."""
+        jobs = parse_qstat_full(response)
+        if jobs:
+            return self.job_status(jobs[0])
+        status = _LQSTAT_EXIT.search(response)
+        if status is not None and status.group(1) == "0" and finished:
+            return COMPLETED
+        return None
+
+    def stateless_status(self, job: QstatJob) -> int | None:
+        """lqstat lists running jobs only."""
+        return RUNNING
