@@ -1,0 +1,23 @@
+"""LSF backend for clusterjob.
+
+This module is the plugin registered under the ``clusterjob`` entry-point
+group; installing ``clusterjob-lsf`` makes the ``lsf`` backend available to
+``JobScript`` and keeps ``clusterjob.backends.lsf.LsfBackend`` and
+``clusterjob.backends.lsf.time_to_minutes`` importable.
+"""
+
+from __future__ import annotations
+
+from clusterjob import hookimpl
+from clusterjob.backends import ClusterjobBackend
+
+from clusterjob_lsf.backend import LsfBackend
+from clusterjob_lsf.options import time_to_minutes
+
+__all__ = ["LsfBackend", "time_to_minutes", "clusterjob_backends"]
+
+
+@hookimpl
+def clusterjob_backends() -> list[ClusterjobBackend]:
+    """The ``lsf`` backend."""
+    return [LsfBackend()]

@@ -1,0 +1,269 @@
+"""The LSF backend: ``bsub < script``, ``bjobs -o``, ``bkill``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from clusterjob.backends import ClusterjobBackend, Command, ResourcesNotSupportedError
+from clusterjob.errors import SubmitError
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+
+from clusterjob_lsf.bjobs import STATUS_FORMAT, TAG_FORMAT, BjobsRecord, killed_by_user, parse_bjobs
+from clusterjob_lsf.options import check_key, positive_int, quote_value, time_to_minutes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from clusterjob.async_result import AsyncResult
+    from clusterjob.jobscript import JobScript
+
+__all__ = ["LsfBackend", "TAG_KEY"]
+
+logger = logging.getLogger("clusterjob.lsf")
+
+#: Resource key under which :meth:`LsfBackend.tag_resources` puts the tag.
+TAG_KEY = "clusterjob_tag"
+
+_SUBMITTED = re.compile(r"Job <(\d+)> is submitted")
+_NO_JOBS = re.compile(r"No (?:unfinished |matching )?job found", re.IGNORECASE)
+
+
+class LsfBackend(ClusterjobBackend):
+    """LSF backend.
+
+    Attributes:
+        name: ``'lsf'``.
+        extension: ``'lsf'``.
+        prefix: ``'#BSUB'``.
+        status_mapping: LSF job states (``bjobs`` STAT) -> clusterjob status
+            codes, for every state IBM documents. EXIT is refined: a job
+            killed by its owner or an administrator is CANCELLED.
+        resource_replacements: common resource keys that are single ``bsub``
+            options (``jobname`` -> ``-J``, ``time`` -> ``-W`` in minutes …).
+            ``nodes``, ``ppn``, ``threads`` and ``mem`` become ``-n`` and ``-R``.
+        job_vars: core variables -> LSF variables.
+    """
+
+    name = "lsf"
+    extension = "lsf"
+    prefix = "#BSUB"
+    status_mapping = {
+        "PEND": PENDING,  # waiting to be scheduled
+        "PSUSP": PENDING,  # suspended by its owner or an administrator while pending
+        "WAIT": PENDING,  # chunk job member waiting to run
+        "PROV": PENDING,  # dispatched to a host that is being provisioned
+        "RUN": RUNNING,  # running
+        "USUSP": RUNNING,  # suspended by its owner or an administrator while running
+        "SSUSP": RUNNING,  # suspended by LSF (load, run windows) while running
+        "UNKWN": RUNNING,  # mbatchd lost contact with the execution host; the job was running
+        "ZOMBI": RUNNING,  # being killed on an unreachable host; becomes EXIT later
+        "DONE": COMPLETED,  # exited with status 0
+        "EXIT": FAILED,  # exited non-zero or was killed (bkill: CANCELLED, see get_status)
+    }
+    resource_replacements = {"jobname": "J", "queue": "q", "stdout": "o", "stderr": "e", "time": "W"}
+    job_vars = {
+        "CLUSTERJOB_ID": "LSB_JOBID",
+        "CLUSTERJOB_WORKDIR": "LS_SUBCWD",
+        "CLUSTERJOB_SUBMIT_HOST": "LSB_SUB_HOST",
+        "CLUSTERJOB_NAME": "LSB_JOBNAME",
+        "CLUSTERJOB_NODELIST": "LSB_HOSTS",
+    }
+
+    # -- submission -----------------------------------------------------------
+
+    def cmd_submit(self, jobscript: JobScript) -> Command:
+        """``bsub < <script>``: a string, since the script is piped into ``bsub``.
+
+        Piping makes ``bsub`` read the ``#BSUB`` lines (it does not when the
+        script is an argument). The file name is quoted with :func:`shlex.quote`.
+        """
+        return f"bsub < {shlex.quote(jobscript.filename or jobscript.script_filename())}"
+
+    def get_job_id(self, response: str) -> str | None:
+        """The ID in ``Job <123> is submitted to queue <normal>.``"""
+        match = _SUBMITTED.search(response)
+        return match.group(1) if match else None
+
+    def cmd_cancel(self, run: AsyncResult) -> Command:
+        """``bkill <id>``."""
+        return ["bkill", str(run.job_id)]
+
+    # -- status ---------------------------------------------------------------
+
+    def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
+        """``bjobs -a -noheader -o "jobid stat exit_code exit_reason delimiter='|'" <id>``.
+
+        The same command serves running and finished jobs: ``-a`` includes
+        jobs that finished recently (until mbatchd cleans them, after
+        ``CLEAN_PERIOD``, one hour by default).
+        """
+        return self._bjobs([str(run.job_id)])
+
+    def cmd_status_many(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
+        """One ``bjobs`` for many jobs."""
+        return self._bjobs([str(run.job_id) for run in runs])
+
+    @staticmethod
+    def _bjobs(job_ids: list[str]) -> Command:
+        return ["bjobs", "-a", "-noheader", "-o", STATUS_FORMAT, *job_ids]
+
+    def get_status(self, response: str, finished: bool = False) -> int | None:
+        """The status of the (one) job in the ``bjobs`` output, or None if it is not there."""
+        records = parse_bjobs(response)
+        if not records:
+            return None
+        return self.record_status(next(iter(records.values())))
+
+    def get_status_many(
+        self, response: str, runs: Sequence[AsyncResult], finished: bool = False
+    ) -> Mapping[str, int | None]:
+        """Job ID -> status for each run (None if ``bjobs`` did not list it)."""
+        records = parse_bjobs(response)
+        result: dict[str, int | None] = {}
+        for run in runs:
+            record = records.get(str(run.job_id))
+            result[str(run.job_id)] = None if record is None else self.record_status(record)
+        return result
+
+    def record_status(self, record: BjobsRecord) -> int | None:
+        """Status code of one ``bjobs`` record: ``status_mapping``, EXIT refined."""
+        code = self.status_mapping.get(record.stat)
+        if code is None:
+            logger.warning("LSF job %s has state %r, which clusterjob does not know", record.job_id, record.stat)
+            return None
+        if code == FAILED and killed_by_user(record):
+            return CANCELLED
+        return code
+
+    # -- resources -------------------------------------------------------------
+
+    def resource_headers(self, jobscript: JobScript) -> list[str]:
+        """``#BSUB`` lines for the job's resources.
+
+        ``jobname`` -> ``-J``, ``queue`` -> ``-q``, ``time`` -> ``-W <minutes>``
+        (rounded up), ``nodes``/``ppn``/``threads`` -> ``-n <nodes*ppn*threads>``
+        and ``-R "span[ptile=<ppn*threads>]"``, ``mem`` (MB per node) -> ``-R
+        "rusage[mem=<mem>]"`` (LSF reserves rusage memory per host by default;
+        the unit is the cluster's LSF_UNIT_FOR_LIMITS, MB by default),
+        ``stdout``/``stderr`` -> ``-o``/``-e``, ``depend`` (from ``after=``) ->
+        ``-w "<condition>"`` (and-ed with a ``w`` resource), :data:`TAG_KEY` ->
+        ``-Jd`` (appended to a ``Jd`` resource). Any other key is the ``bsub``
+        option ``-key value`` (``-key`` for True), whatever its length, since
+        ``bsub`` has only single-dash options. False/None are left out.
+        """
+        resources = {k: v for k, v in jobscript.resources.items() if v is not None and v is not False}
+        lines: list[str] = []
+        repl = self.resource_replacements
+
+        def add(*words: str) -> None:
+            lines.append(" ".join([self.prefix, *words]))
+
+        for key in ("jobname", "queue"):
+            if key in resources:
+                add(f"-{repl[key]}", quote_value(resources.pop(key)))
+        if "time" in resources:
+            value = resources.pop("time")
+            try:
+                add(f"-{repl['time']}", str(time_to_minutes(value)))
+            except ValueError:
+                raise ResourcesNotSupportedError(
+                    f"backend {self.name!r} cannot express time={value!r}: use minutes, "
+                    "minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes, "
+                    "days-hours:minutes:seconds or days:hours:minutes:seconds"
+                ) from None
+        slots, requirements = self._layout(resources)
+        if slots is not None:
+            add("-n", str(slots))
+        if requirements:
+            add("-R", quote_value(" ".join(requirements), force=True))
+        for key in ("stdout", "stderr"):
+            if key in resources:
+                add(f"-{repl[key]}", quote_value(resources.pop(key)))
+        conditions = [f"({resources.pop('w')})"] if "w" in resources else []
+        if "depend" in resources:
+            conditions.append(str(resources.pop("depend")))
+        if conditions:
+            add("-w", quote_value(" && ".join(conditions), force=True))
+        description = [str(resources.pop("Jd"))] if "Jd" in resources else []
+        if TAG_KEY in resources:
+            description.append(str(resources.pop(TAG_KEY)))
+        if description:
+            add("-Jd", quote_value(" ".join(description)))
+        for key, value in sorted(resources.items()):
+            check_key(self.name, key, value)
+            add(f"-{key}", *([] if value is True else [quote_value(value)]))
+        return lines
+
+    def _layout(self, resources: dict[str, Any]) -> tuple[int | None, list[str]]:
+        """``-n`` slots and ``-R`` sections for nodes/ppn/threads/mem (popped), plus an ``R`` resource."""
+        user = str(resources.pop("R")).strip() if "R" in resources else ""
+        counts = {key: resources.pop(key, None) for key in ("nodes", "ppn", "threads")}
+        mem = resources.pop("mem", None)
+        requirements = [user] if user else []
+        slots = None
+        if any(value is not None for value in counts.values()):
+            nodes, ppn, threads = (
+                1 if value is None else positive_int(self.name, key, value) for key, value in counts.items()
+            )
+            if "span[" in user:
+                raise ResourcesNotSupportedError(
+                    f"backend {self.name!r} cannot express nodes/ppn/threads together with a span "
+                    f"section in R={user!r}: give either"
+                )
+            slots = nodes * ppn * threads
+            requirements.append(f"span[ptile={ppn * threads}]")
+        if mem is not None:
+            try:
+                megabytes = positive_int(self.name, "mem", mem)
+            except ResourcesNotSupportedError:
+                raise ResourcesNotSupportedError(
+                    f"backend {self.name!r} cannot express mem={mem!r}: mem is the memory per "
+                    "node in MB, a positive integer"
+                ) from None
+            if "rusage[" in user:
+                raise ResourcesNotSupportedError(
+                    f"backend {self.name!r} cannot express mem={mem!r} together with an rusage "
+                    f"section in R={user!r}: put mem into that rusage section"
+                )
+            requirements.append(f"rusage[mem={megabytes}]")
+        return slots, requirements
+
+    # -- dependencies and crash-recovery tags ----------------------------------
+
+    def dependency_resources(self, job_ids: Sequence[str]) -> dict[str, Any]:
+        """``-w "done(id1) && done(id2)"``: start only after all jobs ended with DONE."""
+        if not job_ids:
+            return {}
+        return {"depend": " && ".join(f"done({job_id})" for job_id in job_ids)}
+
+    def tag_resources(self, tag: str) -> dict[str, Any]:
+        """The tag as job description (``bsub -Jd``), shown by ``bjobs -o job_description``."""
+        return {TAG_KEY: tag}
+
+    def cmd_find_tag(self, tag: str) -> Command | None:
+        """The user's recent jobs with their descriptions, stderr included (for "No job found")."""
+        return ["sh", "-c", 'bjobs -a -noheader -o "$1" 2>&1', "bjobs", TAG_FORMAT]
+
+    def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
+        """IDs of the jobs whose description contains ``tag`` as a word.
+
+        Raises:
+            SubmitError: if the output is neither a job listing nor LSF's
+                "No job found", so that no job is provably absent.
+        """
+        listed = False
+        found = []
+        for line in response.splitlines():
+            job_id, sep, description = line.strip().partition("|")
+            if sep and job_id.strip().isdigit():
+                listed = True
+                if tag in description.split():
+                    found.append(job_id.strip())
+        if found or listed or _NO_JOBS.search(response):
+            return found
+        raise SubmitError(
+            f"cannot tell whether the interrupted submission tagged {tag} reached LSF: bjobs "
+            f"answered {response.strip()[-300:]!r}. Check with bjobs, then submit again with force=True"
+        )
