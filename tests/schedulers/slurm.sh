@@ -121,9 +121,6 @@ EOF
         stop_pid slurmdbd "$CJ_RUN/slurmdbd.pid" slurmdbd
     fi
     if ! is_running slurmdbd; then
-        if port_open 6819; then
-            die "port 6819 is in use by a slurmdbd this script did not start; stop it first"
-        fi
         log "starting slurmdbd"
         start_bg slurmdbd root -- /usr/sbin/slurmdbd -D
         wait_until 60 "slurmdbd" sacctmgr -n show cluster ||
@@ -199,6 +196,25 @@ EOF
 }
 
 # ------------------------------------------------------------------ slurmctld/slurmd
+# Refuse to touch anything while daemons that this script did not start (other
+# pidfiles, another state folder) hold the ports: they would keep running with
+# the old configuration.
+check_foreign() {
+    local d port
+    for d in mariadb slurmdbd slurmctld slurmd; do
+        case $d in
+        mariadb) port=3306 ;;
+        slurmdbd) port=6819 ;;
+        slurmctld) port=6817 ;;
+        slurmd) port=6818 ;;
+        esac
+        if ! is_running "$d" && port_open "$port"; then
+            die "port $port is in use, but not by a $d that this script started" \
+                "(no live PID in $CJ_RUN/$d.pid): stop that $d first"
+        fi
+    done
+}
+
 # slurm.conf comes first: the client commands (sacctmgr too) need it.
 prepare_slurm() {
     install -d -o slurm -g slurm -m 0755 /var/spool/slurmctld /run/slurm
@@ -214,14 +230,12 @@ prepare_slurm() {
 
 start_slurm() {
     if ! is_running slurmctld; then
-        port_open 6817 && die "port 6817 is in use by a slurmctld this script did not start; stop it first"
         log "starting slurmctld"
         start_bg slurmctld root -- /usr/sbin/slurmctld -D
         wait_until 60 "slurmctld" scontrol ping ||
             die_log "slurmctld did not start" "$CJ_LOGS/slurmctld.log" "$CJ_LOGS/slurmctld.out"
     fi
     if ! is_running slurmd; then
-        port_open 6818 && die "port 6818 is in use by a slurmd this script did not start; stop it first"
         log "starting slurmd"
         start_bg slurmd root -- /usr/sbin/slurmd -D
     fi
@@ -273,6 +287,7 @@ up() {
         return 0
     fi
     ensure_packages "${PACKAGES[@]}"
+    check_foreign
     prepare_slurm
     start_munge
     start_mariadb
