@@ -88,6 +88,11 @@ class _JobScriptMeta(type):
 
     def __setattr__(cls, name: str, value: Any) -> None:
         super().__setattr__(name, check_attribute(cls.__name__, name, value))
+        _known_attributes.clear()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        _known_attributes.clear()
 
     @property
     def backends(cls) -> list[str]:
@@ -338,7 +343,17 @@ def _is_machinery(name: str) -> bool:
     return name in _MACHINERY
 
 
-def _class_attribute_names(cls: type) -> set[str]:
+#: Per class, the attribute names keyword arguments may set; cleared whenever a class attribute changes.
+_known_attributes: dict[type, frozenset[str]] = {}
+
+
+def _class_attribute_names(cls: type) -> frozenset[str]:
+    if cls not in _known_attributes:
+        _known_attributes[cls] = frozenset(_collect_attribute_names(cls))
+    return _known_attributes[cls]
+
+
+def _collect_attribute_names(cls: type) -> set[str]:
     names: set[str] = set()
     for klass in cls.__mro__[:-1]:
         names.update(
