@@ -363,6 +363,8 @@ def _collect_attribute_names(cls: type) -> set[str]:
 
 
 def _apply_attributes(target: Any, attributes: dict[str, str], filename: str, class_level: bool) -> None:
+    """Validate every value first, then set them: a faulty file changes nothing."""
+    checked = {}
     for key, value in attributes.items():
         where = f"config file {filename!r}, section [Attributes], key {key!r}"
         if not class_level and key in CLASS_ONLY:
@@ -370,9 +372,11 @@ def _apply_attributes(target: Any, attributes: dict[str, str], filename: str, cl
         if key in _MACHINERY or key in ("body", "aux_scripts"):
             raise ConfigError(f"{where}: {key!r} is reserved and may not be set from a config file")
         try:
-            setattr(target, key, value)
+            checked[key] = check_attribute("JobScript", key, value)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+    for key, value in checked.items():
+        setattr(target, key, value)
 
 
 def _format_line(line: str, values: dict[str, Any]) -> str:
