@@ -201,11 +201,10 @@ def test_unknown_backend_names_distribution_to_install() -> None:
 
 
 def test_known_backend_names_its_distribution() -> None:
-    with pytest.raises(BackendNotInstalledError, match="backend 'pbspro' is not installed: pip install clusterjob-pbs"):
-        from clusterjob.plugins import get_backend, get_registry
+    from clusterjob.plugins import create_plugin_manager, get_backend, reset_plugin_manager
 
-        if "pbspro" in get_registry().backends:
-            pytest.skip("clusterjob-pbs is installed in this environment")
+    reset_plugin_manager(create_plugin_manager(load_entrypoints=False))
+    with pytest.raises(BackendNotInstalledError, match="backend 'pbspro' is not installed: pip install clusterjob-pbs"):
         get_backend("pbspro")
 
 
