@@ -1,0 +1,134 @@
+"""Command lines built by the pbs, pbspro and lpbs backends (submit, status, cancel, tag lookup)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clusterjob import JobScript
+from clusterjob.async_result import AsyncResult
+from clusterjob.status import COMPLETED, RUNNING
+from clusterjob_pbs import LPbsBackend, PbsBackend, PbsProBackend
+
+DATA = Path(__file__).parent / "data"
+
+
+def run(backend: object, job_id: str) -> AsyncResult:
+    result = AsyncResult(backend)  # type: ignore[arg-type]
+    result.job_id = job_id
+    return result
+
+
+def test_submit_passes_stdout_and_stderr_on_the_command_line() -> None:
+    """slurm-wlm-torque overrides `#PBS -o/-e` with its own defaults; the command line wins everywhere."""
+    job = JobScript("true", jobname="j", backend="pbs", stdout="j.out", stderr="j.err")
+    job.filename = "j.pbs"
+    assert PbsBackend().cmd_submit(job) == ["qsub", "-o", "j.out", "-e", "j.err", "j.pbs"]
+    assert PbsProBackend().cmd_submit(job) == ["qsub", "-o", "j.out", "-e", "j.err", "j.pbs"]
+    assert LPbsBackend().cmd_submit(job) == ["lqsub", "-o", "j.out", "-e", "j.err", "j.pbs"]
+    plain = JobScript("true", jobname="plain", backend="pbs")
+    assert PbsBackend().cmd_submit(plain) == ["qsub", "plain.pbs"]
+
+
+@pytest.mark.parametrize(
+    ("response", "job_id"),
+    [
+        ("1234.pbsserver\n", "1234.pbsserver"),  # PBS Pro
+        ("4321.torque-server.example.org\n", "4321.torque-server.example.org"),  # TORQUE
+        ("1244[].pbsserver\n", "1244[].pbsserver"),  # array job
+        ("42\n", "42"),  # slurm-wlm-torque prints the bare number
+        ("17.mylaptop.local\n", "17.mylaptop.local"),  # LPBS
+        ("qsub: warning: something\n77.srv\n", "77.srv"),
+        ("", None),
+        ("qsub: Unknown queue MSG=cannot locate queue\n", None),
+        ("There was an error running the Slurm sbatch command.\n", None),
+    ],
+)
+def test_get_job_id(response: str, job_id: str | None) -> None:
+    assert PbsBackend().get_job_id(response) == job_id
+
+
+def test_status_commands() -> None:
+    torque, pro, lpbs = PbsBackend(), PbsProBackend(), LPbsBackend()
+    assert torque.cmd_status(run(torque, "12.srv")) == ["qstat", "-f", "12.srv"]
+    assert torque.cmd_status(run(torque, "12.srv"), finished=True) == [
+        "sh", "-c", 'qstat -x -f "$@" 2>/dev/null || qstat -f "$@"', "qstat", "12.srv",
+    ]
+    assert pro.cmd_status(run(pro, "12.srv")) == ["qstat", "-x", "-f", "12.srv"]
+    assert pro.cmd_status(run(pro, "12.srv"), finished=True) == ["qstat", "-x", "-f", "12.srv"]
+    assert lpbs.cmd_status(run(lpbs, "3.host.dom")) == [
+        "sh", "-c", 'lqstat -f "$1"; echo "lqstat exit status: $?"', "lqstat", "3.host.dom",
+    ]
+    runs = [run(torque, "1.s"), run(torque, "2.s")]
+    assert torque.cmd_status_many(runs) == ["qstat", "-f", "1.s", "2.s"]
+    assert torque.cmd_status_many(runs, finished=True)[-2:] == ["1.s", "2.s"]
+    assert pro.cmd_status_many(runs) == ["qstat", "-x", "-f", "1.s", "2.s"]
+    assert lpbs.cmd_status_many(runs) is None
+
+
+def test_cancel_commands() -> None:
+    assert PbsBackend().cmd_cancel(run(PbsBackend(), "12.srv")) == ["qdel", "12.srv"]
+    assert PbsProBackend().cmd_cancel(run(PbsProBackend(), "12.srv")) == ["qdel", "12.srv"]
+    assert LPbsBackend().cmd_cancel(run(LPbsBackend(), "3.h.d")) == ["lqdel", "3.h.d"]
+
+
+def test_find_tag_command_appends_qstat_exit_status() -> None:
+    assert PbsProBackend().cmd_find_tag("cj-1") == ["sh", "-c", 'qstat -x -f; echo "qstat exit status: $?"']
+
+
+def _fake_qstat(folder: Path, script: str) -> dict[str, str]:
+    folder.mkdir(exist_ok=True)
+    path = folder / "qstat"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
+
+
+def test_finished_status_falls_back_to_plain_qstat_where_x_is_unknown(tmp_path: Path) -> None:
+    """Like slurm-wlm-torque: `qstat -x` is a usage error, `qstat -f ID` works."""
+    completed = (DATA / "slurm_torque_qstat_f_completed.txt").read_text()
+    (tmp_path / "answer").write_text(completed)
+    env = _fake_qstat(tmp_path / "bin", f"""
+case "$1" in -x) echo "Unknown option: x" >&2; exit 2;; esac
+[ "$1" = -f ] && [ "$2" = 34 ] && cat {tmp_path}/answer && exit 0
+exit 153
+""")
+    backend = PbsBackend()
+    cmd = backend.cmd_status(run(backend, "34"), finished=True)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert out.stdout == completed
+    assert out.stderr == ""  # the expected failure of -x is not reported as an error
+    assert backend.get_status(out.stdout, finished=True) == COMPLETED
+
+
+def test_finished_status_uses_history_where_x_works(tmp_path: Path) -> None:
+    """Like PBS Pro used through the pbs backend: the finished job is only visible with -x."""
+    history = (DATA / "pbspro_qstat_xf_finished.txt").read_text()
+    (tmp_path / "answer").write_text(history)
+    env = _fake_qstat(tmp_path / "bin", f"""
+[ "$1" = -x ] && cat {tmp_path}/answer && exit 0
+echo "qstat: 1234.pbsserver Job has finished, use -x or -H to obtain historical job information" >&2
+exit 35
+""")
+    backend = PbsBackend()
+    assert subprocess.run(backend.cmd_status(run(backend, "1234.pbsserver")), env=env, capture_output=True, text=True).stdout == ""
+    out = subprocess.run(backend.cmd_status(run(backend, "1234.pbsserver"), finished=True), env=env, capture_output=True, text=True)
+    assert backend.get_status(out.stdout, finished=True) == COMPLETED
+
+
+def test_lpbs_status_command_reports_lqstat_exit_status(tmp_path: Path) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    lqstat = folder / "lqstat"
+    lqstat.write_text(f"#!/bin/sh\n[ \"$2\" = 17.mylaptop.local ] && sed '$d' {DATA}/lpbs_lqstat_f_running.txt\nexit 0\n")
+    lqstat.chmod(0o755)
+    env = {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
+    backend = LPbsBackend()
+    running = subprocess.run(backend.cmd_status(run(backend, "17.mylaptop.local")), env=env, capture_output=True, text=True)
+    assert backend.get_status(running.stdout) == RUNNING
+    ended = subprocess.run(backend.cmd_status(run(backend, "18.mylaptop.local")), env=env, capture_output=True, text=True)
+    assert ended.stdout == "lqstat exit status: 0\n"
+    assert backend.get_status(ended.stdout, finished=True) == COMPLETED

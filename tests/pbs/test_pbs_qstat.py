@@ -1,0 +1,237 @@
+"""Parsing scheduler output in the formats the vendors document, for pbs, pbspro and lpbs.
+
+Fixture files in ``data/``, named after what they show:
+
+* ``pbspro_*``: PBS Professional ``qstat -x -f`` output, in the layout of the
+  PBS Professional Reference Guide (qstat, "Job status in long format": a
+  ``Job Id:`` line, ``    attribute = value`` lines, long values continued
+  on tab-indented lines) and the job states, substates and exit codes of the
+  PBS Professional Reference Guide ("Job States", "Job Substates") and
+  Administrator's Guide ("Job Exit Status Codes"; OpenPBS
+  ``src/include/job.h``).
+* ``torque_*``: TORQUE 6 ``qstat -f`` and ``qstat -x`` (XML) output, per the
+  TORQUE Administrator Guide (qstat; "Job Exit Status": 271 = 256+SIGTERM,
+  -11 = JOB_EXEC_OVERLIMIT_WT).
+* ``slurm_torque_*``: captured from the ``qstat`` of ``slurm-wlm-torque``
+  22.05 on the test machine.
+* ``lpbs_*``: ``lqstat -f`` output of LPBS (``JobInfo.full_info``), followed
+  by the marker line the lpbs status command appends.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from clusterjob.async_result import AsyncResult
+from clusterjob.errors import SubmitError
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+from clusterjob_pbs import LPbsBackend, PbsBackend, PbsProBackend
+from clusterjob_pbs.qstat import parse_qstat_full, sequence_number
+
+DATA = Path(__file__).parent / "data"
+
+
+def read(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+def run(backend: object, job_id: str) -> AsyncResult:
+    result = AsyncResult(backend)  # type: ignore[arg-type]
+    result.job_id = job_id
+    return result
+
+
+@pytest.mark.parametrize(
+    ("fixture", "status"),
+    [
+        ("pbspro_qstat_xf_finished.txt", COMPLETED),  # F, substate 92, Exit_status 0
+        ("pbspro_qstat_xf_failed.txt", FAILED),  # F, substate 93, Exit_status 3
+        ("pbspro_qstat_xf_deleted_running.txt", CANCELLED),  # F, substate 91 (qdel), Exit_status 271
+        ("pbspro_qstat_xf_deleted_queued.txt", CANCELLED),  # F, substate 91, never ran: no Exit_status
+        ("pbspro_qstat_xf_walltime.txt", FAILED),  # F, substate 93, Exit_status -29 (JOB_EXEC_KILL_WALLTIME)
+        ("pbspro_qstat_xf_running.txt", RUNNING),
+        ("pbspro_qstat_xf_array_begun.txt", RUNNING),  # B: array job with a subjob started
+        ("pbspro_qstat_xf_subjob_expired.txt", COMPLETED),  # X: subjob finished
+        ("pbspro_qstat_xf_moved.txt", PENDING),  # M: moved to another server
+    ],
+)
+def test_pbspro_qstat_x_f(fixture: str, status: int) -> None:
+    """PBS Professional Reference Guide: qstat -x -f long format; job states B/F/M/R/X; substates 91-93."""
+    backend = PbsProBackend()
+    assert backend.get_status(read(fixture)) == status
+    assert backend.get_status(read(fixture), finished=True) == status
+
+
+@pytest.mark.parametrize(
+    ("fixture", "status"),
+    [
+        ("torque_qstat_f_completed.txt", COMPLETED),  # C, exit_status 0
+        ("torque_qstat_f_failed.txt", FAILED),  # C, exit_status 1
+        ("torque_qstat_f_walltime.txt", FAILED),  # C, exit_status -11: walltime exceeded
+        ("torque_qstat_f_qdel_running.txt", CANCELLED),  # C, exit_status 271 = 256 + SIGTERM (qdel)
+        ("torque_qstat_f_killed_sigkill.txt", FAILED),  # C, exit_status 265 = 256 + SIGKILL
+        ("torque_qstat_f_deleted_queued.txt", CANCELLED),  # C without exit_status: deleted before it ran
+        ("torque_qstat_f_running.txt", RUNNING),
+        ("torque_qstat_f_exiting.txt", RUNNING),  # E: exiting, exit status not final yet
+        ("torque_qstat_x_completed.xml", COMPLETED),  # qstat -x is XML in TORQUE
+        ("torque_qstat_x_failed.xml", FAILED),
+    ],
+)
+def test_torque_qstat_f_and_x(fixture: str, status: int) -> None:
+    """TORQUE Administrator Guide: qstat -f / -x (XML) output; job exit status codes."""
+    assert PbsBackend().get_status(read(fixture)) == status
+
+
+def test_every_documented_state_has_a_status() -> None:
+    """TORQUE qstat(1B) states C E H Q R T W S, and PBS Pro's B E F H M Q R S T U W X."""
+    mapping = PbsBackend.status_mapping
+    assert set("CEHQRTWS") | set("BEFHMQRSTUWX") == set(mapping)
+    assert {s for s, code in mapping.items() if code == PENDING} == set("QHWTM")
+    assert {s for s, code in mapping.items() if code == RUNNING} == set("RESUB")
+    assert PbsProBackend.status_mapping == LPbsBackend.status_mapping == mapping
+
+
+def test_torque_pending_states_in_one_listing() -> None:
+    """TORQUE qstat -f of jobs in states Q, H, W, T, S (batched status of several jobs)."""
+    backend = PbsBackend()
+    ids = [f"{n}.torque-server.example.org" for n in range(4329, 4334)]
+    statuses = backend.get_status_many(read("torque_qstat_f_queued_held_waiting.txt"), [run(backend, i) for i in ids])
+    assert list(statuses.values()) == [PENDING, PENDING, PENDING, PENDING, RUNNING]
+
+
+def test_pbspro_batched_status_matches_by_sequence_number() -> None:
+    """PBS Pro qstat -x -f of four jobs; qsub may print a shorter server name than qstat."""
+    backend = PbsProBackend()
+    runs = [run(backend, "1240.pbsserver"), run(backend, "1241"), run(backend, "1242.pbsserver.example.org"),
+            run(backend, "1243.pbsserver"), run(backend, "1299.pbsserver")]
+    statuses = backend.get_status_many(read("pbspro_qstat_xf_many.txt"), runs)
+    assert statuses == {
+        "1240.pbsserver": PENDING,
+        "1241": RUNNING,
+        "1242.pbsserver.example.org": COMPLETED,
+        "1243.pbsserver": PENDING,
+        "1299.pbsserver": None,  # not in the output: unknown, never guessed
+    }
+
+
+def test_long_values_are_joined_across_continuation_lines() -> None:
+    """PBS Pro breaks values longer than a line after a comma or inside a word (tab-indented continuation)."""
+    jobs = parse_qstat_full(read("pbspro_qstat_xf_all_tagged.txt"))
+    variables = jobs[0].variables()
+    assert variables["PBS_O_PATH"] == (
+        "/opt/pbs/bin:/usr/local/bin:/usr/bin:/bin:/home/user1/.local/bin:"
+        "/home/user1/software/very/long/path/to/tools/bin"
+    )
+    assert variables["PBS_O_HOST"] == "login1.example.org"
+    assert variables["CLUSTERJOB_TAG"] == "cj-0000000000-aaaaaa"
+    assert jobs[0].get("EXIT_STATUS") == "0"  # case-insensitive: PBS Pro Exit_status, TORQUE exit_status
+    assert [job.job_id for job in jobs] == ["1250.pbsserver", "1251.pbsserver", "1252.pbsserver"]
+
+
+def test_torque_xml_resources_are_nested() -> None:
+    """TORQUE qstat -x: <Resource_List><walltime>…</walltime></Resource_List>."""
+    (job,) = parse_qstat_full(read("torque_qstat_x_completed.xml"))
+    assert job.job_id == "4321.torque-server.example.org"
+    assert job.get("Resource_List.walltime") == "00:10:00"
+    assert job.variables()["PBS_O_WORKDIR"] == "/home/user1/run"
+
+
+def test_unreadable_xml_is_no_status(caplog: pytest.LogCaptureFixture) -> None:
+    assert PbsBackend().get_status("<Data><Job><Job_Id>1</Job_Id>") is None
+    assert "cannot read qstat XML output" in caplog.text
+
+
+def test_no_job_in_output_is_unknown() -> None:
+    """qstat prints errors ("Unknown Job Id", "Job has finished, use -x") on stderr: stdout is empty."""
+    for backend in (PbsBackend(), PbsProBackend()):
+        assert backend.get_status("") is None
+        assert backend.get_status("", finished=True) is None
+
+
+def test_unknown_state_is_unknown_not_guessed(caplog: pytest.LogCaptureFixture) -> None:
+    assert PbsBackend().get_status("Job Id: 5.srv\n    job_state = Z\n") is None
+    assert "job_state 'Z', which clusterjob does not know" in caplog.text
+
+
+def test_moved_job_warns_that_it_cannot_be_followed(caplog: pytest.LogCaptureFixture) -> None:
+    assert PbsProBackend().get_status(read("pbspro_qstat_xf_moved.txt")) == PENDING
+    assert "moved to another server" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("fixture", "status"),
+    [
+        ("slurm_torque_qstat_f_completed.txt", COMPLETED),
+        ("slurm_torque_qstat_f_failed.txt", COMPLETED),  # the wrapper reports "C", nothing else
+        ("slurm_torque_qstat_f_cancelled.txt", COMPLETED),
+    ],
+)
+def test_slurm_torque_wrapper_hides_outcomes(fixture: str, status: int, caplog: pytest.LogCaptureFixture) -> None:
+    """slurm-wlm-torque's qstat -f: tab-indented, `job_state = C` for every ended job, no exit status."""
+    with caplog.at_level(logging.WARNING, logger="clusterjob.pbs"):
+        assert PbsBackend().get_status(read(fixture)) == status
+    assert "SLURM's TORQUE wrappers" in caplog.text
+    assert "use the 'slurm' backend" in caplog.text
+
+
+def test_slurm_torque_wrapper_running_and_queued() -> None:
+    backend = PbsBackend()
+    statuses = backend.get_status_many(read("slurm_torque_qstat_f_running_and_queued.txt"), [run(backend, "23"), run(backend, "24")])
+    assert statuses == {"23": RUNNING, "24": PENDING}
+    (job, _) = parse_qstat_full(read("slurm_torque_qstat_f_running_and_queued.txt"))
+    assert job.layout == "slurm-torque"
+    assert job.get("Resource_List.walltime") == "8760:00:00"
+
+
+def test_lpbs_lqstat() -> None:
+    """LPBS lqstat -f lists running jobs without job_state; an ended job is simply not listed."""
+    backend = LPbsBackend()
+    assert backend.get_status(read("lpbs_lqstat_f_running.txt")) == RUNNING
+    assert backend.get_status(read("lpbs_lqstat_f_ended.txt")) is None  # ask again with finished=True
+    assert backend.get_status(read("lpbs_lqstat_f_ended.txt"), finished=True) == COMPLETED
+    # lqstat itself failed (e.g. LPBS_HOME unset): no conclusion
+    assert backend.get_status(read("lpbs_lqstat_f_failed.txt"), finished=True) is None
+    assert backend.get_status("", finished=True) is None
+
+
+def test_sequence_number() -> None:
+    assert sequence_number("123.server.example.org") == "123"
+    assert sequence_number("123[].server") == "123[]"
+    assert sequence_number(" 42\n") == "42"
+
+
+def test_pbspro_find_tag_in_variable_list() -> None:
+    """PBS Pro qstat -x -f of all jobs (tag in Variable_List), followed by the exit-status marker."""
+    backend = PbsProBackend()
+    assert backend.get_job_ids_for_tag(read("pbspro_qstat_xf_all_tagged.txt"), "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]
+    assert backend.get_job_ids_for_tag(read("pbspro_qstat_xf_all_untagged.txt"), "cj-1a2b3c4d5e-9f8e7d") == []
+    assert backend.get_job_ids_for_tag("qstat exit status: 0\n", "cj-1") == []  # no jobs at all
+
+
+def test_torque_with_tags_enabled_finds_the_job() -> None:
+    class TaggedTorque(PbsBackend):
+        tag_variable = "CLUSTERJOB_TAG"
+
+    backend = TaggedTorque()
+    assert backend.get_job_ids_for_tag(read("torque_qstat_f_tagged.txt"), "cj-1a2b3c4d5e-9f8e7d") == [
+        "4340.torque-server.example.org"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("response", "reason"),
+    [
+        ("", "qstat failed"),
+        ("qstat exit status: 1\n", "qstat failed"),
+        (read("pbspro_qstat_xf_running.txt"), "qstat failed"),  # no marker: the shell did not finish
+        (read("slurm_torque_qstat_f_completed.txt") + "qstat exit status: 0\n", "shows no Variable_List for job(s) 34"),
+    ],
+)
+def test_find_tag_never_claims_absence_it_cannot_prove(response: str, reason: str) -> None:
+    with pytest.raises(SubmitError, match="cannot tell whether the interrupted submission tagged cj-t reached") as info:
+        PbsProBackend().get_job_ids_for_tag(response, "cj-t")
+    assert reason in str(info.value)
+    assert "submit again with force=True" in str(info.value)

@@ -1,0 +1,185 @@
+"""Resource headers and rendered scripts of the pbs (TORQUE), pbspro and lpbs backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from clusterjob import JobScript
+from clusterjob.backends import ResourcesNotSupportedError
+from clusterjob_pbs import LPbsBackend, PbsBackend, PbsProBackend
+from clusterjob_pbs.backend import NODELIST_PREAMBLE, TAG_KEY
+
+# The "Parallelization Paradigms" table of the documentation.
+PARADIGMS = [
+    # (nodes, ppn, threads), PBS Pro, PBS/TORQUE
+    ((2, 32, 1), "select=2:ncpus=32:mpiprocs=32:ompthreads=1", "nodes=2:ppn=32"),
+    ((1, 1, 32), "select=1:ncpus=32:mpiprocs=1:ompthreads=32", "nodes=1:ppn=32"),
+    ((4, 2, 16), "select=4:ncpus=32:mpiprocs=2:ompthreads=16", "nodes=4:ppn=32"),
+]
+
+
+def headers(backend: str, **resources: object) -> list[str]:
+    job = JobScript("echo hi", jobname="job", backend=backend, **resources)
+    return job._get_backend().resource_headers(job)
+
+
+@pytest.mark.parametrize(("layout", "pbspro", "torque"), PARADIGMS)
+def test_parallelization_table_header_lines(layout: tuple[int, int, int], pbspro: str, torque: str) -> None:
+    nodes, ppn, threads = layout
+    assert headers("pbspro", nodes=nodes, ppn=ppn, threads=threads) == ["#PBS -N job", f"#PBS -l {pbspro}"]
+    assert headers("pbs", nodes=nodes, ppn=ppn, threads=threads) == ["#PBS -N job", f"#PBS -l {torque}"]
+    assert headers("lpbs", nodes=nodes, ppn=ppn, threads=threads) == ["#PBS -N job", f"#PBS -l {torque}"]
+
+
+@pytest.mark.parametrize(("layout", "pbspro", "torque"), PARADIGMS)
+def test_parallelization_table_rendered_script(layout: tuple[int, int, int], pbspro: str, torque: str) -> None:
+    nodes, ppn, threads = layout
+    body = "export OMP_NUM_THREADS={threads}\nmpirun ./a.out"
+    job = JobScript(body, jobname="para", backend="pbspro", nodes=nodes, ppn=ppn, threads=threads)
+    assert str(job) == (
+        f"#!/bin/bash\n#PBS -N para\n#PBS -l {pbspro}\nexport OMP_NUM_THREADS={threads}\nmpirun ./a.out"
+    )
+    job.backend = "pbs"
+    assert str(job) == (
+        f"#!/bin/bash\n#PBS -N para\n#PBS -l {torque}\nexport OMP_NUM_THREADS={threads}\nmpirun ./a.out"
+    )
+
+
+def test_common_resources_torque() -> None:
+    job = JobScript(
+        "cd $CLUSTERJOB_WORKDIR\necho $CLUSTERJOB_ID ${CLUSTERJOB_NAME} $CLUSTERJOB_SUBMIT_HOST",
+        jobname="printenv", backend="pbs", queue="test", time="00:05:00", nodes=1, threads=1,
+        mem=100, stdout="printenv.out", stderr="printenv.err",
+    )
+    assert str(job) == "\n".join([
+        "#!/bin/bash",
+        "#PBS -N printenv",
+        "#PBS -q test",
+        "#PBS -l walltime=00:05:00",
+        "#PBS -l nodes=1:ppn=1",
+        "#PBS -l mem=100mb",
+        "#PBS -o printenv.out",
+        "#PBS -e printenv.err",
+        "cd $PBS_O_WORKDIR",
+        "echo $PBS_JOBID ${PBS_JOBNAME} $PBS_O_HOST",
+    ])
+
+
+def test_mem_is_per_node_so_torque_asks_for_the_total_and_pbspro_per_chunk() -> None:
+    assert headers("pbs", nodes=3, mem=2000)[1:] == ["#PBS -l nodes=3:ppn=1", "#PBS -l mem=6000mb"]
+    assert headers("pbspro", nodes=3, mem=2000)[1:] == [
+        "#PBS -l select=3:ncpus=1:mpiprocs=1:ompthreads=1:mem=2000mb"
+    ]
+    assert headers("pbspro", mem=512)[1:] == ["#PBS -l select=1:mem=512mb"]
+
+
+@pytest.mark.parametrize(
+    ("time", "walltime"),
+    [
+        ("10", "00:10:00"),
+        ("10:30", "00:10:30"),
+        ("1:10:30", "01:10:30"),
+        ("1-0", "24:00:00"),
+        ("1-1:10", "25:10:00"),
+        ("1-1:10:30", "25:10:30"),
+        ("1:1:10:30", "25:10:30"),
+        (90, "01:30:00"),
+    ],
+)
+def test_time_becomes_normalized_walltime(time: object, walltime: str) -> None:
+    assert headers("pbs", time=time)[1:] == [f"#PBS -l walltime={walltime}"]
+    assert headers("pbspro", time=time)[1:] == [f"#PBS -l walltime={walltime}"]
+
+
+def test_arbitrary_keys_single_letter_options_and_long_resources() -> None:
+    lines = headers("pbs", j="oe", V=True, k=False, A=None, software="abaqus", naccesspolicy="singlejob", gpus=True)
+    assert lines == [
+        "#PBS -N job",
+        "#PBS -V",
+        "#PBS -j oe",
+        "#PBS -l gpus=true",
+        "#PBS -l naccesspolicy=singlejob",
+        "#PBS -l software=abaqus",
+    ]
+
+
+def test_values_with_spaces_are_quoted_for_qsub() -> None:
+    assert headers("pbs", M="a@b.org c@d.org")[1:] == ['#PBS -M "a@b.org c@d.org"']
+    assert headers("pbs", stdout="my out.txt")[1:] == ['#PBS -o "my out.txt"']
+
+
+def test_dependency_and_additional_attributes_share_one_W() -> None:
+    backend = PbsBackend()
+    dep = backend.dependency_resources(["12.srv", "13.srv"])
+    assert dep == {"depend": "afterok:12.srv:13.srv"}
+    assert headers("pbs", **dep)[1:] == ["#PBS -W depend=afterok:12.srv:13.srv"]
+    assert headers("pbspro", W="group_list=proj", **dep)[1:] == [
+        "#PBS -W group_list=proj,depend=afterok:12.srv:13.srv"
+    ]
+    assert backend.dependency_resources([]) == {}
+
+
+def test_pbspro_tag_goes_into_variable_list_and_merges_with_v() -> None:
+    tag = PbsProBackend().tag_resources("cj-1a2b3c4d5e-9f8e7d")
+    assert tag == {TAG_KEY: "cj-1a2b3c4d5e-9f8e7d"}
+    assert headers("pbspro", **tag)[1:] == ["#PBS -v CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"]
+    assert headers("pbspro", v="A=1", **tag)[1:] == ["#PBS -v A=1,CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"]
+
+
+def test_torque_and_lpbs_carry_no_tag() -> None:
+    """slurm-wlm-torque's qstat shows no Variable_List and `-v` replaces the job environment there."""
+    for backend in (PbsBackend(), LPbsBackend()):
+        assert backend.tag_resources("cj-x") == {}
+        assert backend.cmd_find_tag("cj-x") is None
+    # a stray tag resource is dropped rather than rendered as "-l clusterjob_tag=..."
+    assert headers("pbs", **{TAG_KEY: "cj-x"}) == ["#PBS -N job"]
+
+
+def test_nodelist_is_defined_from_the_nodefile_only_when_used() -> None:
+    job = JobScript("echo start\nfor h in ${CLUSTERJOB_NODELIST//,/ }; do ssh $h hostname; done", jobname="n", backend="pbs")
+    rendered = str(job).split("\n")
+    assert rendered[2] == NODELIST_PREAMBLE
+    assert rendered[3] == "echo start"
+    assert "$PBS_NODEFILE" in NODELIST_PREAMBLE
+    plain = JobScript("echo $CLUSTERJOB_NODELISTX", jobname="n", backend="pbs")
+    assert NODELIST_PREAMBLE not in str(plain)
+
+
+def test_nodelist_preamble_lists_distinct_hosts(tmp_path: object) -> None:
+    import subprocess
+    from pathlib import Path
+
+    nodefile = Path(str(tmp_path)) / "nodefile"
+    nodefile.write_text("n1\nn1\nn2\nn2\nn3\n")
+    script = NODELIST_PREAMBLE + '\necho "$CLUSTERJOB_NODELIST"'
+    out = subprocess.run(["bash", "-c", script], env={"PBS_NODEFILE": str(nodefile), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout == "n1,n2,n3\n"
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"nodes": 0}, "cannot express nodes=0: nodes must be a positive integer"),
+        ({"ppn": "two"}, "cannot express ppn='two': ppn must be a positive integer"),
+        ({"threads": -1}, "cannot express threads=-1"),
+        ({"mem": "2GB"}, "cannot express mem='2GB': mem is the memory per node in MB"),
+        ({"time": "1 1:10:30"}, "cannot express time='1 1:10:30': use minutes"),
+        ({"bad key": 1}, "cannot express resource bad key=1: a resource name must start with a letter"),
+    ],
+)
+def test_inexpressible_requests_name_the_key(resources: dict[str, object], message: str) -> None:
+    for backend in ("pbs", "pbspro"):
+        with pytest.raises(ResourcesNotSupportedError, match="backend '" + backend + "' " + _re(message)):
+            headers(backend, **resources)
+
+
+def test_jobname_with_whitespace_is_refused() -> None:
+    with pytest.raises(ResourcesNotSupportedError, match="cannot express jobname='my job'"):
+        JobScript("true", jobname="my job", backend="pbs").render_script("true", jobscript=True)
+
+
+def _re(text: str) -> str:
+    import re
+
+    return re.escape(text)
