@@ -1,0 +1,301 @@
+"""Reading Grid Engine's answers: ``qstat -xml``, ``qacct -j`` and ``qstat -j``.
+
+Everything here is a pure function of a command's stdout, so it is tested
+against output captured from a real Son of Grid Engine 8.1.9 cell
+(``tests/sge/data``). Nothing here guesses: output that does not say
+something about a job gives ``None`` (unknown), never a status.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+
+__all__ = [
+    "STATUS_MAPPING",
+    "state_to_status",
+    "combine_active",
+    "parse_qstat_xml",
+    "AccountingRecord",
+    "parse_qacct",
+    "qacct_status",
+    "split_marked_sections",
+    "parse_qstat_j_blocks",
+]
+
+logger = logging.getLogger("clusterjob.sge")
+
+#: Every job state of the qstat(1) listing documented in sge_status(5), and
+#: what it means for clusterjob. Suspended jobs (s/S/T) have started and not
+#: ended, so they are RUNNING; E(rror) jobs never start without a manual
+#: ``qmod -cj``, so they are FAILED; d(eletion) states end as cancelled.
+STATUS_MAPPING: dict[str, int] = {
+    # pending
+    "qw": PENDING,
+    "hqw": PENDING,
+    "hRwq": PENDING,
+    "Rq": PENDING,
+    # running / transferring
+    "r": RUNNING,
+    "hr": RUNNING,
+    "t": RUNNING,
+    "Rr": RUNNING,
+    "Rt": RUNNING,
+    # suspended (by qmod -sj, a suspended queue, or a suspend threshold)
+    "s": RUNNING,
+    "ts": RUNNING,
+    "S": RUNNING,
+    "tS": RUNNING,
+    "T": RUNNING,
+    "tT": RUNNING,
+    "Rs": RUNNING,
+    "Rts": RUNNING,
+    "RS": RUNNING,
+    "RtS": RUNNING,
+    "RT": RUNNING,
+    "RtT": RUNNING,
+    # pending with error: never starts unless someone clears the error
+    "Eqw": FAILED,
+    "Ehqw": FAILED,
+    "EhRqw": FAILED,
+    # qdel was used
+    "dr": CANCELLED,
+    "dt": CANCELLED,
+    "dRr": CANCELLED,
+    "dRt": CANCELLED,
+    "ds": CANCELLED,
+    "dS": CANCELLED,
+    "dT": CANCELLED,
+    "dRs": CANCELLED,
+    "dRS": CANCELLED,
+    "dRT": CANCELLED,
+}
+
+
+def state_to_status(state: str, mapping: Mapping[str, int] = STATUS_MAPPING) -> int | None:
+    """The status code of one qstat state string.
+
+    States missing from ``mapping`` (combinations the documentation does not
+    list, e.g. ``dqw``, ``hRr``) are classified by their letters, in the
+    order in which they decide a job's fate: ``d`` (deleted) > ``E`` (error)
+    > running letters ``r t s S T`` > pending letters ``q w h``. ``z``
+    (finished, shown by ``qstat -s z``) gives None: only qacct knows how it
+    ended.
+    """
+    state = state.strip()
+    if state in mapping:
+        return mapping[state]
+    if not state or "z" in state:
+        return None
+    if "d" in state:
+        return CANCELLED
+    if "E" in state:
+        return FAILED
+    if any(letter in state for letter in "rtsST"):
+        return RUNNING
+    if any(letter in state for letter in "qwh"):
+        return PENDING
+    logger.warning("unknown Grid Engine job state %r", state)
+    return None
+
+
+def combine_active(statuses: list[int | None]) -> int | None:
+    """One status for the listed entries (array tasks) of one job.
+
+    A job with any task running is RUNNING, else with any task pending
+    PENDING. An entry that does not tell (finished ``z``, unknown state)
+    leaves the decision to qacct (None). Only when every listed task ended
+    badly (error, deleted) does the listing decide: FAILED over CANCELLED.
+    """
+    if RUNNING in statuses:
+        return RUNNING
+    if PENDING in statuses:
+        return PENDING
+    if not statuses or None in statuses:
+        return None
+    return FAILED if FAILED in statuses else CANCELLED
+
+
+def parse_qstat_xml(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) -> dict[str, int | None] | None:
+    """Job number -> status from a ``qstat -xml`` listing; None if it is no listing.
+
+    An array job appears once per task (or task range); its entries are
+    combined by :func:`combine_active`. Jobs not in the listing are absent
+    from the result (they left the queue, or never were there).
+    """
+    start = response.find("<?xml")
+    if start < 0:
+        start = response.find("<job_info")
+    if start < 0:
+        return None
+    try:
+        root = ET.fromstring(response[start:].strip())
+    except ET.ParseError as exc:
+        logger.warning("cannot parse qstat -xml output (%s)", exc)
+        return None
+    if root.tag != "job_info":
+        return None
+    states: dict[str, list[int | None]] = {}
+    for entry in root.iter("job_list"):
+        number = (entry.findtext("JB_job_number") or "").strip()
+        state = entry.findtext("state")
+        if not number or state is None:
+            continue
+        states.setdefault(number, []).append(state_to_status(state, mapping))
+    return {number: combine_active(found) for number, found in states.items()}
+
+
+@dataclass(frozen=True)
+class AccountingRecord:
+    """The fields of one ``qacct -j`` record that decide how a job ended."""
+
+    jobnumber: str
+    taskid: str
+    qsub_time: str
+    failed: int
+    exit_status: int
+    account: str = ""
+
+    @property
+    def status(self) -> int | None:
+        """COMPLETED, CANCELLED or FAILED; None for a run that SGE will repeat.
+
+        ``failed`` 24/25 (migrating, rescheduling) is not an end: the job
+        runs again and gets a later record. ``failed 100`` ("assumedly after
+        job") with ``exit_status 137`` means the job's shell died of SIGKILL,
+        which is what qdel does to a running job; accounting cannot tell it
+        apart from another SIGKILL of the job shell (documented). Any other
+        non-zero ``failed`` or ``exit_status`` is a failure.
+        """
+        if self.failed in (24, 25):
+            return None
+        if self.failed == 100 and self.exit_status == 137:
+            return CANCELLED
+        if self.failed != 0 or self.exit_status != 0:
+            return FAILED
+        return COMPLETED
+
+
+_SEPARATOR = re.compile(r"^=+\s*$")
+_LEADING_INT = re.compile(r"^\s*(-?\d+)")
+
+
+def _records(response: str) -> Iterator[dict[str, str]]:
+    fields: dict[str, str] = {}
+    for line in response.splitlines():
+        if _SEPARATOR.match(line):
+            if fields:
+                yield fields
+            fields = {}
+            continue
+        key, _, value = line.strip().partition(" ")
+        if key:
+            fields[key] = value.strip()
+    if fields:
+        yield fields
+
+
+def _int_field(fields: Mapping[str, str], key: str) -> int | None:
+    match = _LEADING_INT.match(fields.get(key, ""))
+    return int(match.group(1)) if match else None
+
+
+def parse_qacct(response: str) -> list[AccountingRecord]:
+    """The records of ``qacct -j`` output, in file order (oldest first).
+
+    A block without a job number, ``failed`` or ``exit_status`` is skipped
+    (it is not a job record).
+    """
+    records = []
+    for fields in _records(response):
+        failed = _int_field(fields, "failed")
+        exit_status = _int_field(fields, "exit_status")
+        number = fields.get("jobnumber", "").strip()
+        if not number or failed is None or exit_status is None:
+            continue
+        records.append(
+            AccountingRecord(
+                jobnumber=number,
+                taskid=fields.get("taskid", "undefined").strip(),
+                qsub_time=fields.get("qsub_time", "").strip(),
+                failed=failed,
+                exit_status=exit_status,
+                account=fields.get("account", "").strip(),
+            )
+        )
+    return records
+
+
+def qacct_status(records: list[AccountingRecord], job_id: str | None = None) -> int | None:
+    """How a job ended, from its accounting records; None if they do not tell.
+
+    Only the latest submission counts (job numbers are reused after a wrap
+    or a new cell: records are grouped by ``qsub_time`` and the group of the
+    last record is taken). Within it, the last record of each task counts
+    (a rescheduled job has several). An array job is COMPLETED only if all
+    its recorded tasks are; else FAILED wins over CANCELLED.
+    """
+    if job_id is not None:
+        records = [r for r in records if r.jobnumber == str(job_id)]
+    if not records:
+        return None
+    latest = records[-1].qsub_time
+    last_per_task: dict[str, AccountingRecord] = {}
+    for record in records:
+        if record.qsub_time == latest:
+            last_per_task[record.taskid] = record
+    statuses = [r.status for r in last_per_task.values()]
+    if any(s is None for s in statuses):
+        return None
+    if FAILED in statuses:
+        return FAILED
+    if CANCELLED in statuses:
+        return CANCELLED
+    return COMPLETED
+
+
+#: Marker line that wrapper scripts print before each job's section.
+MARKER = "clusterjob-sge job "
+
+
+def split_marked_sections(response: str) -> dict[str, str]:
+    """Job ID -> text that followed its marker line (see :data:`MARKER`)."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in response.splitlines():
+        if line.startswith(MARKER):
+            current = sections.setdefault(line[len(MARKER) :].strip(), [])
+            continue
+        if current is not None:
+            current.append(line)
+    return {job_id: "\n".join(lines) for job_id, lines in sections.items()}
+
+
+def parse_qstat_j_blocks(response: str) -> list[dict[str, str]]:
+    """The ``key: value`` fields of each job block of ``qstat -j`` output."""
+    blocks = []
+    for fields in _qstat_j_fields(response):
+        if "job_number" in fields:
+            blocks.append(fields)
+    return blocks
+
+
+def _qstat_j_fields(response: str) -> Iterator[dict[str, str]]:
+    fields: dict[str, str] = {}
+    for line in response.splitlines():
+        if _SEPARATOR.match(line):
+            if fields:
+                yield fields
+            fields = {}
+            continue
+        if line[:1].isspace() or ":" not in line:
+            continue  # continuation of a multi-line value (scheduling info, ...)
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    if fields:
+        yield fields

@@ -1,0 +1,225 @@
+"""Translating a job's resources into qsub options for ``#$`` header lines.
+
+Grid Engine has no notion of nodes, processes per node or threads: a job asks
+for *slots* of a *parallel environment* (PE), and the PE's
+``allocation_rule`` decides how the slots are spread over hosts. This module
+maps clusterjob's model onto that (see the README for the rules and the
+spec's three parallelization examples).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from clusterjob.backends import ResourcesNotSupportedError
+from clusterjob.utils import time_to_seconds
+
+if TYPE_CHECKING:  # pragma: no cover
+    from clusterjob.jobscript import JobScript
+
+    from clusterjob_sge.backend import SgeBackend
+
+__all__ = ["TAG_KEY", "AFTER_KEY", "TAG_CONTEXT", "sge_options", "format_value", "format_hms"]
+
+#: Resource keys the backend itself adds (crash-safety tag, dependencies);
+#: kept apart from the user's ``A``/``ac``/``hold_jid`` so neither overwrites the other.
+TAG_KEY = "clusterjob_tag"
+AFTER_KEY = "clusterjob_after"
+#: Job context variable (``qsub -ac``) that carries the tag, visible in ``qstat -j``.
+TAG_CONTEXT = "CLUSTERJOB_TAG"
+
+#: Keys this module translates itself (everything else follows the generic rule).
+_HANDLED = frozenset(
+    {"jobname", "name", "queue", "time", "nodes", "ppn", "threads", "mem", "stdout", "stderr", "pe", TAG_KEY, AFTER_KEY}
+)
+
+_OUTPUT_OPTIONS = {"stdout": "o", "stderr": "e"}
+_OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Characters Grid Engine refuses in a job name (sge_types(5), object names).
+_BAD_NAME_CHARS = set(" \t\r\n/:@\\*?")
+
+
+def _fail(backend: SgeBackend, key: str, value: Any, why: str) -> ResourcesNotSupportedError:
+    return ResourcesNotSupportedError(f"backend {backend.name!r} cannot express resource {key}={value!r}: {why}")
+
+
+def format_value(backend: SgeBackend, key: str, value: Any) -> str:
+    """One option value as it may stand in a ``#$`` line.
+
+    Grid Engine reads the whole script for ``#$`` lines, so a newline in a
+    value would inject script lines: refused. A value with blanks is put in
+    double quotes (qsub strips them); one that also contains a double quote
+    cannot be written and is refused.
+    """
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise _fail(backend, key, value, "a line break cannot stand in a '#$' header line")
+    if not text or any(c.isspace() for c in text):
+        if '"' in text:
+            raise _fail(backend, key, value, "a value with blanks and double quotes cannot be quoted for qsub")
+        return f'"{text}"'
+    return text
+
+
+def format_hms(seconds: int) -> str:
+    """``h_rt`` in Grid Engine's ``hours:minutes:seconds`` form (hours may exceed 24)."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def _positive_int(backend: SgeBackend, key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise _fail(backend, key, value, "expected a positive integer")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise _fail(backend, key, value, "expected a positive integer") from None
+    if number < 1:
+        raise _fail(backend, key, value, "expected a positive integer")
+    return number
+
+
+def _job_name(backend: SgeBackend, resources: Mapping[str, Any]) -> str:
+    name = str(resources["jobname"])
+    if "name" in resources and str(resources["name"]) != name:
+        raise _fail(
+            backend, "name", resources["name"], f"it differs from jobname={name!r}; set the job name through jobname"
+        )
+    bad = sorted(set(name) & _BAD_NAME_CHARS)
+    if bad:
+        raise _fail(backend, "jobname", name, f"Grid Engine job names may not contain {''.join(bad)!r}")
+    if name[:1].isdigit():
+        raise _fail(backend, "jobname", name, "Grid Engine job names may not start with a digit")
+    return name
+
+
+def _slots(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
+    """``-pe NAME SLOTS`` for nodes/ppn/threads (and an explicit ``pe``), or nothing."""
+    nodes = _positive_int(backend, "nodes", resources.get("nodes", 1))
+    ppn = _positive_int(backend, "ppn", resources.get("ppn", 1))
+    threads = _positive_int(backend, "threads", resources.get("threads", 1))
+    per_node = ppn * threads
+    pe = resources.get("pe")
+    if pe is not None:
+        pe = str(pe).strip()
+        if not pe or any(c.isspace() for c in pe):
+            raise _fail(backend, "pe", resources["pe"], "expected the name of one parallel environment (qconf -spl)")
+    if nodes == 1:
+        if pe is None and per_node == 1:
+            return []  # a serial job: one slot, no parallel environment
+        if pe is None:
+            pe = backend.default_pe
+        if pe is None:
+            key = "threads" if threads > 1 else "ppn"
+            raise _fail(
+                backend, key, resources.get(key), f"{per_node} slots on one host need a parallel environment; "
+                "set pe='<a PE with allocation_rule $pe_slots>' (qconf -spl)"
+            )
+        return ["-pe", pe, str(per_node)]
+    if pe is None or pe == backend.default_pe:
+        which = (
+            f"the parallel environment {pe!r} keeps all slots on one host ($pe_slots)"
+            if pe is not None
+            else "no parallel environment was named (resource 'pe')"
+        )
+        raise _fail(
+            backend, "nodes", nodes,
+            f"Grid Engine spreads a job over hosts only through a parallel environment whose allocation_rule "
+            f"is a fixed number of slots per host, and {which}; set pe='<a PE with allocation_rule "
+            f"{per_node}>' (ppn*threads) to get nodes={nodes} x {per_node} slots",
+        )
+    return ["-pe", pe, str(nodes * per_node)]
+
+
+def _memory(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
+    """``-l h_vmem=...M``: clusterjob's mem is per node, Grid Engine's per slot."""
+    if resources.get("mem") is None:
+        return []
+    mem = _positive_int(backend, "mem", resources["mem"])
+    per_node = _positive_int(backend, "ppn", resources.get("ppn", 1)) * _positive_int(
+        backend, "threads", resources.get("threads", 1)
+    )
+    per_slot = math.ceil(mem / per_node)
+    return ["-l", f"{backend.resource_replacements.get('mem', 'h_vmem')}={per_slot}M"]
+
+
+def _walltime(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
+    if resources.get("time") is None:
+        return []
+    try:
+        seconds = time_to_seconds(resources["time"])
+    except ValueError:
+        raise _fail(
+            backend, "time", resources["time"],
+            "expected minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes, "
+            "days-hours:minutes:seconds or days:hours:minutes:seconds",
+        ) from None
+    return ["-l", f"{backend.resource_replacements.get('time', 'h_rt')}={format_hms(seconds)}"]
+
+
+def _ids(value: Any) -> list[str]:
+    if value is None or value is False:
+        return []
+    items: Sequence[Any] = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def generic_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
+    """The documented rule, adapted to qsub: every option takes one dash.
+
+    ``hold_jid='12'`` -> ``-hold_jid 12``, ``V=True`` -> ``-V``, ``False``/``None``
+    -> nothing.
+    """
+    if not _OPTION_NAME.match(key):
+        raise _fail(backend, key, value, "a qsub option name consists of letters, digits and '_'")
+    if value is None or value is False:
+        return []
+    if value is True:
+        return [f"-{key}"]
+    return [f"-{key}", format_value(backend, key, value)]
+
+
+def sge_options(backend: SgeBackend, jobscript: JobScript) -> list[list[str]]:
+    """The qsub options for ``jobscript``, one list per ``#$`` line, in a fixed order.
+
+    Job name, shell (``-S``, always: Grid Engine may otherwise start the
+    script with the queue's shell), working directory (``-cwd`` unless the job
+    sets ``cwd``/``wd`` itself: clusterjob submits from rootdir/workdir and
+    the job should run there, as with the other schedulers), queue, walltime,
+    parallel environment, memory, output files, then the tag, the
+    dependencies and all other keys sorted by name.
+    """
+    resources = jobscript.resources
+    repl = backend.resource_replacements
+    lines: list[list[str]] = [[f"-{repl.get('jobname', 'N')}", format_value(backend, "jobname", _job_name(backend, resources))]]
+    lines.append(["-S", format_value(backend, "shell", jobscript.shell)])
+    if "cwd" not in resources and "wd" not in resources:
+        lines.append(["-cwd"])
+    if resources.get("queue") is not None:
+        lines.append([f"-{repl.get('queue', 'q')}", format_value(backend, "queue", resources["queue"])])
+    for args in (_walltime(backend, resources), _slots(backend, resources), _memory(backend, resources)):
+        if args:
+            lines.append(args)
+    for key in ("stdout", "stderr"):
+        if resources.get(key) is not None:
+            lines.append([f"-{repl.get(key, _OUTPUT_OPTIONS[key])}", format_value(backend, key, resources[key])])
+    tag = resources.get(TAG_KEY)
+    if tag is not None:
+        if resources.get("A") is None:  # the user's own account string wins
+            lines.append(["-A", format_value(backend, TAG_KEY, tag)])
+        lines.append(["-ac", format_value(backend, TAG_KEY, f"{TAG_CONTEXT}={tag}")])
+    after = _ids(resources.get(AFTER_KEY))
+    if after:
+        merged = list(dict.fromkeys(_ids(resources.get("hold_jid")) + after))
+        lines.append(["-hold_jid", format_value(backend, "hold_jid", ",".join(merged))])
+    for key in sorted(k for k in resources if k not in _HANDLED):
+        if key == "hold_jid" and after:
+            continue
+        args = generic_option(backend, key, resources[key])
+        if args:
+            lines.append(args)
+    return lines
