@@ -9,6 +9,8 @@ CJ_STATE=${CLUSTERJOB_TEST_STATE:-/var/tmp/clusterjob-test}
 CJ_LOGS=$CJ_STATE/logs
 CJ_RUN=$CJ_STATE/run
 CJ_NAME=${CJ_NAME:-$(basename "${BASH_SOURCE[1]:-$0}" .sh)}
+CJ_SCRIPT=$(readlink -f "${BASH_SOURCE[1]:-$0}")
+CJ_DIR=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # shellcheck disable=SC2034 # used by the scripts that source this file
 CJ_HOST=$(hostname -s)
 export CJ_STATE CJ_LOGS CJ_RUN
@@ -216,15 +218,26 @@ write_if_changed() {
     return 0
 }
 
+# A fingerprint of the calling script and this file: an env file written by another
+# version of the scripts is not trusted by the fast path (the set-up runs again).
+script_hash() { cat "$CJ_SCRIPT" "$CJ_DIR/common.sh" | sha256sum | cut -c1-16; }
+
 # write_env NAME KEY=VALUE...: $CJ_STATE/NAME.env, shell- and dotenv-readable.
 write_env() {
     local name=$1 kv
     shift
     {
-        printf '# written by tests/schedulers/%s.sh\n' "$name"
+        printf '# written by tests/schedulers/%s.sh (script-hash %s)\n' "$name" "$(script_hash)"
         for kv in "$@"; do printf '%s\n' "$kv"; done
     } >"$CJ_STATE/$name.env.tmp"
     mv -f "$CJ_STATE/$name.env.tmp" "$CJ_STATE/$name.env"
+}
+
+# env_current NAME: $CJ_STATE/NAME.env exists and was written by these scripts.
+env_current() {
+    local first
+    first=$(head -n 1 "$CJ_STATE/$1.env" 2>/dev/null) || return 1
+    [[ $first == *"(script-hash $(script_hash))" ]]
 }
 
 # Milliseconds since the epoch; ms_since START prints the seconds since START (0.1 s).

@@ -47,7 +47,7 @@ queue_ok() {
 healthy() {
     running "$QMASTER_PID" sge_qmaster || return 1
     running "$EXECD_PID" sge_execd || return 1
-    [[ -s $ENV_FILE ]] || return 1
+    env_current sge || return 1
     hosts_ok || return 1
     [[ $(cat "$ACT_QMASTER" 2>/dev/null) == "$CJ_HOST" ]] || return 1
     queue_ok

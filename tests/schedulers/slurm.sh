@@ -30,12 +30,11 @@ is_running() { running "$CJ_RUN/$1.pid" "${COMM[$1]}"; }
 
 node_state() { sinfo -h -o %t 2>/dev/null | head -n 1; }
 node_usable() { [[ $(node_state) =~ ^(idle|mix|alloc|comp)$ ]]; }
-node_idle() { [[ $(node_state) == idle ]]; }
 
 healthy() {
     local d
     for d in "${DAEMONS[@]}"; do is_running "$d" || return 1; done
-    [[ -s $ENV_FILE ]] || return 1
+    env_current slurm || return 1
     node_usable || return 1
     # accounting answers (a cheap query: no jobs in the last second)
     sacct -n -X -S now -o JobID >/dev/null 2>&1 || return 1
@@ -107,6 +106,8 @@ DbdPort=6819
 SlurmUser=slurm
 LogFile=$CJ_LOGS/slurmdbd.log
 PidFile=/run/slurm/slurmdbd.pid
+# listen on the host name's address (127.0.0.1) only, not on every interface
+CommunicationParameters=NoInAddrAny
 StorageType=accounting_storage/mysql
 StorageHost=localhost
 StoragePort=3306
@@ -169,6 +170,8 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 ReturnToService=2
 MailProg=/bin/true
+# daemons listen on the host name's address (127.0.0.1) only, not on every interface
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 # scheduling
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
@@ -239,19 +242,19 @@ start_slurm() {
         log "starting slurmd"
         start_bg slurmd root -- /usr/sbin/slurmd -D
     fi
-    if ! wait_until 60 "node $CJ_HOST to become usable" node_usable; then
+    # idle on a fresh cluster; mix/alloc when tests already run jobs
+    if ! wait_until 60 "node $CJ_HOST to become idle" node_usable; then
         case $(node_state) in
         drain* | down* | fail*)
             log "node is $(node_state): resuming it"
             scontrol update NodeName="$CJ_HOST" State=RESUME || true
             ;;
         esac
-        wait_until 30 "node $CJ_HOST to become usable" node_usable ||
+        wait_until 30 "node $CJ_HOST to become idle" node_usable ||
             die_log "node $CJ_HOST is $(node_state) ($(scontrol show node "$CJ_HOST" | grep -o 'Reason=.*'))" \
                 "$CJ_LOGS/slurmd.log" "$CJ_LOGS/slurmctld.log"
     fi
-    # A fresh cluster is idle; wait a little for idle (not required if tests run jobs).
-    wait_until 30 "node $CJ_HOST to become idle" node_idle || true
+    log "node $CJ_HOST is $(node_state)"
 }
 
 # ------------------------------------------------------------------ smoke test

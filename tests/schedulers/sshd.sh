@@ -26,7 +26,7 @@ ssh_ok() {
 }
 
 healthy() {
-    running "$PIDFILE" sshd && [[ -s $ENV_FILE && -s $SSH_CONFIG ]] && ssh_ok
+    running "$PIDFILE" sshd && env_current sshd && [[ -s $SSH_CONFIG ]] && ssh_ok
 }
 
 # The port of the running sshd, or the first free one from $FIRST_PORT.

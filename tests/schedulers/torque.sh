@@ -38,7 +38,7 @@ installed() {
 }
 
 healthy() {
-    [[ -s $ENV_FILE ]] && installed && bash "$HERE/slurm.sh" status
+    env_current torque && installed && bash "$HERE/slurm.sh" status
 }
 
 unpack() {
