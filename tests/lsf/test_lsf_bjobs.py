@@ -1,0 +1,146 @@
+"""Parsing LSF output in the formats IBM documents, and the commands the lsf backend builds.
+
+Fixture files in ``data/``, named after what they show:
+
+* ``bsub_*``: what ``bsub`` prints ("Job <ID> is submitted to [default] queue
+  <name>.", IBM Spectrum LSF 10.1 Command Reference, bsub).
+* ``bjobs_o_*``: ``bjobs -a -noheader -o "jobid stat exit_code exit_reason
+  delimiter='|'"`` (IBM Spectrum LSF 10.1 Command Reference, bjobs -o:
+  custom fields, ``delimiter=``, ``-noheader``; a field without a value is
+  ``-``), with the job states of "bjobs: JOB STATUS" and the termination
+  reasons of "Termination reasons displayed by bacct, bhist, and bjobs"
+  (TERM_OWNER, TERM_FORCE_ADMIN, TERM_RUNLIMIT …).
+* ``bjobs_o_descriptions.txt``: ``bjobs -a -noheader -o "jobid job_description
+  delimiter='|'"`` (the tag lookup), ``bjobs_no_job_found.txt`` its answer
+  when the user has no job.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clusterjob import JobScript
+from clusterjob.async_result import AsyncResult
+from clusterjob.errors import SubmitError
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+from clusterjob_lsf import LsfBackend
+
+DATA = Path(__file__).parent / "data"
+
+
+def read(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+def run(job_id: str) -> AsyncResult:
+    result = AsyncResult(LsfBackend())
+    result.job_id = job_id
+    return result
+
+
+def test_submit_pipes_the_quoted_script_into_bsub() -> None:
+    """The documented LSF backend returns a string: the job script is piped into bsub."""
+    job = JobScript("true", jobname="j", backend="lsf")
+    assert LsfBackend().cmd_submit(job) == "bsub < j.lsf"
+    job.filename = "my job's script.lsf"
+    assert LsfBackend().cmd_submit(job) == "bsub < 'my job'\"'\"'s script.lsf'"
+
+
+def test_submit_string_reaches_bsub_stdin(tmp_path: Path) -> None:
+    """With a fake bsub that prints its stdin: the quoted file name survives the shell."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    fake = folder / "bsub"
+    fake.write_text("#!/bin/sh\nhead -n 2 >&2\necho 'Job <77> is submitted to default queue <normal>.'\n")
+    fake.chmod(0o755)
+    script = tmp_path / "a b;$(touch pwned).lsf"
+    script.write_text("#!/bin/bash\n#BSUB -J x\n")
+    job = JobScript("true", jobname="x", backend="lsf")
+    job.filename = script.name
+    out = subprocess.run(LsfBackend().cmd_submit(job), shell=True, cwd=tmp_path, capture_output=True, text=True,  # type: ignore[call-overload]
+                         env={**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"})
+    assert out.stderr == "#!/bin/bash\n#BSUB -J x\n"
+    assert LsfBackend().get_job_id(out.stdout) == "77"
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("fixture", "job_id"),
+    [
+        ("bsub_submitted_default_queue.txt", "1234"),
+        ("bsub_submitted_queue.txt", "1235"),
+        ("bsub_rejected.txt", None),
+    ],
+)
+def test_get_job_id(fixture: str, job_id: str | None) -> None:
+    assert LsfBackend().get_job_id(read(fixture)) == job_id
+
+
+def test_status_and_cancel_commands() -> None:
+    backend = LsfBackend()
+    fmt = "jobid stat exit_code exit_reason delimiter='|'"
+    assert backend.cmd_status(run("12")) == ["bjobs", "-a", "-noheader", "-o", fmt, "12"]
+    assert backend.cmd_status(run("12"), finished=True) == ["bjobs", "-a", "-noheader", "-o", fmt, "12"]
+    assert backend.cmd_status_many([run("1"), run("2")]) == ["bjobs", "-a", "-noheader", "-o", fmt, "1", "2"]
+    assert backend.cmd_cancel(run("12")) == ["bkill", "12"]
+
+
+def test_every_documented_state() -> None:
+    """bjobs JOB STATUS: PEND PSUSP WAIT PROV RUN USUSP SSUSP UNKWN ZOMBI DONE EXIT."""
+    backend = LsfBackend()
+    ids = [str(n) for n in range(2001, 2012)]
+    statuses = backend.get_status_many(read("bjobs_o_every_state.txt"), [run(i) for i in ids])
+    assert list(statuses.values()) == [PENDING] * 4 + [RUNNING] * 5 + [COMPLETED, FAILED]
+    assert set(LsfBackend.status_mapping) == {
+        "PEND", "PSUSP", "WAIT", "PROV", "RUN", "USUSP", "SSUSP", "UNKWN", "ZOMBI", "DONE", "EXIT",
+    }
+
+
+@pytest.mark.parametrize(
+    ("fixture", "status"),
+    [
+        ("bjobs_o_done.txt", COMPLETED),
+        ("bjobs_o_exit_nonzero.txt", FAILED),
+        ("bjobs_o_exit_term_owner.txt", CANCELLED),  # bkill by the owner
+        ("bjobs_o_exit_killed_by_owner_text.txt", CANCELLED),  # the reason's description
+        ("bjobs_o_exit_term_force_admin.txt", CANCELLED),  # bkill -r by an administrator
+        ("bjobs_o_exit_killed_while_pending.txt", CANCELLED),  # no exit code: never ran
+        ("bjobs_o_exit_term_runlimit.txt", FAILED),  # same exit code 130 as bkill, but the run limit
+        ("bjobs_o_exit_empty_fields.txt", FAILED),  # no reason given: a failure
+    ],
+)
+def test_finished_jobs(fixture: str, status: int) -> None:
+    """EXIT is CANCELLED only when the termination reason says the job was killed by its owner/admin."""
+    backend = LsfBackend()
+    assert backend.get_status(read(fixture)) == status
+    assert backend.get_status(read(fixture), finished=True) == status
+
+
+def test_missing_and_unknown_jobs_have_no_status(caplog: pytest.LogCaptureFixture) -> None:
+    backend = LsfBackend()
+    assert backend.get_status("") is None  # "Job <12> is not found" goes to stderr
+    assert backend.get_status("Job <12> is not found\n") is None
+    assert backend.get_status_many(read("bjobs_o_done.txt"), [run("2010"), run("9")]) == {"2010": COMPLETED, "9": None}
+    assert backend.get_status("12|WEIRD|-|-\n") is None
+    assert "state 'WEIRD', which clusterjob does not know" in caplog.text
+
+
+def test_find_tag() -> None:
+    backend = LsfBackend()
+    assert backend.cmd_find_tag("cj-1") == ["sh", "-c", 'bjobs -a -noheader -o "$1" 2>&1', "bjobs",
+                                           "jobid job_description delimiter='|'"]
+    listing = read("bjobs_o_descriptions.txt")
+    assert backend.get_job_ids_for_tag(listing, "cj-1a2b3c4d5e-9f8e7d") == ["3002"]
+    assert backend.get_job_ids_for_tag(listing, "cj-0000000000-aaaaaa") == ["3003"]  # appended to a user's -Jd
+    assert backend.get_job_ids_for_tag(listing, "cj-ffffffffff-000000") == []  # listed, not there
+    assert backend.get_job_ids_for_tag(read("bjobs_no_job_found.txt"), "cj-1") == []
+
+
+@pytest.mark.parametrize("response", ["", "bjobs: command not found\n", "LSF is down. Please wait ...\n"])
+def test_find_tag_never_claims_absence_it_cannot_prove(response: str) -> None:
+    with pytest.raises(SubmitError, match="cannot tell whether the interrupted submission tagged cj-1 reached LSF"):
+        LsfBackend().get_job_ids_for_tag(response, "cj-1")

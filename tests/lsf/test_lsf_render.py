@@ -1,0 +1,146 @@
+"""Resource headers and rendered scripts of the lsf backend, and ``time_to_minutes``."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from clusterjob import JobScript
+from clusterjob.backends import ResourcesNotSupportedError
+from clusterjob_lsf import LsfBackend, time_to_minutes
+from clusterjob_lsf.backend import TAG_KEY
+
+# The "Parallelization Paradigms" table of the documentation (the table writes
+# both "-n64" and "-n 128"; the backend always writes "-n 64").
+PARADIGMS = [
+    ((2, 32, 1), 64),
+    ((1, 1, 32), 32),
+    ((4, 2, 16), 128),
+]
+
+
+def headers(**resources: object) -> list[str]:
+    job = JobScript("echo hi", jobname="job", backend="lsf", **resources)
+    return LsfBackend().resource_headers(job)
+
+
+@pytest.mark.parametrize(("layout", "slots"), PARADIGMS)
+def test_parallelization_table_header_lines(layout: tuple[int, int, int], slots: int) -> None:
+    nodes, ppn, threads = layout
+    assert headers(nodes=nodes, ppn=ppn, threads=threads) == [
+        "#BSUB -J job",
+        f"#BSUB -n {slots}",
+        '#BSUB -R "span[ptile=32]"',
+    ]
+
+
+@pytest.mark.parametrize(("layout", "slots"), PARADIGMS)
+def test_parallelization_table_rendered_script(layout: tuple[int, int, int], slots: int) -> None:
+    nodes, ppn, threads = layout
+    job = JobScript("export OMP_NUM_THREADS={threads}\nmpirun ./a.out", jobname="para", backend="lsf",
+                    nodes=nodes, ppn=ppn, threads=threads)
+    assert str(job) == (
+        f'#!/bin/bash\n#BSUB -J para\n#BSUB -n {slots}\n#BSUB -R "span[ptile=32]"\n'
+        f"export OMP_NUM_THREADS={threads}\nmpirun ./a.out"
+    )
+
+
+def test_common_resources() -> None:
+    job = JobScript(
+        "cd $CLUSTERJOB_WORKDIR\necho $CLUSTERJOB_ID ${CLUSTERJOB_NAME} $CLUSTERJOB_SUBMIT_HOST $CLUSTERJOB_NODELIST",
+        jobname="printenv", backend="lsf", queue="test", time="00:05:00", nodes=1, threads=1,
+        mem=100, stdout="printenv.out", stderr="printenv.err",
+    )
+    assert str(job) == "\n".join([
+        "#!/bin/bash",
+        "#BSUB -J printenv",
+        "#BSUB -q test",
+        "#BSUB -W 5",
+        "#BSUB -n 1",
+        '#BSUB -R "span[ptile=1] rusage[mem=100]"',
+        "#BSUB -o printenv.out",
+        "#BSUB -e printenv.err",
+        "cd $LS_SUBCWD",
+        "echo $LSB_JOBID ${LSB_JOBNAME} $LSB_SUB_HOST $LSB_HOSTS",
+    ])
+
+
+@pytest.mark.parametrize(
+    ("value", "minutes"),
+    [
+        ("10", 10),
+        (10, 10),
+        ("10:00", 10),
+        ("10:30", 11),  # rounded up: never less walltime than requested
+        ("0:01", 1),
+        ("1:10:30", 71),
+        ("1:10:00", 70),
+        ("1-0", 1440),
+        ("1-10", 2040),
+        ("1-1:10", 1510),
+        ("1-1:10:30", 1511),
+        ("1:1:10:30", 1511),
+        ("0", 0),
+    ],
+)
+def test_time_to_minutes(value: object, minutes: int) -> None:
+    assert time_to_minutes(value) == minutes  # type: ignore[arg-type]
+
+
+def test_time_to_minutes_rejects_invalid_patterns() -> None:
+    with pytest.raises(ValueError, match="'1 1:10:30' has invalid pattern"):
+        time_to_minutes("1 1:10:30")
+
+
+def test_time_becomes_W_in_minutes() -> None:
+    assert headers(time="1-1:10:30")[1:] == ["#BSUB -W 1511"]
+
+
+def test_mem_is_reserved_per_host_with_the_layout_and_a_user_R() -> None:
+    assert headers(mem=2000)[1:] == ['#BSUB -R "rusage[mem=2000]"']
+    assert headers(nodes=2, ppn=4, mem=2000, R="select[type==X86_64]")[1:] == [
+        "#BSUB -n 8",
+        '#BSUB -R "select[type==X86_64] span[ptile=4] rusage[mem=2000]"',
+    ]
+
+
+def test_arbitrary_keys_are_single_dash_bsub_options() -> None:
+    assert headers(x=True, B=False, app="fluent", P="proj1", outdir="/scratch/out dir", G=None)[1:] == [
+        "#BSUB -P proj1",
+        "#BSUB -app fluent",
+        '#BSUB -outdir "/scratch/out dir"',
+        "#BSUB -x",
+    ]
+
+
+def test_dependency_condition_is_anded_with_a_user_w() -> None:
+    dep = LsfBackend().dependency_resources(["11", "12"])
+    assert dep == {"depend": "done(11) && done(12)"}
+    assert headers(**dep)[1:] == ['#BSUB -w "done(11) && done(12)"']
+    assert headers(w="ended(7)", **dep)[1:] == ['#BSUB -w "(ended(7)) && done(11) && done(12)"']
+    assert LsfBackend().dependency_resources([]) == {}
+
+
+def test_tag_is_the_job_description() -> None:
+    tag = LsfBackend().tag_resources("cj-1a2b3c4d5e-9f8e7d")
+    assert tag == {TAG_KEY: "cj-1a2b3c4d5e-9f8e7d"}
+    assert headers(**tag)[1:] == ["#BSUB -Jd cj-1a2b3c4d5e-9f8e7d"]
+    assert headers(Jd="nightly run", **tag)[1:] == ['#BSUB -Jd "nightly run cj-1a2b3c4d5e-9f8e7d"']
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"nodes": 0}, "cannot express nodes=0: nodes must be a positive integer"),
+        ({"ppn": "many"}, "cannot express ppn='many': ppn must be a positive integer"),
+        ({"mem": "2GB"}, "cannot express mem='2GB': mem is the memory per node in MB"),
+        ({"time": "1 1:10:30"}, "cannot express time='1 1:10:30': use minutes"),
+        ({"nodes": 2, "R": "span[hosts=1]"}, "cannot express nodes/ppn/threads together with a span section"),
+        ({"mem": 10, "R": "rusage[swp=5]"}, "cannot express mem=10 together with an rusage section"),
+        ({"bad-key": 1}, "cannot express resource bad-key=1: a bsub option name must start with a letter"),
+    ],
+)
+def test_inexpressible_requests_name_the_key(resources: dict[str, object], message: str) -> None:
+    with pytest.raises(ResourcesNotSupportedError, match="backend 'lsf' " + re.escape(message)):
+        headers(**resources)
