@@ -1,0 +1,319 @@
+"""Command lines and the parsing of captured Son of Grid Engine 8.1.9 output (tests/sge/data)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clusterjob import JobScript
+from clusterjob.async_result import AsyncResult
+from clusterjob.errors import ClusterjobError
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+from clusterjob_sge import SgeBackend
+from clusterjob_sge.parsing import STATUS_MAPPING, parse_qacct, parse_qstat_xml, qacct_status, state_to_status
+
+DATA = Path(__file__).parent / "data"
+TAG = "cj-0123456789-abcdef"
+
+
+def data(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+def run(job_id: str) -> AsyncResult:
+    result = AsyncResult(SgeBackend())
+    result.job_id = job_id
+    return result
+
+
+@pytest.fixture
+def backend() -> SgeBackend:
+    return SgeBackend()
+
+
+# -- command lines ----------------------------------------------------------------
+
+
+def test_submit_command(backend: SgeBackend) -> None:
+    job = JobScript("true", backend="sge", jobname="job")
+    assert backend.cmd_submit(job) == ["qsub", "-terse", "job.sge"]
+    job.filename = "other name.sh"
+    assert backend.cmd_submit(job) == ["qsub", "-terse", "other name.sh"]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "job_id"),
+    [("qsub_terse.txt", "29"), ("qsub_terse_array.txt", "30"), ("qsub_plain.txt", "28")],
+)
+def test_job_id_from_qsub_output(backend: SgeBackend, fixture: str, job_id: str) -> None:
+    assert backend.get_job_id(data(fixture)) == job_id
+
+
+def test_job_id_after_warnings_and_none_from_garbage(backend: SgeBackend) -> None:
+    assert backend.get_job_id("warning: no suitable queues\n42\n") == "42"
+    assert backend.get_job_id("Unable to run job: denied\nExiting.\n") is None
+    assert backend.get_job_id("") is None
+
+
+def test_status_cancel_and_accounting_commands(backend: SgeBackend) -> None:
+    status = backend.cmd_status(run("42"))
+    assert status[:2] == ["sh", "-c"] and status[-2:] == ["sh", "42"]
+    assert "qstat -xml" in status[2] and "42" not in status[2]  # the ID is an argument, not script text
+    assert backend.cmd_status(run("42"), finished=True) == ["qacct", "-j", "42"]
+    assert backend.cmd_cancel(run("42")) == ["qdel", "42"]
+    assert backend.cmd_status_many([run("1"), run("2")]) == ["qstat", "-xml"]
+    many = backend.cmd_status_many([run("1"), run("2")], finished=True)
+    assert many[:2] == ["sh", "-c"] and many[-3:] == ["sh", "1", "2"]
+    assert backend.cmd_find_tag(TAG)[-2:] == ["sh", TAG]
+
+
+@pytest.mark.parametrize("job_id", [None, "", "12; rm -rf /", "abc"])
+def test_job_ids_that_are_no_job_numbers_are_refused(backend: SgeBackend, job_id: str | None) -> None:
+    with pytest.raises(ClusterjobError) as err:
+        backend.cmd_cancel(run(job_id))  # type: ignore[arg-type]
+    assert str(err.value) == f"{job_id!r} is not a Grid Engine job number"
+
+
+# -- the wrapper scripts, run by sh against fake qstat/qacct --------------------------
+
+
+@pytest.fixture
+def fake_sge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``qstat``/``qacct`` that print captured output (and log their arguments)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    qstat = f"""#!/bin/sh
+echo "qstat $*" >> {log}
+case "$*" in
+  "-xml") cat {DATA / 'qstat_xml_running_suspended_error_held.xml'} ;;
+  "-j *") cat {DATA / 'qstat_j_all_with_tag.txt'} ;;
+esac
+"""
+    qacct = f"""#!/bin/sh
+echo "qacct $*" >> {log}
+case "$*" in
+  "-j 4") cat {DATA / 'qacct_completed.txt'} ;;
+  "-j 5") cat {DATA / 'qacct_failed.txt'} ;;
+  "-A {TAG} -j *") cat {DATA / 'qacct_account_tag.txt'} ;;
+  "-A "*) echo "error: job name * not found" >&2; exit 1 ;;
+  *) echo "error: job id $2 not found" >&2; exit 1 ;;
+esac
+"""
+    for name, text in (("qstat", qstat), ("qacct", qacct)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
+def sh(command: list[str]) -> str:
+    return subprocess.run(command, capture_output=True, text=True, check=False).stdout
+
+
+def test_single_status_script_names_the_job_before_the_listing(backend: SgeBackend, fake_sge: Path) -> None:
+    assert backend.get_status(sh(backend.cmd_status(run("10")))) == RUNNING
+    assert backend.get_status(sh(backend.cmd_status(run("13")))) == FAILED
+    assert backend.get_status(sh(backend.cmd_status(run("11")))) == PENDING
+    assert backend.get_status(sh(backend.cmd_status(run("99")))) is None  # left the queue: ask qacct
+
+
+def test_batched_accounting_script_runs_qacct_per_job(backend: SgeBackend, fake_sge: Path) -> None:
+    runs = [run("4"), run("5"), run("7")]
+    statuses = backend.get_status_many(sh(backend.cmd_status_many(runs, finished=True)), runs, finished=True)
+    assert statuses == {"4": COMPLETED, "5": FAILED, "7": None}
+    assert fake_sge.read_text().splitlines() == ["qacct -j 4", "qacct -j 5", "qacct -j 7"]
+
+
+def test_tag_search_script_finds_queued_and_ended_jobs(backend: SgeBackend, fake_sge: Path) -> None:
+    assert backend.get_job_ids_for_tag(sh(backend.cmd_find_tag(TAG)), TAG) == ["21"]
+    assert fake_sge.read_text().splitlines() == ["qstat -j *", f"qacct -A {TAG} -j *"]
+    other = "cj-9999999999-000000"
+    assert backend.get_job_ids_for_tag(sh(backend.cmd_find_tag(other)), other) == []
+
+
+# -- qstat states ------------------------------------------------------------------------
+
+DOCUMENTED_STATES = {
+    PENDING: ["qw", "hqw", "hRwq"],
+    RUNNING: ["r", "t", "Rr", "Rt", "s", "ts", "S", "tS", "T", "tT", "Rs", "Rts", "RS", "RtS", "RT", "RtT", "hr"],
+    FAILED: ["Eqw", "Ehqw", "EhRqw"],
+    CANCELLED: ["dr", "dt", "dRr", "dRt", "ds", "dS", "dT", "dRs", "dRS", "dRT"],
+}
+
+
+@pytest.mark.parametrize(
+    ("state", "status"), [(state, status) for status, states in DOCUMENTED_STATES.items() for state in states]
+)
+def test_every_documented_state_is_mapped(backend: SgeBackend, state: str, status: int) -> None:
+    assert backend.status_mapping[state] == status
+    assert STATUS_MAPPING[state] == status
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [("dqw", CANCELLED), ("dEqw", CANCELLED), ("hRr", RUNNING), ("Rhqw", PENDING), ("EhRwq", FAILED), ("z", None), ("", None), ("Q", None)],
+)
+def test_undocumented_combinations_are_classified_by_their_letters(state: str, status: int | None) -> None:
+    assert state_to_status(state) == status
+
+
+def test_listing_with_running_suspended_error_and_held_jobs() -> None:
+    assert parse_qstat_xml(data("qstat_xml_running_suspended_error_held.xml")) == {
+        "10": RUNNING,  # r
+        "14": RUNNING,  # s (qmod -sj)
+        "13": FAILED,  # Eqw (working directory missing)
+        "11": PENDING,  # hqw (qsub -h)
+        "12": PENDING,  # hqw (-hold_jid on a running job)
+    }
+
+
+def test_listing_with_a_pe_job_an_array_and_an_exit_100_job() -> None:
+    assert parse_qstat_xml(data("qstat_xml_pe_array_error_held.xml")) == {
+        "21": RUNNING,  # -pe smp 2
+        "18": FAILED,  # Eqw: the job exited 100
+        "20": PENDING,  # array tasks 2,3 waiting (task 1 already ended)
+        "19": PENDING,  # hqw: held by the exit-100 job
+    }
+
+
+def test_listing_of_a_job_being_deleted_and_of_running_array_tasks() -> None:
+    assert parse_qstat_xml(data("qstat_xml_deleting.xml"))["21"] == CANCELLED  # dr
+    assert parse_qstat_xml(data("qstat_xml_array_running.xml")) == {"30": RUNNING, "28": PENDING, "29": PENDING}
+
+
+def test_listings_that_say_nothing() -> None:
+    assert parse_qstat_xml(data("qstat_xml_empty.xml")) == {}
+    assert parse_qstat_xml("") is None
+    assert parse_qstat_xml("error: commlib error: got select error (Connection refused)\n") is None
+    assert parse_qstat_xml(data("qstat_xml_deleting.xml")[:300]) is None  # cut off
+
+
+def test_get_status_reads_only_the_marked_job(backend: SgeBackend) -> None:
+    listing = data("qstat_xml_running_suspended_error_held.xml")
+    assert backend.get_status(f"clusterjob-sge job 14\n{listing}") == RUNNING
+    assert backend.get_status(f"clusterjob-sge job 15\n{listing}") is None
+    assert backend.get_status("clusterjob-sge job 14\n") is None  # qstat failed: unknown, never guessed
+    assert backend.get_status(listing) is None  # no marker: which job?
+
+
+def test_batched_listing(backend: SgeBackend) -> None:
+    runs = [run("10"), run("13"), run("99")]
+    listing = data("qstat_xml_running_suspended_error_held.xml")
+    assert backend.get_status_many(listing, runs) == {"10": RUNNING, "13": FAILED, "99": None}
+    assert backend.get_status_many("", runs) == {"10": None, "13": None, "99": None}
+
+
+# -- qacct --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "status"),
+    [
+        ("qacct_completed.txt", COMPLETED),  # failed 0, exit_status 0
+        ("qacct_failed.txt", FAILED),  # exit 3
+        ("qacct_cancelled_running.txt", CANCELLED),  # qdel: failed 100, exit_status 137
+        ("qacct_timeout_h_rt.txt", FAILED),  # failed 37: qmaster enforced h_rt
+        ("qacct_error_chdir.txt", FAILED),  # failed 28: could not change to the working directory
+        ("qacct_array_failed.txt", FAILED),  # three tasks, each exit 3
+        ("qacct_account_tag.txt", CANCELLED),
+    ],
+)
+def test_status_from_accounting(backend: SgeBackend, fixture: str, status: int) -> None:
+    assert backend.get_status(data(fixture), finished=True) == status
+
+
+def test_accounting_record_fields() -> None:
+    (record,) = parse_qacct(data("qacct_cancelled_running.txt"))
+    assert (record.jobnumber, record.taskid, record.failed, record.exit_status) == ("6", "undefined", 100, 137)
+    assert record.qsub_time == "Thu Nov 26 22:45:55 2026"
+    tasks = parse_qacct(data("qacct_array_failed.txt"))
+    assert [t.taskid for t in tasks] == ["1", "2", "3"]
+
+
+def test_no_record_yet_is_unknown_never_completed(backend: SgeBackend) -> None:
+    """qacct says "error: job id N not found" on stderr until the record is flushed."""
+    assert backend.get_status("", finished=True) is None
+
+
+def _with(text: str, **fields: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        key = line.split(" ", 1)[0]
+        lines.append(f"{key:<12} {fields[key]}" if key in fields else line)
+    return "\n".join(lines) + "\n"
+
+
+def test_reused_job_number_uses_the_latest_submission() -> None:
+    old = _with(data("qacct_failed.txt"), jobnumber="4")
+    new = data("qacct_completed.txt")
+    assert qacct_status(parse_qacct(old + new)) == COMPLETED
+    assert qacct_status(parse_qacct(new + old)) == FAILED
+
+
+def test_rescheduled_run_is_not_an_end() -> None:
+    first = _with(data("qacct_failed.txt"), failed="25  : rescheduling")
+    assert qacct_status(parse_qacct(first)) is None
+    final = _with(data("qacct_completed.txt"), jobnumber="5", qsub_time="Thu Nov 26 22:45:55 2026")
+    assert qacct_status(parse_qacct(first + final)) == COMPLETED  # same submission, later record
+
+
+def test_array_is_completed_only_if_every_task_is() -> None:
+    text = data("qacct_array_failed.txt")
+    mixed = text.replace("exit_status  3", "exit_status  0", 2)
+    assert qacct_status(parse_qacct(mixed)) == FAILED
+    assert qacct_status(parse_qacct(text.replace("exit_status  3", "exit_status  0"))) == COMPLETED
+
+
+# -- finding a job by its tag -----------------------------------------------------------
+
+
+def tag_answer(qstat: str, qstat_rc: int, qacct: str, qacct_rc: int) -> str:
+    return (
+        f"clusterjob-sge section qstat\n{qstat}clusterjob-sge exit {qstat_rc}\n"
+        f"clusterjob-sge section qacct\n{qacct}clusterjob-sge exit {qacct_rc}\n"
+    )
+
+
+def test_tag_found_in_the_queue_and_in_accounting(backend: SgeBackend) -> None:
+    answer = tag_answer(data("qstat_j_all_with_tag.txt"), 0, data("qacct_account_tag.txt"), 0)
+    assert backend.get_job_ids_for_tag(answer, TAG) == ["21"]
+
+
+def test_tag_found_by_context_when_the_user_set_the_account(backend: SgeBackend) -> None:
+    queue = data("qstat_j_all_with_tag.txt").replace(f"account:                    {TAG}", "account: project42")
+    answer = tag_answer(queue, 0, "", 1)
+    with pytest.raises(ClusterjobError):
+        backend.get_job_ids_for_tag(answer, TAG)  # qacct failed without "not found"
+    answer = tag_answer(queue, 0, "error: job name * not found\n", 1)
+    assert backend.get_job_ids_for_tag(answer, TAG) == ["21"]
+
+
+def test_no_job_anywhere_is_proof_of_absence(backend: SgeBackend) -> None:
+    answer = tag_answer("Following jobs do not exist: \n*\n", 1, "error: job name * not found\n", 1)
+    assert backend.get_job_ids_for_tag(answer, TAG) == []
+    answer = tag_answer(data("qstat_j_all_with_tag.txt"), 0, "error: job name * not found\n", 1)
+    assert backend.get_job_ids_for_tag(answer, "cj-9999999999-000000") == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            tag_answer("error: commlib error: got select error (Connection refused)\n", 1, "", 1),
+            "qstat exited with 1: error: commlib error: got select error (Connection refused)",
+        ),
+        (
+            tag_answer("", 0, "error: can't open accounting file\n", 1),
+            "qacct exited with 1: error: can't open accounting file",
+        ),
+        ("sh: 1: qstat: not found\n", "no qstat answer in 'sh: 1: qstat: not found\\n'"),
+    ],
+)
+def test_failed_tag_search_is_no_proof(backend: SgeBackend, answer: str, message: str) -> None:
+    with pytest.raises(ClusterjobError) as err:
+        backend.get_job_ids_for_tag(answer, TAG)
+    assert str(err.value) == f"cannot tell whether a Grid Engine job carries tag {TAG!r}: {message}"
