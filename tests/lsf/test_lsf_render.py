@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
-
 from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob_lsf import LsfBackend, time_to_minutes
@@ -20,7 +20,7 @@ PARADIGMS = [
 ]
 
 
-def headers(**resources: object) -> list[str]:
+def headers(**resources: Any) -> list[str]:
     job = JobScript("echo hi", jobname="job", backend="lsf", **resources)
     return LsfBackend().resource_headers(job)
 

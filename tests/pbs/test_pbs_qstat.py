@@ -24,7 +24,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from clusterjob.async_result import AsyncResult
 from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
+import pytest
 from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob_pbs import LPbsBackend, PbsBackend, PbsProBackend
@@ -18,7 +19,7 @@ PARADIGMS = [
 ]
 
 
-def headers(backend: str, **resources: object) -> list[str]:
+def headers(backend: str, **resources: Any) -> list[str]:
     job = JobScript("echo hi", jobname="job", backend=backend, **resources)
     return job._get_backend().resource_headers(job)
 

@@ -15,10 +15,10 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from clusterjob import JobScript
 from clusterjob.async_result import AsyncResult
 from clusterjob.status import CANCELLED, COMPLETED, PENDING, RUNNING, is_finished
@@ -42,10 +42,10 @@ def torque(torque_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path
 
 
 def qstat_full(job_id: str) -> str:
-    return subprocess.run(["qstat", "-f", job_id], capture_output=True, text=True).stdout
+    return subprocess.run(["qstat", "-f", job_id], check=False, capture_output=True, text=True).stdout
 
 
-def wait_for(predicate, what: str, timeout: float = TIMEOUT) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -76,6 +76,7 @@ def test_failing_job_is_seen_finished_but_its_failure_is_hidden(
     """slurm-wlm-torque's qstat has no exit status: documented limitation, reported with a warning."""
     job = JobScript("echo failing\nexit 3", jobname="cj_pbs_fail", stdout="fail.out", stderr="fail.err")
     result = job.submit()
+    assert isinstance(result, AsyncResult)
     with caplog.at_level(logging.WARNING, logger="clusterjob.pbs"):
         result.wait(timeout=TIMEOUT)
         assert result.status == COMPLETED
@@ -108,7 +109,7 @@ def test_status_after_the_job_finished(torque: Path) -> None:
     assert fresh.status == COMPLETED
     # ... and the finished=True command, whose `qstat -x` the wrappers reject, falls back.
     backend = PbsBackend()
-    answer = subprocess.run(backend.cmd_status(fresh, finished=True), capture_output=True, text=True)
+    answer = subprocess.run(backend.cmd_status(fresh, finished=True), check=False, capture_output=True, text=True)
     assert answer.stderr == ""
     assert backend.get_status(answer.stdout, finished=True) == COMPLETED
     # The cache keeps the final status; submitting again returns the cached run.
@@ -122,7 +123,7 @@ def test_unknown_job_has_no_status(torque: Path) -> None:
     missing = AsyncResult(backend)
     missing.job_id = "999999"
     for finished in (False, True):
-        answer = subprocess.run(backend.cmd_status(missing, finished=finished), capture_output=True, text=True)
+        answer = subprocess.run(backend.cmd_status(missing, finished=finished), check=False, capture_output=True, text=True)
         assert backend.get_status(answer.stdout, finished=finished) is None
 
 
@@ -147,7 +148,7 @@ def test_batched_status_of_several_jobs(torque: Path) -> None:
     runs = [r for r in results if isinstance(r, AsyncResult)]
 
     def all_completed() -> bool:
-        answer = subprocess.run(backend.cmd_status_many(runs), capture_output=True, text=True)  # type: ignore[arg-type]
+        answer = subprocess.run(backend.cmd_status_many(runs), check=False, capture_output=True, text=True)  # type: ignore[arg-type]
         return set(backend.get_status_many(answer.stdout, runs).values()) == {COMPLETED}
 
     wait_for(all_completed, "three jobs to complete (one qstat -f for all)")

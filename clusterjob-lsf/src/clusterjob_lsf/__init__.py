@@ -14,7 +14,7 @@ from clusterjob.backends import ClusterjobBackend
 from clusterjob_lsf.backend import LsfBackend
 from clusterjob_lsf.options import time_to_minutes
 
-__all__ = ["LsfBackend", "time_to_minutes", "clusterjob_backends"]
+__all__ = ["LsfBackend", "clusterjob_backends", "time_to_minutes"]
 
 
 @hookimpl

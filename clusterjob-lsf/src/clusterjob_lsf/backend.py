@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
     from clusterjob.jobscript import JobScript
 
-__all__ = ["LsfBackend", "TAG_KEY"]
+__all__ = ["TAG_KEY", "LsfBackend"]
 
 logger = logging.getLogger("clusterjob.lsf")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["BjobsRecord", "parse_bjobs", "killed_by_user", "STATUS_FORMAT", "TAG_FORMAT"]
+__all__ = ["STATUS_FORMAT", "TAG_FORMAT", "BjobsRecord", "killed_by_user", "parse_bjobs"]
 
 #: ``bjobs -o`` format of the status command.
 STATUS_FORMAT = "jobid stat exit_code exit_reason delimiter='|'"

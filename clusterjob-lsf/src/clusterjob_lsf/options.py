@@ -8,7 +8,7 @@ from typing import Any
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob.utils import time_to_seconds
 
-__all__ = ["time_to_minutes", "quote_value", "positive_int", "check_key"]
+__all__ = ["check_key", "positive_int", "quote_value", "time_to_minutes"]
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_.,:=/@%+\-]+$")
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -30,7 +30,7 @@ def time_to_minutes(val: str | int) -> int:
     Raises:
         ValueError: if ``val`` has an invalid format.
     """
-    seconds = time_to_seconds(val)
+    seconds = time_to_seconds(str(val))
     return -(-seconds // 60)
 
 

@@ -14,7 +14,7 @@ from clusterjob.backends import ClusterjobBackend
 from clusterjob_pbs.backend import PbsBackend
 from clusterjob_pbs.variants import LPbsBackend, PbsProBackend
 
-__all__ = ["PbsBackend", "PbsProBackend", "LPbsBackend", "clusterjob_backends"]
+__all__ = ["LPbsBackend", "PbsBackend", "PbsProBackend", "clusterjob_backends"]
 
 
 @hookimpl

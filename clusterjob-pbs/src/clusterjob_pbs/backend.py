@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
     from clusterjob.jobscript import JobScript
 
-__all__ = ["PbsBackend", "TAG_KEY", "NODELIST_PREAMBLE"]
+__all__ = ["NODELIST_PREAMBLE", "TAG_KEY", "PbsBackend"]
 
 logger = logging.getLogger("clusterjob.pbs")
 
@@ -32,7 +32,7 @@ TAG_KEY = "clusterjob_tag"
 NODELIST_PREAMBLE = (
     "CLUSTERJOB_NODELIST=$(awk '!seen[$0]++' \"$PBS_NODEFILE\" 2>/dev/null | paste -sd, -)"
 )
-_NODELIST_USE = re.compile(r"\$(?:\{CLUSTERJOB_NODELIST\}|CLUSTERJOB_NODELIST(?![A-Za-z0-9_]))")
+_NODELIST_USE = re.compile(r"\$\{?CLUSTERJOB_NODELIST(?![A-Za-z0-9_])")
 
 _JOB_ID = re.compile(r"^\d+(\[\d*\])?(\.[A-Za-z0-9_.\-]+)?$")
 
@@ -205,6 +205,7 @@ class PbsBackend(ClusterjobBackend):
         Any other key: a single letter is the ``qsub`` option ``-X value``
         (``-X`` for True); a longer key is a resource ``-l key=value``
         (``-l key=true`` for True), since ``qsub`` has no long options.
+        Options come first, then resources, each sorted by key.
         False/None values are left out.
         """
         resources = {k: v for k, v in jobscript.resources.items() if v is not None and v is not False}
@@ -242,7 +243,7 @@ class PbsBackend(ClusterjobBackend):
                 variables.append(f"{self.tag_variable}={tag}")
         if variables:
             add("-v", quote_value(",".join(variables)))
-        for key, value in sorted(resources.items()):
+        for key, value in sorted(resources.items(), key=lambda item: (len(item[0]) > 1, item[0])):
             check_key(self.name, key, value)
             if len(key) == 1:
                 add(*option_words(key, value))
@@ -267,7 +268,7 @@ class PbsBackend(ClusterjobBackend):
         return items
 
     def _pop_layout(self, resources: dict[str, Any]) -> tuple[int | None, int | None, int | None, int | None]:
-        values = []
+        values: list[int | None] = []
         for key in ("nodes", "ppn", "threads", "mem"):
             value = resources.pop(key, None)
             if value is not None and key == "mem":

@@ -8,7 +8,7 @@ from typing import Any
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob.utils import time_to_seconds
 
-__all__ = ["quote_value", "positive_int", "walltime", "check_key", "option_words"]
+__all__ = ["check_key", "option_words", "positive_int", "quote_value", "walltime"]
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_.,:=/@%+\-\[\]]+$")
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")

@@ -27,18 +27,18 @@ from __future__ import annotations
 
 import logging
 import re
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
+from xml.etree import ElementTree
 
 from clusterjob.status import CANCELLED, COMPLETED, FAILED
 
 __all__ = [
+    "PBS_PRO_SUBSTATES",
+    "SIGNAL_EXIT_BASE",
     "QstatJob",
+    "finished_status",
     "parse_qstat_full",
     "sequence_number",
-    "finished_status",
-    "SIGNAL_EXIT_BASE",
-    "PBS_PRO_SUBSTATES",
 ]
 
 logger = logging.getLogger("clusterjob.pbs")

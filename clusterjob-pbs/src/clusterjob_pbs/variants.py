@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
     from clusterjob.backends import Command
 
-__all__ = ["PbsProBackend", "LPbsBackend"]
+__all__ = ["LPbsBackend", "PbsProBackend"]
 
 
 class PbsProBackend(PbsBackend):
