@@ -47,12 +47,12 @@ _PERSISTENT = (
 )
 
 
-def _resolve_backend(backend: Any) -> ClusterjobBackend:
+def _resolve_backend(backend: ClusterjobBackend | str) -> ClusterjobBackend:
     from clusterjob.plugins import get_backend
 
     if isinstance(backend, str):
         return get_backend(backend)
-    return backend  # type: ignore[no-any-return]
+    return backend
 
 
 class AsyncResult:

@@ -113,6 +113,10 @@ class JobScript(metaclass=_JobScriptMeta):
             ``stdout``, ``stderr``, or backend-specific options).
     """
 
+    # instance-only attributes, set by __init__
+    body: str
+    aux_scripts: dict[str, str]
+
     # class-only attributes
     cache_folder: Union[str, None] = None
     cache_prefix: str = "clusterjob"
@@ -166,7 +170,7 @@ class JobScript(metaclass=_JobScriptMeta):
     @property
     def backends(self) -> list[str]:
         """Names of all available backends."""
-        return type(self).backends
+        return backend_names()
 
     @classmethod
     def register_backend(cls, backend: ClusterjobBackend, name: str | None = None) -> None:

@@ -17,7 +17,8 @@ import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
 
 import pluggy
 
@@ -118,7 +119,7 @@ def create_plugin_manager(load_entrypoints: bool = True, plugins: tuple[object, 
     for impl in manager.hook.clusterjob_backends.get_hookimpls():
         plugin_name = impl.plugin_name
         try:
-            offered = impl.function() or []
+            offered: list[object] = list(cast("Iterable[object]", impl.function() or []))
         except Exception as exc:
             registry.failures[plugin_name] = f"clusterjob_backends() raised {type(exc).__name__}: {exc}"
             warnings.warn(f"clusterjob plugin {plugin_name!r}: {registry.failures[plugin_name]}", RuntimeWarning, stacklevel=2)

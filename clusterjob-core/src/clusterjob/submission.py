@@ -80,6 +80,7 @@ def submit(
     """See :meth:`clusterjob.JobScript.submit`."""
     backend = jobscript._get_backend()
     cache_folder = type(jobscript).cache_folder
+    result: AsyncResult | None
     if cache_folder is None:
         result = _submit_now(jobscript, backend, after, cache_file=None, cache_id=cache_id)
     else:
@@ -142,7 +143,7 @@ def _adopt_interrupted(
     """An earlier submit() died after recording its intent: find its job or prove there is none."""
     tag = record.get("tag")
     command = backend.cmd_find_tag(tag) if tag else None
-    if command is None:
+    if command is None or not tag:
         raise SubmitError(
             f"an earlier submission of this job was interrupted ({path}) and backend "
             f"{backend.name!r} cannot tell whether the scheduler received it. Check the "

@@ -14,7 +14,7 @@ the corresponding distribution (``clusterjob-slurm`` …) is installed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from clusterjob.errors import ClusterjobError
@@ -73,6 +73,11 @@ def format_option(key: str, value: Any) -> list[str]:
 
 def _var_pattern(name: str) -> re.Pattern[str]:
     return re.compile(r"\$(?:\{" + name + r"\}|" + name + r"(?![A-Za-z0-9_]))")
+
+
+def _variable_replacement(native_name: str) -> Callable[[re.Match[str]], str]:
+    """Keep the form the body used: ``$X`` stays bare, ``${X}`` keeps its braces."""
+    return lambda match: "${" + native_name + "}" if match.group(0).startswith("${") else "$" + native_name
 
 
 class ClusterjobBackend:
@@ -170,9 +175,8 @@ class ClusterjobBackend:
     def replace_body_vars(self, body: str) -> str:
         """Replace ``$CLUSTERJOB_*`` (and ``${CLUSTERJOB_*}``) by the scheduler's variables."""
         for core, native in self.job_vars.items():
-            core_name = core.lstrip("$")
             native_name = native.lstrip("$")
-            body = _var_pattern(core_name).sub(lambda m: "$" + native_name if "{" not in m.group(0) else "${" + native_name + "}", body)
+            body = _var_pattern(core.lstrip("$")).sub(_variable_replacement(native_name), body)
         return body
 
     # -- shared translation helpers -----------------------------------------
