@@ -139,6 +139,7 @@ def create_plugin_manager(load_entrypoints: bool = True, plugins: tuple[object, 
                 registry.failures[plugin_name] = problem
                 warnings.warn(f"clusterjob plugin {plugin_name!r} {problem}", RuntimeWarning, stacklevel=2)
                 continue
+            assert isinstance(backend, ClusterjobBackend)
             registry.backends[backend.name] = backend
             registry.providers[backend.name] = plugin_name
     return registry
