@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from clusterjob import JobScript, wait_all
 from clusterjob.async_result import AsyncResult
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING, is_finished
@@ -40,7 +39,7 @@ def sge(sge_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("PATH", sge_env.get("SGE_BIN", "/usr/bin") + os.pathsep + os.environ["PATH"])
     qsub = shutil.which("qsub")
     assert qsub is not None
-    banner = subprocess.run([qsub, "-help"], capture_output=True, text=True).stdout.splitlines()[:1]
+    banner = subprocess.run([qsub, "-help"], capture_output=True, text=True, check=False).stdout.splitlines()[:1]
     assert banner and banner[0].startswith("SGE"), f"{qsub} is not Grid Engine's qsub: {banner}"
     tmp_path.chmod(0o755)
     JobScript.rootdir = str(tmp_path)
@@ -58,7 +57,7 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT)
 
 
 def qstat_j(job_id: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["qstat", "-j", job_id], capture_output=True, text=True)
+    return subprocess.run(["qstat", "-j", job_id], capture_output=True, text=True, check=False)
 
 
 def fresh(job_id: str) -> AsyncResult:
@@ -111,7 +110,9 @@ def test_job_completes_with_grid_engine_variables(sge: Path) -> None:
 
 
 def test_failing_job_is_failed(sge: Path) -> None:
-    job = JobScript("echo failing\nexit 3", jobname="cj_sge_fail", stdout="fail.out", stderr="fail.err")
+    job = JobScript(
+        "echo failing\nexit 3", jobname="cj_sge_fail", stdout="fail.out", stderr="fail.err"
+    )
     result = submit(job)
     result.wait(timeout=TIMEOUT)
     assert result.status == FAILED
@@ -119,7 +120,9 @@ def test_failing_job_is_failed(sge: Path) -> None:
 
 
 def test_cancel_a_running_job(sge: Path) -> None:
-    job = JobScript("echo started\nsleep 600", jobname="cj_sge_cancel", stdout="c.out", stderr="c.err")
+    job = JobScript(
+        "echo started\nsleep 600", jobname="cj_sge_cancel", stdout="c.out", stderr="c.err"
+    )
     result = submit(job)
     wait_for(lambda: result.status == RUNNING, "the job to run")
     wait_for(lambda: (sge / "c.out").exists(), "the job's output")
@@ -134,7 +137,13 @@ def test_cancel_a_running_job(sge: Path) -> None:
 def test_parallel_environment_gives_the_slots(sge: Path, sge_env: dict[str, str]) -> None:
     job = JobScript(
         'echo "$NSLOTS $PE" > slots.txt\nulimit -v > vmem.txt',
-        jobname="cj_sge_pe", nodes=1, ppn=1, threads=2, mem=400, stdout="pe.out", stderr="pe.err",
+        jobname="cj_sge_pe",
+        nodes=1,
+        ppn=1,
+        threads=2,
+        mem=400,
+        stdout="pe.out",
+        stderr="pe.err",
     )
     assert "#$ -pe smp 2" in str(job)
     result = submit(job)
@@ -149,10 +158,13 @@ def test_status_after_the_job_left_the_queue_comes_from_qacct(sge: Path) -> None
     ok = submit(JobScript("true", jobname="cj_sge_acct_ok", stdout="a.out", stderr="a.err"))
     bad = submit(JobScript("exit 7", jobname="cj_sge_acct_bad", stdout="b.out", stderr="b.err"))
     for result in (ok, bad):
-        wait_for(lambda r=result: qstat_j(r.job_id).returncode != 0, f"job {result.job_id} to leave the queue")
+        wait_for(
+            lambda r=result: qstat_j(r.job_id).returncode != 0,
+            f"job {result.job_id} to leave the queue",
+        )
     assert final_status(ok.job_id) == COMPLETED
     assert final_status(bad.job_id) == FAILED
-    record = subprocess.run(["qacct", "-j", bad.job_id], capture_output=True, text=True).stdout
+    record = subprocess.run(["qacct", "-j", bad.job_id], capture_output=True, text=True, check=False).stdout
     assert "exit_status  7" in record
 
 
@@ -162,17 +174,25 @@ def test_walltime_limit_ends_the_job_as_failed(sge: Path) -> None:
     result = submit(job)
     result.wait(timeout=TIMEOUT)
     assert result.status == FAILED
-    record = subprocess.run(["qacct", "-j", result.job_id], capture_output=True, text=True).stdout
+    record = subprocess.run(["qacct", "-j", result.job_id], capture_output=True, text=True, check=False).stdout
     assert "failed       37" in record  # qmaster enforced h_rt
 
 
 def test_dependency_waits_for_the_end_of_the_parent_even_a_failed_one(sge: Path) -> None:
     """-hold_jid releases when the parent ends, failure included (documented limitation)."""
     parent = submit(
-        JobScript("sleep 3\necho done > parent.done\nexit 4", jobname="cj_sge_parent", stdout="p.out", stderr="p.err")
+        JobScript(
+            "sleep 3\necho done > parent.done\nexit 4",
+            jobname="cj_sge_parent",
+            stdout="p.out",
+            stderr="p.err",
+        )
     )
     child_job = JobScript(
-        "test -e parent.done && echo after-parent > child.txt", jobname="cj_sge_child", stdout="ch.out", stderr="ch.err"
+        "test -e parent.done && echo after-parent > child.txt",
+        jobname="cj_sge_child",
+        stdout="ch.out",
+        stderr="ch.err",
     )
     child = child_job.submit(after=[parent])
     assert isinstance(child, AsyncResult)
@@ -185,15 +205,17 @@ def test_dependency_waits_for_the_end_of_the_parent_even_a_failed_one(sge: Path)
 def test_parent_exiting_100_keeps_its_dependents_held(sge: Path) -> None:
     """Grid Engine's own way to stop dependents: exit code 100 puts the job in error state."""
     parent = submit(JobScript("exit 100", jobname="cj_sge_p100", stdout="p.out", stderr="p.err"))
-    child = JobScript("true", jobname="cj_sge_c100", stdout="c.out", stderr="c.err").submit(after=[parent])
+    child = JobScript("true", jobname="cj_sge_c100", stdout="c.out", stderr="c.err").submit(
+        after=[parent]
+    )
     assert isinstance(child, AsyncResult)
     try:
         parent.wait(timeout=TIMEOUT)
         assert parent.status == FAILED  # Eqw
-        assert "Eqw" in subprocess.run(["qstat"], capture_output=True, text=True).stdout
+        assert "Eqw" in subprocess.run(["qstat"], capture_output=True, text=True, check=False).stdout
         assert child.poll() == PENDING  # hqw, and it stays so
     finally:
-        subprocess.run(["qdel", child.job_id, parent.job_id], capture_output=True)
+        subprocess.run(["qdel", child.job_id, parent.job_id], capture_output=True, check=False)
 
 
 def test_many_jobs_are_polled_with_one_qstat(sge: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,23 +250,41 @@ JobScript(sys.argv[4], jobname=sys.argv[5], stdout="crash.out", stderr="crash.er
 def crash_while_submitting(sge: Path, point: str, cache_id: str, body: str) -> None:
     env = {**os.environ, "CLUSTERJOB_FAULT_INJECT": point}
     proc = subprocess.run(
-        [sys.executable, "-c", CRASHING_SUBMIT, str(sge), str(sge / "cache"), cache_id, body, job_name(cache_id)],
-        env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            CRASHING_SUBMIT,
+            str(sge),
+            str(sge / "cache"),
+            cache_id,
+            body,
+            job_name(cache_id),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == -9, proc.stderr
 
 
 def jobs_named(name: str) -> list[str]:
     """Numbers of the queued jobs named ``name`` (the text listing cuts names to 10 characters)."""
-    listing = subprocess.run(["qstat", "-u", "*", "-xml"], capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        ["qstat", "-u", "*", "-xml"], capture_output=True, text=True, check=True
+    ).stdout
     return sorted(
-        {entry.findtext("JB_job_number", "") for entry in ET.fromstring(listing).iter("job_list") if entry.findtext("JB_name") == name}
+        {
+            entry.findtext("JB_job_number", "")
+            for entry in ET.fromstring(listing).iter("job_list")
+            if entry.findtext("JB_name") == name
+        }
     )
 
 
 def every_job_named(name: str) -> list[str]:
     """Numbers of all jobs named ``name``, queued (qstat) or ended (qacct)."""
-    ended = subprocess.run(["qacct", "-j", name], capture_output=True, text=True).stdout
+    ended = subprocess.run(["qacct", "-j", name], capture_output=True, text=True, check=False).stdout
     numbers = {line.split()[1] for line in ended.splitlines() if line.startswith("jobnumber ")}
     return sorted(numbers | set(jobs_named(name)))
 
@@ -256,7 +296,9 @@ def job_name(cache_id: str) -> str:
 
 def resubmit(sge: Path, cache_id: str, body: str) -> AsyncResult:
     JobScript.cache_folder = str(sge / "cache")
-    result = JobScript(body, jobname=job_name(cache_id), stdout="crash.out", stderr="crash.err").submit(cache_id=cache_id)
+    result = JobScript(
+        body, jobname=job_name(cache_id), stdout="crash.out", stderr="crash.err"
+    ).submit(cache_id=cache_id)
     assert isinstance(result, AsyncResult)
     return result
 
@@ -270,12 +312,14 @@ def test_crash_after_qsub_adopts_the_queued_job_by_its_tag(sge: Path) -> None:
         assert result.job_id == job_id
         assert jobs_named(job_name("crash-queued")) == [job_id]
     finally:
-        subprocess.run(["qdel", job_id], capture_output=True)
+        subprocess.run(["qdel", job_id], capture_output=True, check=False)
 
 
 def test_crash_after_qsub_adopts_a_job_that_already_ended(sge: Path) -> None:
     crash_while_submitting(sge, "after_submit", "crash-ended", "true")
-    wait_for(lambda: len(every_job_named(job_name("crash-ended"))) == 1, "the job in qstat or qacct")
+    wait_for(
+        lambda: len(every_job_named(job_name("crash-ended"))) == 1, "the job in qstat or qacct"
+    )
     (job_id,) = every_job_named(job_name("crash-ended"))
     wait_for(lambda: final_status(job_id) == COMPLETED, "the job's accounting record")
     result = resubmit(sge, "crash-ended", "true")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob_sge import SgeBackend
@@ -30,7 +29,9 @@ def test_multi_process_two_full_nodes_needs_a_fixed_allocation_pe() -> None:
     message = str(err.value)
     assert message.startswith("backend 'sge' cannot express resource nodes=2:")
     assert "no parallel environment was named (resource 'pe')" in message
-    assert "set pe='<a PE with allocation_rule 32>' (ppn*threads) to get nodes=2 x 32 slots" in message
+    assert (
+        "set pe='<a PE with allocation_rule 32>' (ppn*threads) to get nodes=2 x 32 slots" in message
+    )
     assert pe_lines(nodes=2, ppn=32, threads=1, pe="mpi32") == ["#$ -pe mpi32 64"]
 
 
@@ -49,7 +50,9 @@ def test_hybrid_four_nodes_two_processes_of_16_threads() -> None:
 def test_nodes_above_one_with_the_default_pe_slots_environment_is_refused() -> None:
     with pytest.raises(ResourcesNotSupportedError) as err:
         headers(nodes=2, ppn=4, pe="smp")
-    assert "the parallel environment 'smp' keeps all slots on one host ($pe_slots)" in str(err.value)
+    assert "the parallel environment 'smp' keeps all slots on one host ($pe_slots)" in str(
+        err.value
+    )
 
 
 def test_serial_job_has_no_parallel_environment() -> None:
@@ -89,12 +92,22 @@ def test_site_default_pe_can_be_changed() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("nodes", "two"), ("nodes", 0), ("ppn", -1), ("threads", True), ("threads", "1.5"), ("mem", "2G")],
+    [
+        ("nodes", "two"),
+        ("nodes", 0),
+        ("ppn", -1),
+        ("threads", True),
+        ("threads", "1.5"),
+        ("mem", "2G"),
+    ],
 )
 def test_counts_must_be_positive_integers(key: str, value: Any) -> None:
     with pytest.raises(ResourcesNotSupportedError) as err:
         headers(**{key: value})
-    assert str(err.value) == f"backend 'sge' cannot express resource {key}={value!r}: expected a positive integer"
+    assert (
+        str(err.value)
+        == f"backend 'sge' cannot express resource {key}={value!r}: expected a positive integer"
+    )
 
 
 def test_counts_from_ini_files_may_be_strings() -> None:
@@ -115,8 +128,14 @@ def test_pe_must_be_one_name(pe: str) -> None:
 
 def test_full_header_order_for_the_common_keys() -> None:
     assert headers(
-        queue="all.q", time="00:05:00", nodes=1, ppn=2, threads=2, mem=1000,
-        stdout="job.out", stderr="job.err",
+        queue="all.q",
+        time="00:05:00",
+        nodes=1,
+        ppn=2,
+        threads=2,
+        mem=1000,
+        stdout="job.out",
+        stderr="job.err",
     ) == [
         "#$ -N job",
         "#$ -S /bin/bash",
@@ -177,7 +196,11 @@ def test_mem_per_node_becomes_h_vmem_per_slot(resources: dict[str, Any], h_vmem:
 
 def test_memory_complex_can_be_changed_by_a_site() -> None:
     backend = SgeBackend()
-    backend.resource_replacements = {**backend.resource_replacements, "mem": "h_rss", "time": "s_rt"}
+    backend.resource_replacements = {
+        **backend.resource_replacements,
+        "mem": "h_rss",
+        "time": "s_rt",
+    }
     lines = headers(backend, mem=512, time="5")
     assert "#$ -l h_rss=512M" in lines
     assert "#$ -l s_rt=00:05:00" in lines
@@ -237,7 +260,11 @@ def test_values_with_blanks_are_quoted() -> None:
     ("key", "value", "why"),
     [
         ("ac", "A=1\necho injected", "a line break cannot stand in a '#$' header line"),
-        ("ac", 'NOTE="two words"', "a value with blanks and double quotes cannot be quoted for qsub"),
+        (
+            "ac",
+            'NOTE="two words"',
+            "a value with blanks and double quotes cannot be quoted for qsub",
+        ),
         ("stdout", "out\r", "a line break cannot stand in a '#$' header line"),
     ],
 )
@@ -293,14 +320,26 @@ def test_tag_keeps_the_users_account_string_and_context() -> None:
 
 def test_core_variables_map_to_grid_engine_variables() -> None:
     body = "$CLUSTERJOB_ID ${CLUSTERJOB_WORKDIR} $CLUSTERJOB_SUBMIT_HOST $CLUSTERJOB_NAME $CLUSTERJOB_NODELIST $CLUSTERJOB_IDX"
-    assert SgeBackend().replace_body_vars(body) == "$JOB_ID ${SGE_O_WORKDIR} $SGE_O_HOST $JOB_NAME $HOSTNAME $CLUSTERJOB_IDX"
+    assert (
+        SgeBackend().replace_body_vars(body)
+        == "$JOB_ID ${SGE_O_WORKDIR} $SGE_O_HOST $JOB_NAME $HOSTNAME $CLUSTERJOB_IDX"
+    )
 
 
 def test_rendered_script_as_in_the_readme() -> None:
     body = 'echo "Job $CLUSTERJOB_ID ({jobname}) on $CLUSTERJOB_NODELIST"\nexport OMP_NUM_THREADS={threads}\n./simulate'
     job = JobScript(
-        body, backend="sge", jobname="simulate", queue="all.q", time="2:00:00",
-        nodes=1, ppn=1, threads=4, mem=2000, stdout="simulate.out", stderr="simulate.err",
+        body,
+        backend="sge",
+        jobname="simulate",
+        queue="all.q",
+        time="2:00:00",
+        nodes=1,
+        ppn=1,
+        threads=4,
+        mem=2000,
+        stdout="simulate.out",
+        stderr="simulate.err",
     )
     assert str(job) == (
         "#!/bin/bash\n"

@@ -7,13 +7,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from clusterjob import JobScript
 from clusterjob.async_result import AsyncResult
 from clusterjob.errors import ClusterjobError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_sge import SgeBackend
-from clusterjob_sge.parsing import STATUS_MAPPING, parse_qacct, parse_qstat_xml, qacct_status, state_to_status
+from clusterjob_sge.parsing import (
+    STATUS_MAPPING,
+    parse_qacct,
+    parse_qstat_xml,
+    qacct_status,
+    state_to_status,
+)
 
 DATA = Path(__file__).parent / "data"
 TAG = "cj-0123456789-abcdef"
@@ -61,7 +66,9 @@ def test_job_id_after_warnings_and_none_from_garbage(backend: SgeBackend) -> Non
 def test_status_cancel_and_accounting_commands(backend: SgeBackend) -> None:
     status = backend.cmd_status(run("42"))
     assert status[:2] == ["sh", "-c"] and status[-2:] == ["sh", "42"]
-    assert "qstat -xml" in status[2] and "42" not in status[2]  # the ID is an argument, not script text
+    assert (
+        "qstat -xml" in status[2] and "42" not in status[2]
+    )  # the ID is an argument, not script text
     assert backend.cmd_status(run("42"), finished=True) == ["qacct", "-j", "42"]
     assert backend.cmd_cancel(run("42")) == ["qdel", "42"]
     assert backend.cmd_status_many([run("1"), run("2")]) == ["qstat", "-xml"]
@@ -71,7 +78,9 @@ def test_status_cancel_and_accounting_commands(backend: SgeBackend) -> None:
 
 
 @pytest.mark.parametrize("job_id", [None, "", "12; rm -rf /", "abc"])
-def test_job_ids_that_are_no_job_numbers_are_refused(backend: SgeBackend, job_id: str | None) -> None:
+def test_job_ids_that_are_no_job_numbers_are_refused(
+    backend: SgeBackend, job_id: str | None
+) -> None:
     with pytest.raises(ClusterjobError) as err:
         backend.cmd_cancel(run(job_id))  # type: ignore[arg-type]
     assert str(err.value) == f"{job_id!r} is not a Grid Engine job number"
@@ -89,16 +98,16 @@ def fake_sge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     qstat = f"""#!/bin/sh
 echo "qstat $*" >> {log}
 case "$*" in
-  "-xml") cat {DATA / 'qstat_xml_running_suspended_error_held.xml'} ;;
-  "-j *") cat {DATA / 'qstat_j_all_with_tag.txt'} ;;
+  "-xml") cat {DATA / "qstat_xml_running_suspended_error_held.xml"} ;;
+  "-j *") cat {DATA / "qstat_j_all_with_tag.txt"} ;;
 esac
 """
     qacct = f"""#!/bin/sh
 echo "qacct $*" >> {log}
 case "$*" in
-  "-j 4") cat {DATA / 'qacct_completed.txt'} ;;
-  "-j 5") cat {DATA / 'qacct_failed.txt'} ;;
-  "-A {TAG} -j *") cat {DATA / 'qacct_account_tag.txt'} ;;
+  "-j 4") cat {DATA / "qacct_completed.txt"} ;;
+  "-j 5") cat {DATA / "qacct_failed.txt"} ;;
+  "-A {TAG} -j *") cat {DATA / "qacct_account_tag.txt"} ;;
   "-A "*) echo "error: job name * not found" >&2; exit 1 ;;
   *) echo "error: job id $2 not found" >&2; exit 1 ;;
 esac
@@ -114,16 +123,22 @@ def sh(command: list[str]) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=False).stdout
 
 
-def test_single_status_script_names_the_job_before_the_listing(backend: SgeBackend, fake_sge: Path) -> None:
+def test_single_status_script_names_the_job_before_the_listing(
+    backend: SgeBackend, fake_sge: Path
+) -> None:
     assert backend.get_status(sh(backend.cmd_status(run("10")))) == RUNNING
     assert backend.get_status(sh(backend.cmd_status(run("13")))) == FAILED
     assert backend.get_status(sh(backend.cmd_status(run("11")))) == PENDING
-    assert backend.get_status(sh(backend.cmd_status(run("99")))) is None  # left the queue: ask qacct
+    assert (
+        backend.get_status(sh(backend.cmd_status(run("99")))) is None
+    )  # left the queue: ask qacct
 
 
 def test_batched_accounting_script_runs_qacct_per_job(backend: SgeBackend, fake_sge: Path) -> None:
     runs = [run("4"), run("5"), run("7")]
-    statuses = backend.get_status_many(sh(backend.cmd_status_many(runs, finished=True)), runs, finished=True)
+    statuses = backend.get_status_many(
+        sh(backend.cmd_status_many(runs, finished=True)), runs, finished=True
+    )
     assert statuses == {"4": COMPLETED, "5": FAILED, "7": None}
     assert fake_sge.read_text().splitlines() == ["qacct -j 4", "qacct -j 5", "qacct -j 7"]
 
@@ -139,14 +154,33 @@ def test_tag_search_script_finds_queued_and_ended_jobs(backend: SgeBackend, fake
 
 DOCUMENTED_STATES = {
     PENDING: ["qw", "hqw", "hRwq"],
-    RUNNING: ["r", "t", "Rr", "Rt", "s", "ts", "S", "tS", "T", "tT", "Rs", "Rts", "RS", "RtS", "RT", "RtT", "hr"],
+    RUNNING: [
+        "r",
+        "t",
+        "Rr",
+        "Rt",
+        "s",
+        "ts",
+        "S",
+        "tS",
+        "T",
+        "tT",
+        "Rs",
+        "Rts",
+        "RS",
+        "RtS",
+        "RT",
+        "RtT",
+        "hr",
+    ],
     FAILED: ["Eqw", "Ehqw", "EhRqw"],
     CANCELLED: ["dr", "dt", "dRr", "dRt", "ds", "dS", "dT", "dRs", "dRS", "dRT"],
 }
 
 
 @pytest.mark.parametrize(
-    ("state", "status"), [(state, status) for status, states in DOCUMENTED_STATES.items() for state in states]
+    ("state", "status"),
+    [(state, status) for status, states in DOCUMENTED_STATES.items() for state in states],
 )
 def test_every_documented_state_is_mapped(backend: SgeBackend, state: str, status: int) -> None:
     assert backend.status_mapping[state] == status
@@ -155,9 +189,20 @@ def test_every_documented_state_is_mapped(backend: SgeBackend, state: str, statu
 
 @pytest.mark.parametrize(
     ("state", "status"),
-    [("dqw", CANCELLED), ("dEqw", CANCELLED), ("hRr", RUNNING), ("Rhqw", PENDING), ("EhRwq", FAILED), ("z", None), ("", None), ("Q", None)],
+    [
+        ("dqw", CANCELLED),
+        ("dEqw", CANCELLED),
+        ("hRr", RUNNING),
+        ("Rhqw", PENDING),
+        ("EhRwq", FAILED),
+        ("z", None),
+        ("", None),
+        ("Q", None),
+    ],
 )
-def test_undocumented_combinations_are_classified_by_their_letters(state: str, status: int | None) -> None:
+def test_undocumented_combinations_are_classified_by_their_letters(
+    state: str, status: int | None
+) -> None:
     assert state_to_status(state) == status
 
 
@@ -182,7 +227,11 @@ def test_listing_with_a_pe_job_an_array_and_an_exit_100_job() -> None:
 
 def test_listing_of_a_job_being_deleted_and_of_running_array_tasks() -> None:
     assert parse_qstat_xml(data("qstat_xml_deleting.xml"))["21"] == CANCELLED  # dr
-    assert parse_qstat_xml(data("qstat_xml_array_running.xml")) == {"30": RUNNING, "28": PENDING, "29": PENDING}
+    assert parse_qstat_xml(data("qstat_xml_array_running.xml")) == {
+        "30": RUNNING,
+        "28": PENDING,
+        "29": PENDING,
+    }
 
 
 def test_listings_that_say_nothing() -> None:
@@ -196,7 +245,9 @@ def test_get_status_reads_only_the_marked_job(backend: SgeBackend) -> None:
     listing = data("qstat_xml_running_suspended_error_held.xml")
     assert backend.get_status(f"clusterjob-sge job 14\n{listing}") == RUNNING
     assert backend.get_status(f"clusterjob-sge job 15\n{listing}") is None
-    assert backend.get_status("clusterjob-sge job 14\n") is None  # qstat failed: unknown, never guessed
+    assert (
+        backend.get_status("clusterjob-sge job 14\n") is None
+    )  # qstat failed: unknown, never guessed
     assert backend.get_status(listing) is None  # no marker: which job?
 
 
@@ -228,7 +279,12 @@ def test_status_from_accounting(backend: SgeBackend, fixture: str, status: int) 
 
 def test_accounting_record_fields() -> None:
     (record,) = parse_qacct(data("qacct_cancelled_running.txt"))
-    assert (record.jobnumber, record.taskid, record.failed, record.exit_status) == ("6", "undefined", 100, 137)
+    assert (record.jobnumber, record.taskid, record.failed, record.exit_status) == (
+        "6",
+        "undefined",
+        100,
+        137,
+    )
     assert record.qsub_time == "Thu Nov 26 22:45:55 2026"
     tasks = parse_qacct(data("qacct_array_failed.txt"))
     assert [t.taskid for t in tasks] == ["1", "2", "3"]
@@ -284,7 +340,9 @@ def test_tag_found_in_the_queue_and_in_accounting(backend: SgeBackend) -> None:
 
 
 def test_tag_found_by_context_when_the_user_set_the_account(backend: SgeBackend) -> None:
-    queue = data("qstat_j_all_with_tag.txt").replace(f"account:                    {TAG}", "account: project42")
+    queue = data("qstat_j_all_with_tag.txt").replace(
+        f"account:                    {TAG}", "account: project42"
+    )
     answer = tag_answer(queue, 0, "", 1)
     with pytest.raises(ClusterjobError):
         backend.get_job_ids_for_tag(answer, TAG)  # qacct failed without "not found"

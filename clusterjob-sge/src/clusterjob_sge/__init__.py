@@ -13,7 +13,7 @@ from clusterjob.backends import ClusterjobBackend, ResourcesNotSupportedError
 
 from clusterjob_sge.backend import SgeBackend
 
-__all__ = ["SgeBackend", "ResourcesNotSupportedError", "clusterjob_backends"]
+__all__ = ["ResourcesNotSupportedError", "SgeBackend", "clusterjob_backends"]
 
 
 @hookimpl

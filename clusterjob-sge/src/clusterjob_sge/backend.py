@@ -166,7 +166,7 @@ class SgeBackend(ClusterjobBackend):
         sections = split_marked_sections(response)
         if len(sections) != 1:
             return None
-        (number, listing), = sections.items()
+        ((number, listing),) = sections.items()
         states = parse_qstat_xml(listing, self.status_mapping)
         return None if states is None else states.get(number)
 
@@ -186,11 +186,15 @@ class SgeBackend(ClusterjobBackend):
             sections = split_marked_sections(response)
             for run in runs:
                 text = sections.get(self._job_number(run.job_id))
-                statuses[str(run.job_id)] = None if text is None else qacct_status(parse_qacct(text))
+                statuses[str(run.job_id)] = (
+                    None if text is None else qacct_status(parse_qacct(text))
+                )
             return statuses
         listing = parse_qstat_xml(response, self.status_mapping)
         for run in runs:
-            statuses[str(run.job_id)] = None if listing is None else listing.get(self._job_number(run.job_id))
+            statuses[str(run.job_id)] = (
+                None if listing is None else listing.get(self._job_number(run.job_id))
+            )
         return statuses
 
     # -- dependencies and crash safety ------------------------------------------
@@ -233,7 +237,9 @@ class SgeBackend(ClusterjobBackend):
         found: list[str] = []
         for name, no_jobs in (("qstat", "Following jobs do not exist"), ("qacct", "not found")):
             if name not in sections:
-                raise ClusterjobError(f"cannot tell whether a Grid Engine job carries tag {tag!r}: no {name} answer in {response!r}")
+                raise ClusterjobError(
+                    f"cannot tell whether a Grid Engine job carries tag {tag!r}: no {name} answer in {response!r}"
+                )
             code, text = sections[name]
             if code != 0:
                 if no_jobs in text and "error: commlib" not in text:

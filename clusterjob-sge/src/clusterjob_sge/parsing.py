@@ -18,14 +18,14 @@ from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 
 __all__ = [
     "STATUS_MAPPING",
-    "state_to_status",
-    "combine_active",
-    "parse_qstat_xml",
     "AccountingRecord",
+    "combine_active",
     "parse_qacct",
+    "parse_qstat_j_blocks",
+    "parse_qstat_xml",
     "qacct_status",
     "split_marked_sections",
-    "parse_qstat_j_blocks",
+    "state_to_status",
 ]
 
 logger = logging.getLogger("clusterjob.sge")
@@ -121,7 +121,9 @@ def combine_active(statuses: list[int | None]) -> int | None:
     return FAILED if FAILED in statuses else CANCELLED
 
 
-def parse_qstat_xml(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) -> dict[str, int | None] | None:
+def parse_qstat_xml(
+    response: str, mapping: Mapping[str, int] = STATUS_MAPPING
+) -> dict[str, int | None] | None:
     """Job number -> status from a ``qstat -xml`` listing; None if it is no listing.
 
     An array job appears once per task (or task range); its entries are

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from clusterjob_sge.backend import SgeBackend
 
-__all__ = ["TAG_KEY", "AFTER_KEY", "TAG_CONTEXT", "sge_options", "format_value", "format_hms"]
+__all__ = ["AFTER_KEY", "TAG_CONTEXT", "TAG_KEY", "format_hms", "format_value", "sge_options"]
 
 #: Resource keys the backend itself adds (crash-safety tag, dependencies);
 #: kept apart from the user's ``A``/``ac``/``hold_jid`` so neither overwrites the other.
@@ -33,7 +33,21 @@ TAG_CONTEXT = "CLUSTERJOB_TAG"
 
 #: Keys this module translates itself (everything else follows the generic rule).
 _HANDLED = frozenset(
-    {"jobname", "name", "queue", "time", "nodes", "ppn", "threads", "mem", "stdout", "stderr", "pe", TAG_KEY, AFTER_KEY}
+    {
+        "jobname",
+        "name",
+        "queue",
+        "time",
+        "nodes",
+        "ppn",
+        "threads",
+        "mem",
+        "stdout",
+        "stderr",
+        "pe",
+        TAG_KEY,
+        AFTER_KEY,
+    }
 )
 
 _OUTPUT_OPTIONS = {"stdout": "o", "stderr": "e"}
@@ -43,7 +57,9 @@ _BAD_NAME_CHARS = set(" \t\r\n/:@\\*?")
 
 
 def _fail(backend: SgeBackend, key: str, value: Any, why: str) -> ResourcesNotSupportedError:
-    return ResourcesNotSupportedError(f"backend {backend.name!r} cannot express resource {key}={value!r}: {why}")
+    return ResourcesNotSupportedError(
+        f"backend {backend.name!r} cannot express resource {key}={value!r}: {why}"
+    )
 
 
 def format_value(backend: SgeBackend, key: str, value: Any) -> str:
@@ -59,7 +75,12 @@ def format_value(backend: SgeBackend, key: str, value: Any) -> str:
         raise _fail(backend, key, value, "a line break cannot stand in a '#$' header line")
     if not text or any(c.isspace() for c in text):
         if '"' in text:
-            raise _fail(backend, key, value, "a value with blanks and double quotes cannot be quoted for qsub")
+            raise _fail(
+                backend,
+                key,
+                value,
+                "a value with blanks and double quotes cannot be quoted for qsub",
+            )
         return f'"{text}"'
     return text
 
@@ -87,11 +108,16 @@ def _job_name(backend: SgeBackend, resources: Mapping[str, Any]) -> str:
     name = str(resources["jobname"])
     if "name" in resources and str(resources["name"]) != name:
         raise _fail(
-            backend, "name", resources["name"], f"it differs from jobname={name!r}; set the job name through jobname"
+            backend,
+            "name",
+            resources["name"],
+            f"it differs from jobname={name!r}; set the job name through jobname",
         )
     bad = sorted(set(name) & _BAD_NAME_CHARS)
     if bad:
-        raise _fail(backend, "jobname", name, f"Grid Engine job names may not contain {''.join(bad)!r}")
+        raise _fail(
+            backend, "jobname", name, f"Grid Engine job names may not contain {''.join(bad)!r}"
+        )
     if name[:1].isdigit():
         raise _fail(backend, "jobname", name, "Grid Engine job names may not start with a digit")
     return name
@@ -107,7 +133,12 @@ def _slots(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
     if pe is not None:
         pe = str(pe).strip()
         if not pe or any(c.isspace() for c in pe):
-            raise _fail(backend, "pe", resources["pe"], "expected the name of one parallel environment (qconf -spl)")
+            raise _fail(
+                backend,
+                "pe",
+                resources["pe"],
+                "expected the name of one parallel environment (qconf -spl)",
+            )
     if nodes == 1:
         if pe is None and per_node == 1:
             return []  # a serial job: one slot, no parallel environment
@@ -116,8 +147,11 @@ def _slots(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
         if pe is None:
             key = "threads" if threads > 1 else "ppn"
             raise _fail(
-                backend, key, resources.get(key), f"{per_node} slots on one host need a parallel environment; "
-                "set pe='<a PE with allocation_rule $pe_slots>' (qconf -spl)"
+                backend,
+                key,
+                resources.get(key),
+                f"{per_node} slots on one host need a parallel environment; "
+                "set pe='<a PE with allocation_rule $pe_slots>' (qconf -spl)",
             )
         return ["-pe", pe, str(per_node)]
     if pe is None or pe == backend.default_pe:
@@ -127,7 +161,9 @@ def _slots(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
             else "no parallel environment was named (resource 'pe')"
         )
         raise _fail(
-            backend, "nodes", nodes,
+            backend,
+            "nodes",
+            nodes,
             f"Grid Engine spreads a job over hosts only through a parallel environment whose allocation_rule "
             f"is a fixed number of slots per host, and {which}; set pe='<a PE with allocation_rule "
             f"{per_node}>' (ppn*threads) to get nodes={nodes} x {per_node} slots",
@@ -154,7 +190,9 @@ def _walltime(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
         seconds = time_to_seconds(resources["time"])
     except ValueError:
         raise _fail(
-            backend, "time", resources["time"],
+            backend,
+            "time",
+            resources["time"],
             "expected minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes, "
             "days-hours:minutes:seconds or days:hours:minutes:seconds",
         ) from None
@@ -195,18 +233,34 @@ def sge_options(backend: SgeBackend, jobscript: JobScript) -> list[list[str]]:
     """
     resources = jobscript.resources
     repl = backend.resource_replacements
-    lines: list[list[str]] = [[f"-{repl.get('jobname', 'N')}", format_value(backend, "jobname", _job_name(backend, resources))]]
+    lines: list[list[str]] = [
+        [
+            f"-{repl.get('jobname', 'N')}",
+            format_value(backend, "jobname", _job_name(backend, resources)),
+        ]
+    ]
     lines.append(["-S", format_value(backend, "shell", jobscript.shell)])
     if "cwd" not in resources and "wd" not in resources:
         lines.append(["-cwd"])
     if resources.get("queue") is not None:
-        lines.append([f"-{repl.get('queue', 'q')}", format_value(backend, "queue", resources["queue"])])
-    for args in (_walltime(backend, resources), _slots(backend, resources), _memory(backend, resources)):
+        lines.append(
+            [f"-{repl.get('queue', 'q')}", format_value(backend, "queue", resources["queue"])]
+        )
+    for args in (
+        _walltime(backend, resources),
+        _slots(backend, resources),
+        _memory(backend, resources),
+    ):
         if args:
             lines.append(args)
     for key in ("stdout", "stderr"):
         if resources.get(key) is not None:
-            lines.append([f"-{repl.get(key, _OUTPUT_OPTIONS[key])}", format_value(backend, key, resources[key])])
+            lines.append(
+                [
+                    f"-{repl.get(key, _OUTPUT_OPTIONS[key])}",
+                    format_value(backend, key, resources[key]),
+                ]
+            )
     tag = resources.get(TAG_KEY)
     if tag is not None:
         if resources.get("A") is None:  # the user's own account string wins
