@@ -76,6 +76,7 @@ def test_submit_string_reaches_bsub_stdin(tmp_path: Path) -> None:
     ],
 )
 def test_get_job_id(fixture: str, job_id: str | None) -> None:
+    """IBM Spectrum LSF 10.1 Command Reference, bsub: "Job <ID> is submitted to [default] queue <q>."."""
     assert LsfBackend().get_job_id(read(fixture)) == job_id
 
 
@@ -89,7 +90,8 @@ def test_status_and_cancel_commands() -> None:
 
 
 def test_every_documented_state() -> None:
-    """bjobs JOB STATUS: PEND PSUSP WAIT PROV RUN USUSP SSUSP UNKWN ZOMBI DONE EXIT."""
+    """IBM Spectrum LSF 10.1 Command Reference, bjobs "JOB STATUS": PEND PSUSP WAIT PROV RUN USUSP
+    SSUSP UNKWN ZOMBI DONE EXIT, in bjobs -o "jobid stat exit_code exit_reason delimiter='|'" lines."""
     backend = LsfBackend()
     ids = [str(n) for n in range(2001, 2012)]
     statuses = backend.get_status_many(read("bjobs_o_every_state.txt"), [run(i) for i in ids])
@@ -113,7 +115,9 @@ def test_every_documented_state() -> None:
     ],
 )
 def test_finished_jobs(fixture: str, status: int) -> None:
-    """EXIT is CANCELLED only when the termination reason says the job was killed by its owner/admin."""
+    """IBM Spectrum LSF 10.1, bjobs -o (exit_code, exit_reason) and "Termination reasons displayed by
+    bacct, bhist, and bjobs": EXIT is CANCELLED only when the reason says the job was killed by its
+    owner or an administrator (TERM_OWNER, TERM_FORCE_ADMIN, ...)."""
     backend = LsfBackend()
     assert backend.get_status(read(fixture)) == status
     assert backend.get_status(read(fixture), finished=True) == status
@@ -129,6 +133,7 @@ def test_missing_and_unknown_jobs_have_no_status(caplog: pytest.LogCaptureFixtur
 
 
 def test_find_tag() -> None:
+    """IBM Spectrum LSF 10.1, bjobs -o "jobid job_description" (bsub -Jd), and "No job found"."""
     backend = LsfBackend()
     assert backend.cmd_find_tag("cj-1") == ["sh", "-c", 'bjobs -a -noheader -o "$1" 2>&1', "bjobs",
                                            "jobid job_description delimiter='|'"]

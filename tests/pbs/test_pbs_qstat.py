@@ -58,7 +58,9 @@ def run(backend: object, job_id: str) -> AsyncResult:
     ],
 )
 def test_pbspro_qstat_x_f(fixture: str, status: int) -> None:
-    """PBS Professional Reference Guide: qstat -x -f long format; job states B/F/M/R/X; substates 91-93."""
+    """PBS Professional 2022.1 Reference Guide: qstat -x -f (long format), "Job States" (B F M R X),
+    "Job Substates" (91 terminated, 92 finished, 93 failed); Administrator's Guide "Job Exit Codes"
+    (negative codes: PBS could not run or killed the job, e.g. -29 JOB_EXEC_KILL_WALLTIME)."""
     backend = PbsProBackend()
     assert backend.get_status(read(fixture)) == status
     assert backend.get_status(read(fixture), finished=True) == status
@@ -80,7 +82,8 @@ def test_pbspro_qstat_x_f(fixture: str, status: int) -> None:
     ],
 )
 def test_torque_qstat_f_and_x(fixture: str, status: int) -> None:
-    """TORQUE Administrator Guide: qstat -f / -x (XML) output; job exit status codes."""
+    """TORQUE 6 Administrator Guide: qstat -f and qstat -x (XML) output; "Job Exit Status"
+    (0 success, 256+signal when killed by a signal, -11 JOB_EXEC_OVERLIMIT_WT)."""
     assert PbsBackend().get_status(read(fixture)) == status
 
 
@@ -94,7 +97,7 @@ def test_every_documented_state_has_a_status() -> None:
 
 
 def test_torque_pending_states_in_one_listing() -> None:
-    """TORQUE qstat -f of jobs in states Q, H, W, T, S (batched status of several jobs)."""
+    """TORQUE 6 Administrator Guide, qstat: -f output for jobs in states Q, H, W, T, S (one batched query)."""
     backend = PbsBackend()
     ids = [f"{n}.torque-server.example.org" for n in range(4329, 4334)]
     statuses = backend.get_status_many(read("torque_qstat_f_queued_held_waiting.txt"), [run(backend, i) for i in ids])
@@ -102,7 +105,10 @@ def test_torque_pending_states_in_one_listing() -> None:
 
 
 def test_pbspro_batched_status_matches_by_sequence_number() -> None:
-    """PBS Pro qstat -x -f of four jobs; qsub may print a shorter server name than qstat."""
+    """PBS Professional Reference Guide, qstat -x -f of four jobs (Q, R, F, H).
+
+    qsub may print a shorter server name than qstat: runs are matched by sequence number.
+    """
     backend = PbsProBackend()
     runs = [run(backend, "1240.pbsserver"), run(backend, "1241"), run(backend, "1242.pbsserver.example.org"),
             run(backend, "1243.pbsserver"), run(backend, "1299.pbsserver")]
@@ -117,7 +123,8 @@ def test_pbspro_batched_status_matches_by_sequence_number() -> None:
 
 
 def test_long_values_are_joined_across_continuation_lines() -> None:
-    """PBS Pro breaks values longer than a line after a comma or inside a word (tab-indented continuation)."""
+    """PBS Professional Reference Guide, qstat -f: values longer than a line continue on
+    tab-indented lines, broken after a comma or inside a word (OpenPBS prt_attr, 78 columns)."""
     jobs = parse_qstat_full(read("pbspro_qstat_xf_all_tagged.txt"))
     variables = jobs[0].variables()
     assert variables["PBS_O_PATH"] == (
@@ -131,7 +138,7 @@ def test_long_values_are_joined_across_continuation_lines() -> None:
 
 
 def test_torque_xml_resources_are_nested() -> None:
-    """TORQUE qstat -x: <Resource_List><walltime>…</walltime></Resource_List>."""
+    """TORQUE 6 Administrator Guide, qstat -x: XML, resources nested as <Resource_List><walltime>."""
     (job,) = parse_qstat_full(read("torque_qstat_x_completed.xml"))
     assert job.job_id == "4321.torque-server.example.org"
     assert job.get("Resource_List.walltime") == "00:10:00"
@@ -169,7 +176,8 @@ def test_moved_job_warns_that_it_cannot_be_followed(caplog: pytest.LogCaptureFix
     ],
 )
 def test_slurm_torque_wrapper_hides_outcomes(fixture: str, status: int, caplog: pytest.LogCaptureFixture) -> None:
-    """slurm-wlm-torque's qstat -f: tab-indented, `job_state = C` for every ended job, no exit status."""
+    """Captured from slurm-wlm-torque 22.05's qstat -f on the test machine (a completed job, a job
+    that exited 3, a job removed with qdel): tab-indented, `job_state = C` for all, no exit status."""
     with caplog.at_level(logging.WARNING, logger="clusterjob.pbs"):
         assert PbsBackend().get_status(read(fixture)) == status
     assert "SLURM's TORQUE wrappers" in caplog.text
@@ -177,6 +185,7 @@ def test_slurm_torque_wrapper_hides_outcomes(fixture: str, status: int, caplog: 
 
 
 def test_slurm_torque_wrapper_running_and_queued() -> None:
+    """Captured from slurm-wlm-torque 22.05's qstat -f: a running job and one waiting on a dependency."""
     backend = PbsBackend()
     statuses = backend.get_status_many(read("slurm_torque_qstat_f_running_and_queued.txt"), [run(backend, "23"), run(backend, "24")])
     assert statuses == {"23": RUNNING, "24": PENDING}
@@ -186,7 +195,8 @@ def test_slurm_torque_wrapper_running_and_queued() -> None:
 
 
 def test_lpbs_lqstat() -> None:
-    """LPBS lqstat -f lists running jobs without job_state; an ended job is simply not listed."""
+    """LPBS lqstat -f (LPBS/JobIDManager.py, JobInfo.full_info): running jobs only, no job_state;
+    an ended job is simply not listed. The marker line is appended by the lpbs status command."""
     backend = LPbsBackend()
     assert backend.get_status(read("lpbs_lqstat_f_running.txt")) == RUNNING
     assert backend.get_status(read("lpbs_lqstat_f_ended.txt")) is None  # ask again with finished=True
@@ -203,7 +213,8 @@ def test_sequence_number() -> None:
 
 
 def test_pbspro_find_tag_in_variable_list() -> None:
-    """PBS Pro qstat -x -f of all jobs (tag in Variable_List), followed by the exit-status marker."""
+    """PBS Professional Reference Guide, qstat -x -f of all jobs: the tag is in Variable_List
+    (qsub -v), possibly broken across lines; the exit-status marker is appended by the lookup command."""
     backend = PbsProBackend()
     assert backend.get_job_ids_for_tag(read("pbspro_qstat_xf_all_tagged.txt"), "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]
     assert backend.get_job_ids_for_tag(read("pbspro_qstat_xf_all_untagged.txt"), "cj-1a2b3c4d5e-9f8e7d") == []
@@ -211,6 +222,7 @@ def test_pbspro_find_tag_in_variable_list() -> None:
 
 
 def test_torque_with_tags_enabled_finds_the_job() -> None:
+    """TORQUE 6 Administrator Guide, qstat -f: Variable_List holds qsub -v variables."""
     class TaggedTorque(PbsBackend):
         tag_variable = "CLUSTERJOB_TAG"
 

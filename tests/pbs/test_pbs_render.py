@@ -120,6 +120,11 @@ def test_dependency_and_additional_attributes_share_one_W() -> None:
     assert backend.dependency_resources([]) == {}
 
 
+def test_lpbs_refuses_dependencies_it_would_ignore() -> None:
+    with pytest.raises(ResourcesNotSupportedError, match="backend 'lpbs' cannot express job dependencies"):
+        LPbsBackend().dependency_resources(["3.host.dom"])
+
+
 def test_pbspro_tag_goes_into_variable_list_and_merges_with_v() -> None:
     tag = PbsProBackend().tag_resources("cj-1a2b3c4d5e-9f8e7d")
     assert tag == {TAG_KEY: "cj-1a2b3c4d5e-9f8e7d"}

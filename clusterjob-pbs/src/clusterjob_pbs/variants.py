@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob.status import COMPLETED, RUNNING
 
 from clusterjob_pbs.backend import PbsBackend
@@ -58,7 +59,9 @@ _LQSTAT_EXIT = re.compile(r"lqstat exit status: (\d+)")
 class LPbsBackend(PbsBackend):
     """LPBS ("Local PBS", a PBS emulation for a single workstation) backend.
 
-    ``lqsub`` starts the job at once and ``lqstat`` lists only running jobs,
+    ``lqsub`` starts the job at once (it ignores ``-l``, ``-q`` and ``-W``, so
+    an INI file written for a cluster works unchanged, but dependencies are
+    refused) and ``lqstat`` lists only running jobs,
     without ``job_state``: a listed job is RUNNING. A job that is no longer
     listed has ended; LPBS keeps no exit status, so it is reported as
     COMPLETED. To tell "not listed" from "lqstat failed", the status command
@@ -92,3 +95,10 @@ class LPbsBackend(PbsBackend):
     def stateless_status(self, job: QstatJob) -> int | None:
         """lqstat lists running jobs only."""
         return RUNNING
+
+    def dependency_resources(self, job_ids: Sequence[str]) -> dict[str, Any]:
+        """Refused: ``lqsub`` starts every job at once and ignores ``-W depend``."""
+        raise ResourcesNotSupportedError(
+            f"backend {self.name!r} cannot express job dependencies (after=...): lqsub starts "
+            "every job at once and ignores -W depend; submit the next job when this one finished"
+        )
