@@ -56,7 +56,7 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT)
 def test_submit_runs_with_pbs_resources_and_completes(torque: Path) -> None:
     job = JobScript(
         "echo $SLURM_JOB_CPUS_PER_NODE > cpus.txt\necho hello from {jobname}",
-        jobname="cj_pbs_ok", nodes=1, ppn=2, time="5", stdout="ok.out", stderr="ok.err",
+        jobname="cj_pbs_ok", nodes=1, ppn=2, time="5", mem=200, stdout="ok.out", stderr="ok.err",
     )
     result = job.submit()
     assert isinstance(result, AsyncResult)
@@ -64,6 +64,8 @@ def test_submit_runs_with_pbs_resources_and_completes(torque: Path) -> None:
     resources = parse_qstat_full(qstat_full(result.job_id))[0]
     assert resources.get("Job_Name") == "cj_pbs_ok"  # #PBS -N
     assert resources.get("Resource_List.walltime") == "00:05:00"  # #PBS -l walltime
+    slurm_view = subprocess.run(["scontrol", "show", "job", result.job_id], check=False, capture_output=True, text=True)
+    assert "MinMemoryNode=200M" in slurm_view.stdout  # #PBS -l mem=200mb (the wrappers make it per node)
     result.wait(timeout=TIMEOUT)
     assert result.status == COMPLETED
     assert (torque / "ok.out").read_text() == "hello from cj_pbs_ok\n"  # -o given to qsub
