@@ -1,37 +1,112 @@
 """Run commands and write files, on this machine or on a remote over SSH.
 
 Everything clusterjob does to a machine goes through a :class:`Transport`,
-so backends never care where the scheduler lives. Remote commands use the
-system ``ssh`` with ``BatchMode=yes`` (never a password prompt) and one
-multiplexed master connection per host (``ControlMaster=auto``,
-``ControlPersist``), so polling many jobs does not open many TCP
-connections. Every argument that crosses the remote shell is quoted with
-:func:`shlex.quote`; ``~`` at the start of a remote path expands on the
-remote.
+so backends never care where the scheduler lives.
+
+Remote commands use the system ``ssh`` (the ``ssh`` attribute, options
+allowed) with ``BatchMode=yes`` (never a password prompt) and one
+multiplexed master connection per host and user (``ControlMaster=auto``,
+``ControlPersist``, ``ControlPath`` in a short private folder), so polling
+or submitting many jobs does not open many TCP connections; the first
+command to a host is serialized across threads and processes so that a
+burst of parallel commands starts one master, not one connection each.
+
+How a command crosses the remote shell: the command is quoted for a POSIX
+``sh`` (:func:`shlex.quote`; ``~`` at the start of a path expands on the
+remote), wrapped in a small ``sh`` script, and that script is sent as a
+``printf`` format made only of letters, digits and octal escapes, which
+every login shell (bash, zsh, csh, fish...) passes on unchanged. So no
+byte of a job name, path or argument is ever interpreted by a shell.
+
+The wrapper tells "ssh failed" from "the command failed": ssh exits 255
+when *it* failed (connection refused/reset, name resolution, login), and a
+remote command that itself exits 255 is marked as such. Only the former
+raises :class:`~clusterjob.errors.TransientTransportError`, which is never a
+statement about a job (pollers retry; see :mod:`clusterjob.polling`). A
+command that was not found (exit 127) gets the host name and its ``PATH``
+added to the error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
 import os
+import re
 import shlex
+import socket
+import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from clusterjob.errors import SchedulerError, TransientTransportError
 
-__all__ = ["CommandResult", "Transport", "LocalTransport", "SshTransport", "get_transport", "remote_path"]
+__all__ = [
+    "CommandResult",
+    "Transport",
+    "LocalTransport",
+    "SshTransport",
+    "get_transport",
+    "close_all",
+    "remote_path",
+    "shell_command",
+    "encode_for_login_shell",
+]
 
 logger = logging.getLogger("clusterjob.transport")
 
 #: ssh exits with 255 when it, not the remote command, failed.
 SSH_FAILURE_EXIT = 255
+#: A POSIX shell's exit code for "command not found".
+NOT_FOUND_EXIT = 127
 
 #: Seconds an idle master connection stays open after the last command.
 CONTROL_PERSIST = os.environ.get("CLUSTERJOB_SSH_CONTROL_PERSIST", "600")
+
+#: Attempts of idempotent remote operations (mkdir, writing a file, scp) when
+#: ssh cannot reach the remote; the pauses between them double from 1 s.
+IDEMPOTENT_ATTEMPTS = 4
+
+#: A unix socket path has at most 107 bytes; ssh adds ``.`` and 16 random
+#: characters while creating it, and ``%C`` is 40 hex digits.
+_MAX_CONTROL_DIR = 107 - 1 - 40 - 17
+
+#: Last line the remote wrapper writes to stderr when the command exited 255 or 127.
+_MARK = "#clusterjob-exit"
+_MARK_LINE = re.compile(r"(?:\n)?" + re.escape(_MARK) + r" (\d+)(?: ([^\n]*))?\n?\Z")
+
+#: ssh failures that waiting will not cure (told to the user; not retried at submission).
+_PERMANENT_SSH_FAILURES = {
+    "Permission denied": "ssh could not log in; clusterjob runs ssh with BatchMode=yes, so the remote "
+    "must accept a key (or agent) without a prompt",
+    "Host key verification failed": "the remote's host key is unknown or has changed; connect once "
+    "interactively (or fix known_hosts)",
+    "Could not resolve hostname": "the host name does not resolve; check `remote` (or the Host alias in your ssh config)",
+    "Bad configuration option": "the ssh options (the `ssh` attribute or ssh_config) are invalid",
+    "Can't open user config file": "the ssh config file named with -F does not exist",
+}
+
+#: The wrapper run by ``/bin/sh`` on the remote around every command (``@CMD@``).
+#: The subshell keeps an ``exec`` or ``exit`` in the command from skipping the
+#: exit-code report; the report is one line on stderr, removed again locally.
+_WRAPPER = """(
+@CMD@
+)
+cj_rc=$?
+case $cj_rc in
+255) printf '\\n%s 255\\n' '@MARK@' >&2 ;;
+127) printf '\\n%s 127 %s %s\\n' '@MARK@' "$(uname -n 2>/dev/null)" "$PATH" >&2 ;;
+esac
+exit $cj_rc
+"""
+
+_SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ,._+:@=/-")
 
 
 @dataclass
@@ -45,12 +120,14 @@ class CommandResult:
 
 
 def remote_path(path: str) -> str:
-    """Quote ``path`` for a POSIX shell, keeping a leading ``~`` expandable there."""
-    if path == "~":
-        return '"$HOME"'
-    if path.startswith("~/"):
-        return '"$HOME"/' + shlex.quote(path[2:])
-    return shlex.quote(path)
+    """Quote ``path`` for a POSIX shell, keeping a leading ``~`` or ``~user`` expandable there."""
+    match = re.match(r"^~([A-Za-z0-9._][A-Za-z0-9._-]*)?(/.*)?$", path)
+    if match is None:
+        return shlex.quote(path)
+    user, rest = match.group(1) or "", match.group(2) or ""
+    home = f"~{user}" if user else '"$HOME"'
+    rest = rest.lstrip("/")
+    return f"{home}/{shlex.quote(rest)}" if rest else home
 
 
 def shell_command(cmd: Sequence[str] | str) -> str:
@@ -58,6 +135,28 @@ def shell_command(cmd: Sequence[str] | str) -> str:
     if isinstance(cmd, str):
         return cmd
     return " ".join(shlex.quote(str(arg)) for arg in cmd)
+
+
+def encode_for_login_shell(script: str) -> str:
+    """A command line that makes any login shell run ``script`` with ``/bin/sh``, byte for byte.
+
+    The script travels as a ``printf`` format of safe characters and
+    three-digit octal escapes (``%`` and ``\\`` too), inside single quotes:
+    nothing in it is special to sh, bash, zsh, csh/tcsh or fish.
+    """
+    encoded = "".join(chr(b) if b in _SAFE_BYTES else f"\\{b:03o}" for b in script.encode("utf-8"))
+    return "exec /bin/sh -c 'exec /bin/sh -c \"$(printf '\\''" + encoded + "'\\'')\" clusterjob'"
+
+
+def _append_line(text: str, line: str) -> str:
+    return (text.rstrip("\n") + "\n" if text.strip() else "") + line + "\n"
+
+
+def _not_found_note(host: str, path: str) -> str:
+    return (
+        f"clusterjob: exit code 127 means a command was not found on {host}; PATH there is {path!r} "
+        "(the PATH of a non-interactive login; is the scheduler's client installed and on it?)"
+    )
 
 
 class Transport:
@@ -73,13 +172,16 @@ class Transport:
         input: str | None = None,
         merge_stderr: bool = False,
         timeout: float | None = None,
+        attempts: int = 1,
     ) -> CommandResult:
         """Run ``cmd`` in ``cwd`` ('' = home for remote, current dir for local).
 
         A list runs as program arguments, a string through ``/bin/sh -c``.
         Raises :class:`SchedulerError` on a non-zero exit if ``check``, and
         :class:`TransientTransportError` whenever ssh itself could not reach
-        the remote (whatever ``check`` says: that is never the command's answer).
+        the remote (whatever ``check`` says: that is never the command's
+        answer). ``attempts`` > 1 retries an unreachable remote with
+        doubling pauses: only for commands that may safely run twice.
         """
         raise NotImplementedError
 
@@ -95,12 +197,14 @@ class Transport:
         """Copy a local file to ``remotefile`` on the transport's machine."""
         raise NotImplementedError
 
-    def _finish(self, cmd: Sequence[str] | str, proc: subprocess.CompletedProcess[str], check: bool) -> CommandResult:
-        result = CommandResult(cmd, proc.returncode, proc.stdout or "", proc.stderr or "")
-        if proc.returncode != 0:
-            logger.debug("%r exited with %d: %s", cmd, proc.returncode, (result.stderr or result.stdout).strip())
+    def close(self) -> None:
+        """Release connections kept open for reuse (nothing to do locally)."""
+
+    def _finish(self, cmd: Sequence[str] | str, result: CommandResult, check: bool) -> CommandResult:
+        if result.returncode != 0:
+            logger.debug("%r exited with %d: %s", cmd, result.returncode, (result.stderr or result.stdout).strip())
             if check:
-                raise SchedulerError(proc.returncode, cmd, result.stdout, result.stderr, remote=self.remote)
+                raise SchedulerError(result.returncode, cmd, result.stdout, result.stderr, remote=self.remote)
         return result
 
 
@@ -115,6 +219,7 @@ class LocalTransport(Transport):
         input: str | None = None,
         merge_stderr: bool = False,
         timeout: float | None = None,
+        attempts: int = 1,
     ) -> CommandResult:
         directory = os.path.expanduser(cwd) if cwd else None
         logger.debug("run %r in %s", cmd, directory or os.getcwd())
@@ -131,13 +236,24 @@ class LocalTransport(Transport):
                 timeout=timeout,
             )
         except FileNotFoundError as exc:
-            missing = exc.filename if exc.filename else (cmd if isinstance(cmd, str) else cmd[0])
             if directory and not os.path.isdir(directory):
                 raise SchedulerError(127, cmd, "", f"working directory {directory!r} does not exist") from None
+            missing = exc.filename if exc.filename else (cmd if isinstance(cmd, str) else cmd[0])
             raise SchedulerError(
-                127, cmd, "", f"{missing!r} not found on PATH; is the scheduler's client installed here?"
-            ) from None
-        return self._finish(cmd, proc, check)
+                127, cmd, "",
+                f"{missing!r} not found on PATH on this machine ({socket.gethostname()}, PATH="
+                f"{os.environ.get('PATH', '')!r}); is the scheduler's client installed here?",
+            ) from None  # fmt: skip
+        except PermissionError as exc:
+            raise SchedulerError(126, cmd, "", f"cannot execute {exc.filename or cmd!r}: {exc.strerror}") from None
+        result = CommandResult(cmd, proc.returncode, proc.stdout or "", proc.stderr or "")
+        if proc.returncode == NOT_FOUND_EXIT and isinstance(cmd, str):
+            note = _not_found_note(socket.gethostname(), os.environ.get("PATH", ""))
+            if merge_stderr:
+                result.stdout = _append_line(result.stdout, note)
+            else:
+                result.stderr = _append_line(result.stderr, note)
+        return self._finish(cmd, result, check)
 
     def write_file(self, path: str, data: str, executable: bool = False) -> None:
         path = os.path.expanduser(path)
@@ -161,28 +277,76 @@ class LocalTransport(Transport):
             self.write_file(remotefile, src.read(), executable=os.access(localfile, os.X_OK))
 
 
+def _private_dir(path: str) -> bool:
+    """Whether ``path`` is a real directory owned by us that nobody else may enter."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+
+_control_dirs: dict[str, str] = {}
+
+
 def _control_dir() -> str:
-    """A short, private folder for ssh control sockets (socket paths are limited to ~100 bytes)."""
-    base = os.environ.get("CLUSTERJOB_SSH_CONTROL_DIR") or os.path.join(tempfile.gettempdir(), f"cj-ssh-{os.getuid()}")
-    os.makedirs(base, mode=0o700, exist_ok=True)
+    """A short, private folder for ssh control sockets.
+
+    ``$CLUSTERJOB_SSH_CONTROL_DIR``, else ``<tmp>/cj-ssh-<uid>``. A folder
+    whose path is too long for a socket falls back to ``/tmp/cj-ssh-<uid>``;
+    one that is not ours or is open to others is never used (someone could
+    plant a socket there): a fresh private folder is used instead.
+    """
+    wanted = os.environ.get("CLUSTERJOB_SSH_CONTROL_DIR") or os.path.join(
+        tempfile.gettempdir(), f"cj-ssh-{os.getuid()}"
+    )
+    if wanted in _control_dirs:
+        return _control_dirs[wanted]
+    base = wanted
+    if len(base.encode()) > _MAX_CONTROL_DIR:
+        base = f"/tmp/cj-ssh-{os.getuid()}"
+        logger.warning("ssh control folder %s is too long for a socket path; using %s", wanted, base)
+    with contextlib.suppress(FileExistsError):
+        os.makedirs(base, mode=0o700)
+    if not _private_dir(base):
+        fallback = tempfile.mkdtemp(prefix="cj-ssh-", dir="/tmp")
+        logger.warning(
+            "ssh control folder %s is not a private folder of this user; using %s (connections are "
+            "not shared with other processes)", base, fallback,
+        )  # fmt: skip
+        base = fallback
+    _control_dirs[wanted] = base
     return base
+
+
+def _permanent_failure(stderr: str) -> str | None:
+    for needle, hint in _PERMANENT_SSH_FAILURES.items():
+        if needle in stderr:
+            return hint
+    return None
 
 
 class SshTransport(Transport):
     """A remote host reached with the system ``ssh``/``scp``.
 
     ``ssh``/``scp`` may carry options (``"ssh -F ~/.ssh/cluster_config"``);
-    they are split with :func:`shlex.split`.
+    they are split with :func:`shlex.split`, and a word starting with ``~``
+    is expanded locally (no shell is involved). Options given there win over
+    the ones clusterjob adds (ssh uses the first value it sees).
     """
 
     def __init__(self, remote: str, ssh: str = "ssh", scp: str = "scp") -> None:
         self.remote = remote
-        self.ssh = shlex.split(ssh) or ["ssh"]
-        self.scp = shlex.split(scp) or ["scp"]
+        self.ssh = [os.path.expanduser(w) for w in shlex.split(ssh)] or ["ssh"]
+        self.scp = [os.path.expanduser(w) for w in shlex.split(scp)] or ["scp"]
+        self._connected = False
+        key = repr((self.ssh, remote)).encode("utf-8")
+        self._lock_name = "first-" + hashlib.sha1(key).hexdigest()[:16] + ".lock"
 
     def options(self) -> list[str]:
         return [
             "-o", "BatchMode=yes",
+            "-o", "RequestTTY=no",
             "-o", "ControlMaster=auto",
             "-o", f"ControlPersist={CONTROL_PERSIST}",
             "-o", "ControlPath=" + os.path.join(_control_dir(), "%C"),
@@ -192,11 +356,86 @@ class SshTransport(Transport):
         ]  # fmt: skip
 
     def remote_script(self, cmd: Sequence[str] | str, cwd: str) -> str:
+        """The command line sent to the remote's login shell (see module docstring)."""
         script = shell_command(cmd)
         if cwd:
-            script = f"cd {remote_path(cwd)} && {script}"
-        # The login shell may be csh or fish: hand the script to sh explicitly.
-        return "exec /bin/sh -c " + shlex.quote(script)
+            script = f"cd -- {remote_path(cwd)} && {script}"
+        return encode_for_login_shell(_WRAPPER.replace("@MARK@", _MARK).replace("@CMD@", script))
+
+    @contextlib.contextmanager
+    def _first_contact(self) -> Iterator[None]:
+        """Until a command got through, one at a time (across processes): the first starts the master."""
+        if self._connected:
+            yield
+            return
+        fd = os.open(os.path.join(_control_dir(), self._lock_name), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _ssh(self, argv: list[str], cmd: Sequence[str] | str, input: str | None, merge_stderr: bool,
+             timeout: float | None) -> CommandResult:  # fmt: skip
+        """Run one ssh/scp process; TransientTransportError if ssh itself failed."""
+        try:
+            with self._first_contact():
+                proc = subprocess.run(
+                    argv,
+                    input=input,
+                    stdin=None if input is not None else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                    text=True,
+                    timeout=timeout,
+                )
+        except FileNotFoundError:
+            raise SchedulerError(
+                127, argv, "", f"{argv[0]!r} not found on PATH on this machine (PATH={os.environ.get('PATH', '')!r})"
+            ) from None
+        except subprocess.TimeoutExpired as exc:
+            self._connected = False
+            raise TransientTransportError(
+                SSH_FAILURE_EXIT, cmd, "", f"ssh to {self.remote} timed out after {exc.timeout} s", remote=self.remote
+            ) from None
+        result = CommandResult(cmd, proc.returncode, proc.stdout or "", proc.stderr or "")
+        stream = "stdout" if merge_stderr else "stderr"
+        text = getattr(result, stream)
+        mark = _MARK_LINE.search(text)
+        if mark is not None:
+            text = text[: mark.start()]
+            if mark.group(1) == str(NOT_FOUND_EXIT):
+                host, _, path = (mark.group(2) or "").partition(" ")
+                text = _append_line(text, _not_found_note(host or self.remote or "?", path))
+            setattr(result, stream, text)
+        elif proc.returncode == SSH_FAILURE_EXIT:
+            self._connected = False
+            detail = (proc.stderr or proc.stdout or "").strip() or "ssh exited with 255 and printed nothing"
+            hint = _permanent_failure(detail)
+            error = TransientTransportError(
+                SSH_FAILURE_EXIT, cmd, proc.stdout or "", f"ssh to {self.remote} failed: {detail}"
+                + (f" ({hint})" if hint else ""), remote=self.remote,
+            )  # fmt: skip
+            error.permanent = hint is not None  # type: ignore[attr-defined]
+            raise error
+        self._connected = True
+        return result
+
+    def _retrying(self, attempts: int, what: str, call: Callable[[], CommandResult]) -> CommandResult:
+        delay = 1.0
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except TransientTransportError as exc:
+                if attempt >= attempts or getattr(exc, "permanent", False):
+                    raise
+                logger.warning(
+                    "cannot reach %s to %s (%s); retrying in %.0f s (attempt %d of %d)",
+                    self.remote, what, exc.stderr, delay, attempt + 1, attempts,
+                )  # fmt: skip
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def run(
         self,
@@ -206,48 +445,50 @@ class SshTransport(Transport):
         input: str | None = None,
         merge_stderr: bool = False,
         timeout: float | None = None,
+        attempts: int = 1,
     ) -> CommandResult:
-        argv = [*self.ssh, *self.options(), self.remote, self.remote_script(cmd, cwd)]
+        argv = [*self.ssh, *self.options(), "--", self.remote, self.remote_script(cmd, cwd)]
         logger.debug("run %r on %s in %s", cmd, self.remote, cwd or "~")
-        try:
-            proc = subprocess.run(
-                argv,
-                input=input,
-                stdin=None if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-                text=True,
-                timeout=timeout,
-            )
-        except FileNotFoundError:
-            raise SchedulerError(127, argv, "", f"ssh executable {self.ssh[0]!r} not found on PATH") from None
-        except subprocess.TimeoutExpired as exc:
-            raise TransientTransportError(SSH_FAILURE_EXIT, cmd, "", f"ssh timed out after {exc.timeout} s", remote=self.remote) from None
-        if proc.returncode == SSH_FAILURE_EXIT:
-            raise TransientTransportError(proc.returncode, cmd, proc.stdout or "", proc.stderr or "", remote=self.remote)
-        return self._finish(cmd, proc, check)
+        result = self._retrying(
+            attempts, f"run {shell_command(cmd)[:60]!r}", lambda: self._ssh(argv, cmd, input, merge_stderr, timeout)
+        )
+        return self._finish(cmd, result, check)
 
     def write_file(self, path: str, data: str, executable: bool = False) -> None:
         # Write next to the target, then rename: a crash never leaves a half script in place.
         target = remote_path(path)
         mode = "755" if executable else "644"
         script = (
-            f'tmp={target}.cj-$$.tmp && cat > "$tmp" && chmod {mode} "$tmp" && mv -f "$tmp" {target}'
+            f'tmp={target}.cj-$$.tmp && {{ cat > "$tmp" && chmod {mode} "$tmp" && mv -f -- "$tmp" {target}; }}'
+            ' || { rc=$?; rm -f -- "$tmp"; exit $rc; }'
         )
-        self.run(script, input=data)
+        self.run(script, input=data, attempts=IDEMPOTENT_ATTEMPTS)
 
     def mkdir(self, path: str) -> None:
-        self.run(f"mkdir -p {remote_path(path)}")
+        self.run(f"mkdir -p -- {remote_path(path)}", attempts=IDEMPOTENT_ATTEMPTS)
 
     def upload(self, localfile: str, remotefile: str) -> None:
-        argv = [*self.scp, *self.options(), localfile, f"{self.remote}:{remotefile}"]
-        try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        except FileNotFoundError:
-            raise SchedulerError(127, argv, "", f"scp executable {self.scp[0]!r} not found on PATH") from None
-        if proc.returncode == SSH_FAILURE_EXIT:
-            raise TransientTransportError(proc.returncode, argv, proc.stdout, proc.stderr, remote=self.remote)
-        self._finish(argv, proc, check=True)
+        """Copy with ``scp``; a remote name scp might mangle goes through ssh instead.
+
+        Legacy scp passes the remote name to the remote shell and SFTP-mode
+        scp treats quotes and globs its own way, so only names of plain
+        characters (and a leading ``~``) are given to scp.
+        """
+        if not re.match(r"^(~/)?[A-Za-z0-9._+@/-]+$", remotefile) or remotefile.startswith("-"):
+            with open(localfile, encoding="utf-8") as src:
+                self.write_file(remotefile, src.read(), executable=os.access(localfile, os.X_OK))
+            return
+        argv = [*self.scp, *self.options(), "--", os.path.abspath(localfile), f"{self.remote}:{remotefile}"]
+        result = self._retrying(
+            IDEMPOTENT_ATTEMPTS, f"copy {localfile}", lambda: self._ssh(argv, argv, None, False, None)
+        )
+        self._finish(argv, result, check=True)
+
+    def close(self) -> None:
+        """Ask the master connection (if any) to exit: ``ssh -O exit``."""
+        argv = [*self.ssh, *self.options(), "-O", "exit", "--", self.remote]
+        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+        self._connected = False
 
 
 _LOCAL = LocalTransport()
@@ -264,3 +505,12 @@ def get_transport(remote: str | None, ssh: str = "ssh", scp: str = "scp") -> Tra
         if key not in _transports:
             _transports[key] = SshTransport(remote, ssh=ssh, scp=scp)
         return _transports[key]
+
+
+def close_all() -> None:
+    """Close the master connections of every remote this process talked to (they persist otherwise)."""
+    with _lock:
+        transports = list(_transports.values())
+    for transport in transports:
+        transport.close()
+
