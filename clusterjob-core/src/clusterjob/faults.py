@@ -3,7 +3,10 @@
 ``CLUSTERJOB_FAULT_INJECT=<point>`` makes the process SIGKILL itself when it
 reaches that point, exactly like a crash or a closed laptop lid would stop it
 there. The exactly-once tests rerun the workflow afterwards and count jobs.
-The check is one dictionary lookup; without the variable nothing happens.
+``<point>@<n>`` dies the n-th time the process passes the point (e.g.
+``during_cache_write@2``: the first write is a job's intent, the second its
+result, after the scheduler accepted it). The check is one dictionary
+lookup; without the variable nothing happens.
 """
 
 from __future__ import annotations
@@ -23,7 +26,17 @@ POINTS: tuple[str, ...] = (
 )
 
 
+_passed: dict[str, int] = {}
+
+
 def checkpoint(point: str) -> None:
     """Die here if the environment asks for it (see module docstring)."""
-    if os.environ.get("CLUSTERJOB_FAULT_INJECT") == point:
+    wanted = os.environ.get("CLUSTERJOB_FAULT_INJECT")
+    if not wanted:
+        return
+    name, _, nth = wanted.partition("@")
+    if name != point:
+        return
+    _passed[point] = _passed.get(point, 0) + 1
+    if _passed[point] == (int(nth) if nth.isdigit() else 1):
         os.kill(os.getpid(), signal.SIGKILL)
