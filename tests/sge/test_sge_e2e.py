@@ -39,7 +39,9 @@ def sge(sge_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("PATH", sge_env.get("SGE_BIN", "/usr/bin") + os.pathsep + os.environ["PATH"])
     qsub = shutil.which("qsub")
     assert qsub is not None
-    banner = subprocess.run([qsub, "-help"], capture_output=True, text=True, check=False).stdout.splitlines()[:1]
+    banner = subprocess.run(
+        [qsub, "-help"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[:1]
     assert banner and banner[0].startswith("SGE"), f"{qsub} is not Grid Engine's qsub: {banner}"
     tmp_path.chmod(0o755)
     JobScript.rootdir = str(tmp_path)
@@ -58,6 +60,13 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT)
 
 def qstat_j(job_id: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["qstat", "-j", job_id], capture_output=True, text=True, check=False)
+
+
+def accounting(job_id: str) -> str:
+    """The job's qacct record (it is there once clusterjob saw the job finished)."""
+    return subprocess.run(
+        ["qacct", "-j", job_id], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def fresh(job_id: str) -> AsyncResult:
@@ -95,10 +104,9 @@ def test_job_completes_with_grid_engine_variables(sge: Path) -> None:
     )
     job = JobScript(body, jobname="cj_sge_ok", time="5", mem=200, stdout="ok.out", stderr="ok.err")
     result = submit(job)
-    details = qstat_j(result.job_id).stdout
-    assert "h_rt=300" in details and "h_vmem=200M" in details  # #$ -l h_rt / h_vmem
     result.wait(timeout=TIMEOUT)
     assert result.status == COMPLETED
+    assert "-l h_rt=300,h_vmem=200M" in accounting(result.job_id)  # #$ -l h_rt / h_vmem
     lines = dict(line.split("=", 1) for line in (sge / "ok.out").read_text().splitlines())
     host = socket.gethostname().split(".")[0]
     assert lines["id"] == result.job_id
@@ -164,7 +172,9 @@ def test_status_after_the_job_left_the_queue_comes_from_qacct(sge: Path) -> None
         )
     assert final_status(ok.job_id) == COMPLETED
     assert final_status(bad.job_id) == FAILED
-    record = subprocess.run(["qacct", "-j", bad.job_id], capture_output=True, text=True, check=False).stdout
+    record = subprocess.run(
+        ["qacct", "-j", bad.job_id], capture_output=True, text=True, check=False
+    ).stdout
     assert "exit_status  7" in record
 
 
@@ -174,7 +184,9 @@ def test_walltime_limit_ends_the_job_as_failed(sge: Path) -> None:
     result = submit(job)
     result.wait(timeout=TIMEOUT)
     assert result.status == FAILED
-    record = subprocess.run(["qacct", "-j", result.job_id], capture_output=True, text=True, check=False).stdout
+    record = subprocess.run(
+        ["qacct", "-j", result.job_id], capture_output=True, text=True, check=False
+    ).stdout
     assert "failed       37" in record  # qmaster enforced h_rt
 
 
@@ -182,7 +194,7 @@ def test_dependency_waits_for_the_end_of_the_parent_even_a_failed_one(sge: Path)
     """-hold_jid releases when the parent ends, failure included (documented limitation)."""
     parent = submit(
         JobScript(
-            "sleep 3\necho done > parent.done\nexit 4",
+            "while [ ! -e go ]; do sleep 1; done\necho done > parent.done\nexit 4",
             jobname="cj_sge_parent",
             stdout="p.out",
             stderr="p.err",
@@ -197,6 +209,8 @@ def test_dependency_waits_for_the_end_of_the_parent_even_a_failed_one(sge: Path)
     child = child_job.submit(after=[parent])
     assert isinstance(child, AsyncResult)
     assert f"jid_predecessor_list (req): {parent.job_id}" in qstat_j(child.job_id).stdout
+    assert child.poll() == PENDING  # hqw while the parent waits for the go file
+    (sge / "go").touch()
     statuses = wait_all([parent, child], timeout=TIMEOUT)
     assert statuses == [FAILED, COMPLETED]
     assert (sge / "child.txt").read_text() == "after-parent\n"
@@ -212,7 +226,9 @@ def test_parent_exiting_100_keeps_its_dependents_held(sge: Path) -> None:
     try:
         parent.wait(timeout=TIMEOUT)
         assert parent.status == FAILED  # Eqw
-        assert "Eqw" in subprocess.run(["qstat"], capture_output=True, text=True, check=False).stdout
+        assert (
+            "Eqw" in subprocess.run(["qstat"], capture_output=True, text=True, check=False).stdout
+        )
         assert child.poll() == PENDING  # hqw, and it stays so
     finally:
         subprocess.run(["qdel", child.job_id, parent.job_id], capture_output=True, check=False)
@@ -284,7 +300,9 @@ def jobs_named(name: str) -> list[str]:
 
 def every_job_named(name: str) -> list[str]:
     """Numbers of all jobs named ``name``, queued (qstat) or ended (qacct)."""
-    ended = subprocess.run(["qacct", "-j", name], capture_output=True, text=True, check=False).stdout
+    ended = subprocess.run(
+        ["qacct", "-j", name], capture_output=True, text=True, check=False
+    ).stdout
     numbers = {line.split()[1] for line in ended.splitlines() if line.startswith("jobnumber ")}
     return sorted(numbers | set(jobs_named(name)))
 
@@ -304,10 +322,10 @@ def resubmit(sge: Path, cache_id: str, body: str) -> AsyncResult:
 
 
 def test_crash_after_qsub_adopts_the_queued_job_by_its_tag(sge: Path) -> None:
-    crash_while_submitting(sge, "after_submit", "crash-queued", "sleep 20")
+    crash_while_submitting(sge, "after_submit", "crash-queued", "sleep 600")
     (job_id,) = jobs_named(job_name("crash-queued"))
     assert "CLUSTERJOB_TAG=cj-" in qstat_j(job_id).stdout
-    result = resubmit(sge, "crash-queued", "sleep 20")
+    result = resubmit(sge, "crash-queued", "sleep 600")
     try:
         assert result.job_id == job_id
         assert jobs_named(job_name("crash-queued")) == [job_id]
