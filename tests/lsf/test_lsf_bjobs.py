@@ -148,3 +148,18 @@ def test_find_tag() -> None:
 def test_find_tag_never_claims_absence_it_cannot_prove(response: str) -> None:
     with pytest.raises(SubmitError, match="cannot tell whether the interrupted submission tagged cj-1 reached LSF"):
         LsfBackend().get_job_ids_for_tag(response, "cj-1")
+
+
+def test_find_tag_command_sees_no_job_found_on_stderr(tmp_path: Path) -> None:
+    """A stand-in bjobs answering like LSF without jobs: message on stderr, exit 255
+    (LSB_BJOBS_CONSISTENT_EXIT_CODE=Y); the lookup merges stderr to see it."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    fake = folder / "bjobs"
+    fake.write_text('#!/bin/sh\n[ "$4" = "jobid job_description delimiter=\'|\'" ] || exit 2\necho "No job found" >&2\nexit 255\n')
+    fake.chmod(0o755)
+    backend = LsfBackend()
+    out = subprocess.run(backend.cmd_find_tag("cj-1") or [], env={**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"},
+                         check=False, capture_output=True, text=True)
+    assert out.stdout == "No job found\n"
+    assert backend.get_job_ids_for_tag(out.stdout, "cj-1") == []

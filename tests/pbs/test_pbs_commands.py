@@ -75,7 +75,9 @@ def test_cancel_commands() -> None:
 
 
 def test_find_tag_command_appends_qstat_exit_status() -> None:
-    assert PbsProBackend().cmd_find_tag("cj-1") == ["sh", "-c", 'qstat -x -f; echo "qstat exit status: $?"']
+    assert PbsProBackend().cmd_find_tag("cj-1") == [
+        "sh", "-c", 'echo "qstat user: $(id -un)"; qstat -x -f; echo "qstat exit status: $?"',
+    ]
 
 
 def _fake_qstat(folder: Path, script: str) -> dict[str, str]:
@@ -131,3 +133,18 @@ def test_lpbs_status_command_reports_lqstat_exit_status(tmp_path: Path) -> None:
     ended = subprocess.run(backend.cmd_status(run(backend, "18.mylaptop.local")), env=env, check=False, capture_output=True, text=True)
     assert ended.stdout == "lqstat exit status: 0\n"
     assert backend.get_status(ended.stdout, finished=True) == COMPLETED
+
+
+def test_find_tag_command_output_is_parsed(tmp_path: Path) -> None:
+    """The lookup through a shell, with a stand-in qstat printing PBS Pro `qstat -x -f` output."""
+    listing = "".join(
+        line for line in (DATA / "pbspro_qstat_xf_all_tagged.txt").read_text().splitlines(keepends=True)
+        if not line.startswith("qstat ")
+    )
+    (tmp_path / "answer").write_text(listing)
+    env = _fake_qstat(tmp_path / "bin", f'[ "$1 $2" = "-x -f" ] && cat {tmp_path}/answer && exit 0\nexit 1\n')
+    backend = PbsProBackend()
+    out = subprocess.run(backend.cmd_find_tag("cj-1a2b3c4d5e-9f8e7d") or [], env=env, check=False, capture_output=True, text=True)
+    assert out.stdout.startswith("qstat user: ")
+    assert out.stdout.endswith("qstat exit status: 0\n")
+    assert backend.get_job_ids_for_tag(out.stdout, "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]

@@ -218,7 +218,17 @@ def test_pbspro_find_tag_in_variable_list() -> None:
     backend = PbsProBackend()
     assert backend.get_job_ids_for_tag(read("pbspro_qstat_xf_all_tagged.txt"), "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]
     assert backend.get_job_ids_for_tag(read("pbspro_qstat_xf_all_untagged.txt"), "cj-1a2b3c4d5e-9f8e7d") == []
-    assert backend.get_job_ids_for_tag("qstat exit status: 0\n", "cj-1") == []  # no jobs at all
+    assert backend.get_job_ids_for_tag("qstat user: user1\nqstat exit status: 0\n", "cj-1") == []  # no jobs
+
+
+def test_find_tag_ignores_other_users_jobs_without_variable_list() -> None:
+    """PBS shows Variable_List of other users' jobs only to managers; those jobs cannot be ours."""
+    others = read("pbspro_qstat_xf_deleted_queued.txt").replace("    Variable_List = ", "    Hidden_List = ")
+    response = read("pbspro_qstat_xf_all_untagged.txt").replace("qstat exit status: 0\n", "")
+    response += others.replace("user1@", "user2@") + "qstat exit status: 0\n"
+    assert PbsProBackend().get_job_ids_for_tag(response, "cj-1a2b3c4d5e-9f8e7d") == []
+    with pytest.raises(SubmitError, match="shows no Variable_List for job\\(s\\) 1237.pbsserver"):
+        PbsProBackend().get_job_ids_for_tag(response.replace("user2@", "user1@"), "cj-1a2b3c4d5e-9f8e7d")
 
 
 def test_torque_with_tags_enabled_finds_the_job() -> None:
@@ -238,7 +248,8 @@ def test_torque_with_tags_enabled_finds_the_job() -> None:
         ("", "qstat failed"),
         ("qstat exit status: 1\n", "qstat failed"),
         (read("pbspro_qstat_xf_running.txt"), "qstat failed"),  # no marker: the shell did not finish
-        (read("slurm_torque_qstat_f_completed.txt") + "qstat exit status: 0\n", "shows no Variable_List for job(s) 34"),
+        ("qstat user: root\n" + read("slurm_torque_qstat_f_completed.txt") + "qstat exit status: 0\n",
+         "shows no Variable_List for job(s) 34"),
     ],
 )
 def test_find_tag_never_claims_absence_it_cannot_prove(response: str, reason: str) -> None:

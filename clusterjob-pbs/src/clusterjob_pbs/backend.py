@@ -316,11 +316,19 @@ class PbsBackend(ClusterjobBackend):
         return {TAG_KEY: tag}
 
     def cmd_find_tag(self, tag: str) -> Command | None:
-        """``qstat [-x] -f`` for all jobs, followed by its exit status (so that "none" is provable)."""
+        """``qstat [-x] -f`` for all jobs, between the user's name and qstat's exit status.
+
+        The exit status makes "no job carries the tag" provable; the user name
+        tells which listed jobs could be ours (PBS shows ``Variable_List`` of
+        other users' jobs only to managers).
+        """
         if not self.tag_variable:
             return None
         history = f" {self.history_option}" if self.history_option else ""
-        return ["sh", "-c", f'{self.qstat}{history} -f; echo "qstat exit status: $?"']
+        return [
+            "sh", "-c",
+            f'echo "qstat user: $(id -un)"; {self.qstat}{history} -f; echo "qstat exit status: $?"',
+        ]  # fmt: skip
 
     def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
         """IDs of the jobs whose ``Variable_List`` has ``<tag_variable>=<tag>``.
@@ -335,7 +343,13 @@ class PbsBackend(ClusterjobBackend):
         if found:
             return found
         status = re.search(r"qstat exit status: (\d+)", response)
-        blind = [job.job_id for job in jobs if job.get("variable_list") is None]
+        user = re.search(r"^qstat user: (\S+)$", response, re.MULTILINE)
+        blind = [
+            job.job_id
+            for job in jobs
+            if job.get("variable_list") is None
+            and (user is None or (job.get("Job_Owner") or user.group(1)).split("@")[0] == user.group(1))
+        ]
         if status is None or status.group(1) != "0" or blind:
             reason = (
                 f"qstat shows no Variable_List for job(s) {', '.join(blind[:5])}"
