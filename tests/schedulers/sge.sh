@@ -34,13 +34,25 @@ hosts_ok() {
         [[ $(getent hosts "$CJ_HOST" | awk '{print $1; exit}') == 127.0.0.1 ]]
 }
 
-queue_ok() {
-    # all.q@host is listed and has no state among unknown/Error/disabled/suspended/alarm
+# The state letters of $QUEUE@host (empty when fine); fails if it is not listed.
+queue_states() {
     local line
     line=$(qstat -f -q "$QUEUE" 2>/dev/null | awk -v q="$QUEUE@$CJ_HOST" '$1 == q')
     [[ -n $line ]] || return 1
+    awk '{print $6}' <<<"$line"
+}
+
+# The execd has reported (the queue instance is not in state u = unknown).
+queue_reported() {
     local states
-    states=$(awk '{print $6}' <<<"$line")
+    states=$(queue_states) || return 1
+    [[ $states != *u* ]]
+}
+
+# Usable: no state among unknown, Error, disabled, suspended, alarm, ambiguous config.
+queue_ok() {
+    local states
+    states=$(queue_states) || return 1
     [[ ! $states =~ [uEdDsSCAac] ]]
 }
 
@@ -288,14 +300,16 @@ EOF
 
 # ------------------------------------------------------------------ smoke test
 smoke_test() {
-    local t0 id out
+    # A unique name: job ids restart after a qmaster crash, and qacct -j ID would
+    # then also find an older job with the same id.
+    local t0 id out name=cj-sge-smoke-$$-$RANDOM
     t0=$(now_ms)
-    out=$(cd /tmp && qsub -terse -b y -S /bin/bash -N cj-sge-smoke -o /dev/null -e /dev/null true 2>&1) ||
+    out=$(cd /tmp && qsub -terse -b y -S /bin/bash -N "$name" -o /dev/null -e /dev/null true 2>&1) ||
         die_log "qsub failed: $out" "$SGE_SPOOL/qmaster/messages"
     id=$(tail -n 1 <<<"$out")
     [[ $id =~ ^[0-9]+$ ]] || die "qsub -terse printed '$out', not a job id"
     # shellcheck disable=SC2016 # expanded by the inner bash
-    if ! wait_until 120 "qacct -j $id" bash -c 'qacct -j "$1" 2>/dev/null | grep -qE "^exit_status +0"' _ "$id"; then
+    if ! wait_until 120 "qacct -j $id" bash -c 'qacct -j "$1" 2>/dev/null | grep -qE "^exit_status +0"' _ "$name"; then
         log "qstat -j $id: $(qstat -j "$id" 2>&1 | tail -n 20)"
         die_log "smoke job $id did not finish with exit_status 0" \
             "$SGE_SPOOL/qmaster/messages" "$SGE_SPOOL/execd/$CJ_HOST/messages"
@@ -324,14 +338,20 @@ up() {
     start_qmaster
     configure
     start_execd
-    if ! wait_until 60 "queue $QUEUE@$CJ_HOST" queue_ok; then
-        log "clearing the error state of $QUEUE"
+    # the execd reports within seconds; then clear what earlier tests may have left:
+    # error state (a failed job), disabled or suspended queue
+    wait_until 60 "sge_execd to report" queue_reported ||
+        die_log "sge_execd does not report to the qmaster" \
+            "$SGE_SPOOL/qmaster/messages" "$SGE_SPOOL/execd/$CJ_HOST/messages"
+    if ! queue_ok; then
+        log "queue $QUEUE is in state '$(queue_states)': clearing, enabling, unsuspending it"
         qmod -cq "$QUEUE" >/dev/null 2>&1 || true
         qmod -e "$QUEUE" >/dev/null 2>&1 || true
-        wait_until 30 "queue $QUEUE@$CJ_HOST" queue_ok ||
-            die_log "queue $QUEUE is not usable: $(qstat -f -q "$QUEUE" -explain aAcE 2>&1 | tail -n 5)" \
-                "$SGE_SPOOL/qmaster/messages" "$SGE_SPOOL/execd/$CJ_HOST/messages"
+        qmod -usq "$QUEUE" >/dev/null 2>&1 || true
     fi
+    wait_until 30 "queue $QUEUE@$CJ_HOST" queue_ok ||
+        die_log "queue $QUEUE is not usable: $(qstat -f -q "$QUEUE" -explain aAcE 2>&1 | tail -n 5)" \
+            "$SGE_SPOOL/qmaster/messages" "$SGE_SPOOL/execd/$CJ_HOST/messages"
     smoke_test
     write_env sge \
         "SGE_ROOT=$SGE_ROOT" \

@@ -48,6 +48,17 @@ names=("$@")
 for n in "${names[@]}"; do
     valid "$n" || die "unknown scheduler '$n' (known: ${ALL[*]}; or: stop [NAME...])"
 done
+# always in the order of ALL (torque needs slurm; sge changes /etc/hosts after slurm)
+ordered=()
+for n in "${ALL[@]}"; do
+    for m in "${names[@]}"; do
+        if [[ $m == "$n" ]]; then
+            ordered+=("$n")
+            break
+        fi
+    done
+done
+names=("${ordered[@]}")
 
 t0=$(now_ms)
 export CJ_UP=1
