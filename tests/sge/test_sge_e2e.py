@@ -356,3 +356,23 @@ def test_crash_before_qsub_submits_once(sge: Path) -> None:
     assert result.status == COMPLETED
     wait_for(lambda: every_job_named(job_name("crash-before")) != [], "the job's accounting record")
     assert every_job_named(job_name("crash-before")) == [result.job_id]
+
+
+@pytest.mark.ssh
+def test_jobs_over_ssh(sge: Path, sshd_env: dict[str, str]) -> None:
+    """The same commands through the loopback sshd: the sh wrappers survive the remote shell."""
+    JobScript.remote = sshd_env["SSH_HOST"]
+    JobScript.ssh = f"ssh -F {sshd_env['SSH_CONFIG']}"
+    JobScript.scp = f"scp -F {sshd_env['SSH_CONFIG']}"
+    ok = submit(
+        JobScript(
+            "echo remote-$CLUSTERJOB_NAME", jobname="cj_sge_ssh_ok", stdout="r.out", stderr="r.err"
+        )
+    )
+    bad = submit(JobScript("exit 5", jobname="cj_sge_ssh_bad", stdout="b.out", stderr="b.err"))
+    long = submit(JobScript("sleep 600", jobname="cj_sge_ssh_long", stdout="l.out", stderr="l.err"))
+    assert wait_all([ok, bad], timeout=TIMEOUT) == [COMPLETED, FAILED]
+    assert (sge / "r.out").read_text() == "remote-cj_sge_ssh_ok\n"
+    wait_for(lambda: long.status == RUNNING, "the long job to run")
+    long.cancel()
+    assert final_status(long.job_id) == CANCELLED
