@@ -63,17 +63,25 @@ pkg_installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
 }
 
+# apt_update_once [force]: `apt-get update` at most once an hour (a stamp in the
+# state folder), or now with "force". A failed update (say, one unreachable
+# third-party source) is only a warning: the install that follows decides.
 apt_update_once() {
-    # Once per run of up.sh (exported flag) and at most once an hour otherwise.
     local stamp=$CJ_STATE/apt-updated
-    if [[ ${CJ_APT_UPDATED:-} == 1 ]] || [[ -n $(find "$stamp" -mmin -60 2>/dev/null) ]]; then
+    if [[ ${1:-} != force ]] && [[ -n $(find "$stamp" -mmin -60 2>/dev/null) ]]; then
         return 0
     fi
     log "apt-get update"
-    apt-get -o DPkg::Lock::Timeout=600 update >"$CJ_LOGS/apt-update.log" 2>&1 ||
-        die_log "apt-get update failed" "$CJ_LOGS/apt-update.log"
-    touch "$stamp"
-    export CJ_APT_UPDATED=1
+    if apt-get -o DPkg::Lock::Timeout=600 update >"$CJ_LOGS/apt-update.log" 2>&1; then
+        touch "$stamp"
+    else
+        log "WARNING: apt-get update failed (see $CJ_LOGS/apt-update.log); trying the install anyway"
+    fi
+}
+
+apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
+        --no-install-recommends "$@" </dev/null >>"$CJ_LOGS/apt-install-$CJ_NAME.log" 2>&1
 }
 
 # Install the packages that are not installed yet; nothing at all when all are.
@@ -86,10 +94,13 @@ ensure_packages() {
     apt_update_once
     log "apt-get install ${missing[*]}"
     local t0=$SECONDS
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
-        --no-install-recommends "${missing[@]}" \
-        </dev/null >"$CJ_LOGS/apt-install-$CJ_NAME.log" 2>&1 ||
-        die_log "apt-get install ${missing[*]} failed" "$CJ_LOGS/apt-install-$CJ_NAME.log"
+    : >"$CJ_LOGS/apt-install-$CJ_NAME.log"
+    if ! apt_install "${missing[@]}"; then
+        # package lists from an earlier run may be stale (404): refresh and retry once
+        apt_update_once force
+        apt_install "${missing[@]}" ||
+            die_log "apt-get install ${missing[*]} failed" "$CJ_LOGS/apt-install-$CJ_NAME.log"
+    fi
     log "installed ${missing[*]} in $((SECONDS - t0)) s"
 }
 
@@ -196,6 +207,40 @@ stop_pid() {
         sleep 0.2
     done
     rm -f "$pidfile"
+}
+
+# ---------------------------------------------------------------- /etc/hosts
+# SGE insists that the address a client connects from resolves back to the
+# client's host name, and SLURM needs the host name to resolve: on loopback that
+# means "127.0.0.1 HOST ..." as the first 127.0.0.1 line.
+
+hosts_ok() {
+    [[ $(getent hosts 127.0.0.1 | awk '{print $2; exit}') == "$CJ_HOST" ]] &&
+        [[ $(getent hosts "$CJ_HOST" | awk '{print $1; exit}') == 127.0.0.1 ]]
+}
+
+# Make the host name the first name of the first 127.0.0.1 line and remove it from
+# every other line. Rewritten in place: /etc/hosts may be a bind mount.
+fix_hosts() {
+    hosts_ok && return 0
+    log "/etc/hosts: making $CJ_HOST the first name of 127.0.0.1"
+    cp -p /etc/hosts "$CJ_STATE/hosts.orig.$(date +%s)"
+    local new
+    new=$(awk -v h="$CJ_HOST" '
+        /^[[:space:]]*#/ || NF < 2 { print; next }
+        {
+            names = ""
+            for (i = 2; i <= NF; i++) {
+                if ($i ~ /^#/) { for (j = i; j <= NF; j++) names = names " " $j; break }
+                if ($i != h) names = names " " $i
+            }
+            if ($1 == "127.0.0.1" && !done) { print "127.0.0.1 " h names; done = 1; next }
+            if (names ~ /^ *$/ || names ~ /^ *#/) next
+            print $1 names
+        }
+        END { if (!done) print "127.0.0.1 " h " localhost" }' /etc/hosts)
+    printf '%s\n' "$new" >/etc/hosts
+    hosts_ok || die "/etc/hosts fix did not work: $(getent hosts 127.0.0.1) / $(getent hosts "$CJ_HOST")"
 }
 
 # TCP port PORT on 127.0.0.1 accepts connections.

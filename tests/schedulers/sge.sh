@@ -27,13 +27,6 @@ PE=smp
 CPUS=$(nproc)
 
 # ------------------------------------------------------------------ checks
-# SGE insists that the address a client connects from resolves back to the
-# client's host name: on loopback that means 127.0.0.1 -> $CJ_HOST first.
-hosts_ok() {
-    [[ $(getent hosts 127.0.0.1 | awk '{print $2; exit}') == "$CJ_HOST" ]] &&
-        [[ $(getent hosts "$CJ_HOST" | awk '{print $1; exit}') == 127.0.0.1 ]]
-}
-
 # The state letters of $QUEUE@host (empty when fine); fails if it is not listed.
 queue_states() {
     local line
@@ -91,35 +84,6 @@ install_sge() {
     fi
     [[ -s $SGE_ROOT/$SGE_CELL/common/bootstrap ]] ||
         die "$SGE_ROOT/$SGE_CELL/common/bootstrap is missing: purge and reinstall gridengine-common"
-}
-
-# ------------------------------------------------------------------ /etc/hosts
-fix_hosts() {
-    hosts_ok && return 0
-    log "/etc/hosts: making $CJ_HOST the first name of 127.0.0.1"
-    cp -p /etc/hosts "$CJ_STATE/hosts.orig.$(date +%s)"
-    local new
-    new=$(awk -v h="$CJ_HOST" '
-        # the first 127.0.0.1 line becomes "127.0.0.1 HOST <its other names>";
-        # HOST is removed from every other line (a line left without names goes).
-        /^[[:space:]]*#/ || NF < 2 { print; next }
-        {
-            names = ""
-            for (i = 2; i <= NF; i++) {
-                if ($i ~ /^#/) { for (j = i; j <= NF; j++) names = names " " $j; break }
-                if ($i != h) names = names " " $i
-            }
-            if ($1 == "127.0.0.1" && !done) { print "127.0.0.1 " h names; done = 1; next }
-            if (names ~ /^ *$/ || names ~ /^ *#/) next
-            print $1 names
-        }
-        END { if (!done) print "127.0.0.1 " h }' /etc/hosts)
-    if ! grep -q '^127\.0\.0\.1 ' <<<"$new"; then
-        new="127.0.0.1 $CJ_HOST"$'\n'"$new"
-    fi
-    # in place: /etc/hosts may be a bind mount
-    printf '%s\n' "$new" >/etc/hosts
-    hosts_ok || die "/etc/hosts fix did not work: $(getent hosts 127.0.0.1) / $(getent hosts "$CJ_HOST")"
 }
 
 # ------------------------------------------------------------------ daemons

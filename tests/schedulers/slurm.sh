@@ -290,6 +290,8 @@ up() {
         return 0
     fi
     ensure_packages "${PACKAGES[@]}"
+    # the host name must resolve (sge.sh makes the same change if it has to)
+    getent hosts "$CJ_HOST" >/dev/null || fix_hosts
     check_foreign
     prepare_slurm
     start_munge
