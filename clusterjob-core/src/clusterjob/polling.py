@@ -35,17 +35,22 @@ def _group(results: Iterable[AsyncResult]) -> dict[tuple[int, str | None, str, s
     return groups
 
 
+def _ask_finished(result: AsyncResult) -> tuple[int | None, str]:
+    """The status from the backend's query for jobs that left the queue."""
+    backend = result.backend
+    assert backend is not None
+    answer = result.transport.run(backend.cmd_status(result, finished=True), check=False)
+    return backend.get_status(answer.stdout, finished=True), answer.stderr.strip()
+
+
 def _poll_one(result: AsyncResult) -> None:
     backend = result.backend
     assert backend is not None
-    transport = result.transport
-    answer = transport.run(backend.cmd_status(result), check=False)
-    status = backend.get_status(answer.stdout)
-    detail = answer.stderr.strip()
+    answer = result.transport.run(backend.cmd_status(result), check=False)
+    status, detail = backend.get_status(answer.stdout), answer.stderr.strip()
     if status is None:
-        answer = transport.run(backend.cmd_status(result, finished=True), check=False)
-        status = backend.get_status(answer.stdout, finished=True)
-        detail = answer.stderr.strip() or detail
+        status, finished_detail = _ask_finished(result)
+        detail = finished_detail or detail
     result.update_status(status, detail)
 
 
@@ -59,15 +64,20 @@ def _poll_group(results: Sequence[AsyncResult]) -> None:
         return
     transport = results[0].transport
     answer = transport.run(command, check=False)
-    statuses = backend.get_status_many(answer.stdout, results)
+    statuses: dict[str, int | None] = dict(backend.get_status_many(answer.stdout, results))
+    details = dict.fromkeys(statuses, answer.stderr.strip())
     unknown = [r for r in results if statuses.get(str(r.job_id)) is None]
     if unknown:
         command = backend.cmd_status_many(unknown, finished=True)
         if command is not None:
             answer = transport.run(command, check=False)
-            statuses = {**statuses, **backend.get_status_many(answer.stdout, unknown, finished=True)}
+            statuses.update(backend.get_status_many(answer.stdout, unknown, finished=True))
+            details.update(dict.fromkeys((str(r.job_id) for r in unknown), answer.stderr.strip()))
+        else:  # no batched form for finished jobs: ask about each one
+            for result in unknown:
+                statuses[str(result.job_id)], details[str(result.job_id)] = _ask_finished(result)
     for result in results:
-        result.update_status(statuses.get(str(result.job_id)), answer.stderr.strip())
+        result.update_status(statuses.get(str(result.job_id)), details.get(str(result.job_id), ""))
 
 
 def poll(results: Iterable[AsyncResult]) -> None:

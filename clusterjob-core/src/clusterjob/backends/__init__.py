@@ -219,7 +219,12 @@ class ClusterjobBackend:
         return None
 
     def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
-        """Job IDs carrying ``tag`` in the output of :meth:`cmd_find_tag`."""
+        """Job IDs carrying ``tag`` in the output of :meth:`cmd_find_tag`.
+
+        Return ``[]`` only when the output proves that no job carries the tag
+        (clusterjob then submits); raise :class:`~clusterjob.errors.SubmitError`
+        when the output cannot prove it (the user must check by hand).
+        """
         raise NotImplementedError(f"backend {self.name!r} cannot look up jobs by tag")
 
     def cmd_task_status(self, run: AsyncResult) -> Command | None:
