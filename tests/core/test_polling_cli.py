@@ -9,7 +9,7 @@ import pytest
 from clusterjob import JobScript, as_completed, wait_all
 from clusterjob.backends.local import LocalBackend
 from clusterjob.cli import main
-from clusterjob.status import CANCELLED, COMPLETED
+from clusterjob.status import CANCELLED, COMPLETED, FAILED
 
 
 class CountingLocal(LocalBackend):
@@ -91,3 +91,25 @@ def test_cli_reports_bad_cache_files(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_cli_lists_backends(capsys: pytest.CaptureFixture[str]) -> None:
     main(["backends"])
     assert "local\tlocal" in capsys.readouterr().out.splitlines()
+
+
+class QueueOnlyBatch(LocalBackend):
+    """Batched query that knows only queued jobs (like squeue), and no batched finished query."""
+
+    name = "queueonly"
+
+    def cmd_status_many(self, runs, finished=False):
+        return None if finished else ["true"]  # says nothing about any job
+
+    def get_status_many(self, response, runs, finished=False):
+        return {}
+
+    def get_status(self, response, finished=False):
+        return super().get_status(response) if finished else None
+
+
+def test_jobs_unknown_to_the_batched_query_are_asked_about_one_by_one() -> None:
+    """Regression: without a batched finished-job query, unknown jobs were never asked again."""
+    JobScript.register_backend(QueueOnlyBatch())
+    results = [JobScript("exit %d" % (i % 2), jobname=f"q{i}", backend="queueonly").submit() for i in range(3)]
+    assert wait_all(results, timeout=60) == [COMPLETED, FAILED, COMPLETED]
