@@ -13,7 +13,9 @@ CJ_NAME=sshd
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-PACKAGES=(openssh-server openssh-client)
+# rsync: the documented prologue/epilogue examples (tests/remote); tcsh, zsh, fish: the
+# remote command line must mean the same to any login shell (tests/remote).
+PACKAGES=(openssh-server openssh-client rsync tcsh zsh fish)
 DIR=$CJ_STATE/sshd
 PIDFILE=$CJ_RUN/sshd.pid
 ENV_FILE=$CJ_STATE/sshd.env
