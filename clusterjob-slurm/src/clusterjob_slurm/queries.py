@@ -85,7 +85,7 @@ _TASKS_SCRIPT = r"""
 if out=$(squeue --states=all -r -h -o '@SQUEUE_FORMAT@' -j "$1" 2>&1); then
     printf '%s\n' "$out" | sed 's/^/queue|/'
 fi
-if out=$(sacct -n -P -o @SACCT_FIELDS@ -j "$1" 2>&1); then
+if out=$(sacct -X -n -P -o @SACCT_FIELDS@ -j "$1" 2>&1); then
     printf '%s\n' "$out" | sed 's/^/accounting|/'
 fi
 echo 'done|'

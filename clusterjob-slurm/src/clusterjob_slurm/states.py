@@ -85,7 +85,8 @@ _COMPACT: dict[str, str] = {
 #: newer releases cancel it. We report what they do: CANCELLED.
 FINAL_PENDING_REASONS: dict[str, int] = {"DependencyNeverSatisfied": CANCELLED}
 
-_JOB_ID = re.compile(r"^(?P<base>\d+)(?:(?P<sep>[_+])(?P<rest>\S+))?$")
+#: A job, array task (range) or het component; job steps (``123.batch``) do not match.
+_JOB_ID = re.compile(r"^(?P<base>\d+)(?:(?P<sep>[_+])(?P<rest>[^.\s]+))?$")
 
 
 @dataclass(frozen=True)

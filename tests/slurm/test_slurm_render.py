@@ -1,0 +1,227 @@
+"""SLURM job scripts: the documented example, the parallelization table, the option rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from clusterjob import JobScript
+from clusterjob.backends import ResourcesNotSupportedError
+from clusterjob_slurm import SlurmBackend
+from clusterjob_slurm.backend import TAG_RESOURCE
+
+BODY = r'''
+echo "####################################################"
+echo "Job id: $CLUSTERJOB_ID"
+echo "Job name: $CLUSTERJOB_WORKDIR"
+echo "Job started on" `hostname` `date`
+echo "Current directory:" `pwd`
+echo "####################################################"
+
+echo "####################################################"
+echo "Full Environment:"
+printenv
+echo "####################################################"
+
+sleep 90
+
+echo "Job Finished: " `date`
+exit 0
+'''
+
+RENDERED = r'''#!/bin/bash
+#SBATCH --job-name=printenv
+#SBATCH --mem=100
+#SBATCH --nodes=1
+#SBATCH --partition=test
+#SBATCH --error=printenv.err
+#SBATCH --output=printenv.out
+#SBATCH --cpus-per-task=1
+#SBATCH --time=00:05:00
+
+echo "####################################################"
+echo "Job id: $SLURM_JOB_ID"
+echo "Job name: $SLURM_SUBMIT_DIR"
+echo "Job started on" `hostname` `date`
+echo "Current directory:" `pwd`
+echo "####################################################"
+
+echo "####################################################"
+echo "Full Environment:"
+printenv
+echo "####################################################"
+
+sleep 90
+
+echo "Job Finished: " `date`
+exit 0
+'''
+
+
+def headers(**resources: object) -> list[str]:
+    return [line for line in str(JobScript("true", backend="slurm", **resources)).splitlines() if line.startswith("#SBATCH")]
+
+
+def test_documented_printenv_example_renders_exactly() -> None:
+    jobscript = JobScript(
+        BODY, backend="slurm", jobname="printenv", queue="test", time="00:05:00", nodes=1,
+        threads=1, mem=100, stdout="printenv.out", stderr="printenv.err",
+    )  # fmt: skip
+    assert str(jobscript) == RENDERED
+
+
+def test_documented_myvar_example() -> None:
+    jobscript = JobScript("\necho {myvar}\n", jobname="myvar_test")  # slurm is the default backend
+    jobscript.myvar = "Hello"
+    assert str(jobscript) == "#!/bin/bash\n#SBATCH --job-name=myvar_test\n\necho Hello\n"
+
+
+def test_backend_attributes_match_the_documentation() -> None:
+    backend = SlurmBackend()
+    assert (backend.name, backend.extension, backend.prefix) == ("slurm", "slr", "#SBATCH")
+    assert backend.job_vars == {
+        "CLUSTERJOB_ID": "SLURM_JOB_ID",
+        "CLUSTERJOB_WORKDIR": "SLURM_SUBMIT_DIR",
+        "CLUSTERJOB_SUBMIT_HOST": "SLURM_SUBMIT_HOST",
+        "CLUSTERJOB_NAME": "SLURM_JOB_NAME",
+        "CLUSTERJOB_NODELIST": "SLURM_JOB_NODELIST",
+    }
+    assert JobScript("true", jobname="x").script_filename() == "x.slr"
+
+
+def test_all_core_variables_are_replaced_in_both_spellings() -> None:
+    body = "echo $CLUSTERJOB_ID ${CLUSTERJOB_NAME} $CLUSTERJOB_SUBMIT_HOST $CLUSTERJOB_NODELIST $CLUSTERJOB_WORKDIR $CLUSTERJOB_IDX"
+    assert SlurmBackend().replace_body_vars(body) == (
+        "echo $SLURM_JOB_ID ${SLURM_JOB_NAME} $SLURM_SUBMIT_HOST $SLURM_JOB_NODELIST $SLURM_SUBMIT_DIR $CLUSTERJOB_IDX"
+    )
+
+
+@pytest.mark.parametrize(
+    ("nodes", "ppn", "threads", "expected"),
+    [
+        # Multi-process (MPI): the spec's "--nodes=2 --tasks-per-node=32 --cpus-per-task=1"
+        (2, 32, 1, ["--nodes=2", "--tasks-per-node=32", "--cpus-per-task=1"]),
+        # OpenMP: the spec writes "-n1 -c32"; the mapping gives the same request spelled per node
+        (1, 1, 32, ["--nodes=1", "--tasks-per-node=1", "--cpus-per-task=32"]),
+        # Hybrid: the spec's "--nodes=4 --tasks-per-node=2 --cpus-per-task=16" (or -n8 -c16)
+        (4, 2, 16, ["--nodes=4", "--tasks-per-node=2", "--cpus-per-task=16"]),
+    ],
+)
+def test_parallelization_table(nodes: int, ppn: int, threads: int, expected: list[str]) -> None:
+    lines = headers(jobname="par", nodes=nodes, ppn=ppn, threads=threads)
+    # sorted by resource key: jobname, nodes, ppn, threads
+    assert lines == ["#SBATCH --job-name=par", *(f"#SBATCH {option}" for option in expected)]
+
+
+def test_common_keys() -> None:
+    assert headers(jobname="j", queue="debug", time="1:00:00", mem="4G", stdout="o", stderr="e") == [
+        "#SBATCH --job-name=j",
+        "#SBATCH --mem=4G",
+        "#SBATCH --partition=debug",
+        "#SBATCH --error=e",
+        "#SBATCH --output=o",
+        "#SBATCH --time=1:00:00",
+    ]
+
+
+def test_documented_rule_for_other_keys() -> None:
+    assert headers(jobname="j", contiguous=True, dependency="after:12454", F="nodefile.txt") == [
+        "#SBATCH -F nodefile.txt",
+        "#SBATCH --contiguous",
+        "#SBATCH --dependency=after:12454",
+        "#SBATCH --job-name=j",
+    ]
+
+
+def test_false_and_none_leave_the_option_out() -> None:
+    assert headers(jobname="j", exclusive=False, requeue=None) == ["#SBATCH --job-name=j"]
+
+
+def test_arrays_and_dependencies_by_keyword() -> None:
+    assert headers(jobname="j", array="1-10%2", dependency="afterok:123") == [
+        "#SBATCH --array=1-10%2",
+        "#SBATCH --dependency=afterok:123",
+        "#SBATCH --job-name=j",
+    ]
+
+
+def test_underscores_in_keys_are_sbatch_dashes() -> None:
+    assert headers(jobname="j", mail_type="END,FAIL", cpus_per_gpu=4) == [
+        "#SBATCH --cpus-per-gpu=4",
+        "#SBATCH --job-name=j",
+        "#SBATCH --mail-type=END,FAIL",
+    ]
+
+
+def test_values_with_spaces_are_quoted_as_sbatch_reads_them() -> None:
+    assert headers(jobname="my job", comment="it's here") == [
+        '#SBATCH --comment="it\'s here"',
+        '#SBATCH --job-name="my job"',
+    ]
+    assert headers(jobname="j", comment='say "hi"') == ["#SBATCH --comment='say \"hi\"'", "#SBATCH --job-name=j"]
+
+
+def test_values_sbatch_cannot_read_are_refused_with_the_key() -> None:
+    with pytest.raises(ResourcesNotSupportedError, match=r"resource comment='a \\'b\\' \"c\"'.*both"):
+        headers(jobname="j", comment="a 'b' \"c\"")
+    with pytest.raises(ResourcesNotSupportedError, match="resource comment=.*line break"):
+        headers(jobname="j", comment="two\nlines")
+
+
+@pytest.mark.parametrize(
+    ("given", "written"),
+    [("90", "90"), (90, "90"), ("10:00", "10:00"), ("1:00:00", "1:00:00"), ("2-12", "2-12"),
+     ("2-12:30", "2-12:30"), ("1-1:10:30", "1-1:10:30"), ("1:01:10:30", "1-01:10:30")],
+)  # fmt: skip
+def test_walltime_formats(given: object, written: str) -> None:
+    assert headers(jobname="j", time=given)[-1] == f"#SBATCH --time={written}"
+
+
+def test_invalid_walltime_names_the_resource() -> None:
+    with pytest.raises(ResourcesNotSupportedError, match=r"resource time='1 hour' is not a walltime; use minutes"):
+        headers(jobname="j", time="1 hour")
+
+
+def test_tag_goes_into_the_comment_and_keeps_the_users_comment() -> None:
+    backend = SlurmBackend()
+    assert backend.tag_resources("cj-0123456789-abcdef") == {TAG_RESOURCE: "cj-0123456789-abcdef"}
+    tagged = JobScript("true", jobname="j", backend="slurm")
+    tagged.resources.update(backend.tag_resources("cj-0123456789-abcdef"))
+    assert backend.resource_headers(tagged) == ["#SBATCH --comment=cj-0123456789-abcdef", "#SBATCH --job-name=j"]
+    tagged.resources["comment"] = "project-x"
+    assert backend.resource_headers(tagged) == [
+        '#SBATCH --comment="project-x cj-0123456789-abcdef"',
+        "#SBATCH --job-name=j",
+    ]
+
+
+def test_dependency_resources() -> None:
+    assert SlurmBackend().dependency_resources(["1", "2"]) == {"dependency": "afterok:1:2"}
+    assert SlurmBackend().dependency_resources(["7"]) == {"dependency": "afterok:7"}
+
+
+def test_submit_and_cancel_commands() -> None:
+    backend = SlurmBackend()
+    jobscript = JobScript("true", jobname="j", backend="slurm")
+    assert backend.cmd_submit(jobscript) == ["sbatch", "j.slr"]
+    jobscript.filename = "-odd.slr"
+    assert backend.cmd_submit(jobscript) == ["sbatch", "./-odd.slr"]
+
+    class Run:
+        job_id = "42"
+
+    assert backend.cmd_cancel(Run()) == ["scancel", "42"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("response", "job_id"),
+    [
+        ("Submitted batch job 1234\n", "1234"),
+        ("sbatch: site message\nSubmitted batch job 77 on cluster c2\n", "77"),
+        ("1234\n", "1234"),
+        ("1234;cluster2\n", "1234"),
+        ("", None),
+        ("sbatch: error: Batch job submission failed: Invalid partition name specified\n", None),
+    ],
+)
+def test_get_job_id(response: str, job_id: str | None) -> None:
+    assert SlurmBackend().get_job_id(response) == job_id

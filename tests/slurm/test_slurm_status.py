@@ -1,0 +1,223 @@
+"""Reading squeue/sacct output (captured from the test cluster, see capture_fixtures.sh) into statuses."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+from clusterjob_slurm import SlurmBackend
+from clusterjob_slurm.queries import expand_tasks, finished_statuses, queue_statuses, task_statuses
+from clusterjob_slurm.states import STATUS_MAPPING, aggregate, parse_records, state_to_status
+
+DATA = Path(__file__).parent / "data"
+
+
+def data(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+def prefixed(source: str, text: str) -> str:
+    """Output as the sacct helper script prints it."""
+    return "".join(f"{source}|{line}\n" for line in text.splitlines()) + "done|\n"
+
+
+class Run:
+    def __init__(self, job_id: str, submitted_at: float | None = None) -> None:
+        self.job_id = job_id
+        self.submitted_at = submitted_at
+
+
+backend = SlurmBackend()
+
+
+@pytest.mark.parametrize(
+    ("states", "status"),
+    [
+        (["PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD"], PENDING),
+        (["RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESIZING"], RUNNING),
+        (["COMPLETED"], COMPLETED),
+        (["CANCELLED", "CANCELLED by 0", "CANCELLED by 1000", "CANCELLED+", "REVOKED"], CANCELLED),
+        (["FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+          "SPECIAL_EXIT"], FAILED),
+        (["PD", "CF", "RQ"], PENDING),
+        (["R", "CG", "S"], RUNNING),
+        (["CD"], COMPLETED),
+        (["CA"], CANCELLED),
+        (["F", "TO", "NF", "OOM", "PR", "BF", "DL"], FAILED),
+    ],
+)  # fmt: skip
+def test_every_state_maps(states: list[str], status: int) -> None:
+    for state in states:
+        assert state_to_status(state) == status, state
+
+
+def test_status_mapping_attribute_is_the_long_form_table() -> None:
+    assert backend.status_mapping["TIMEOUT"] == FAILED
+    assert backend.status_mapping["COMPLETING"] == RUNNING
+    assert len(backend.status_mapping) >= 24
+
+
+def test_unknown_state_is_unknown_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="clusterjob.slurm"):
+        assert state_to_status("SOMETHING_NEW") is None
+    assert "unknown SLURM job state 'SOMETHING_NEW'" in caplog.text
+    assert backend.get_status("5|SOMETHING_NEW|None\n") is None
+
+
+def test_dependency_never_satisfied_is_final_cancelled() -> None:
+    assert state_to_status("PENDING", "DependencyNeverSatisfied") == CANCELLED
+    assert state_to_status("PENDING", "Dependency") == PENDING
+    assert backend.get_status("30|PENDING|DependencyNeverSatisfied\n") == CANCELLED
+    assert backend.get_status(data("squeue_dependency_never_satisfied.txt")) == CANCELLED
+
+
+def test_parse_records_skips_steps_errors_and_blank_lines() -> None:
+    records = parse_records("12|RUNNING|None\n12.batch|RUNNING|\nslurm_load_jobs error: x\n\n12_[3-4%1]|PENDING|JobArrayTaskLimit\n")
+    assert [(r.job_id, r.base_id, r.task, r.state) for r in records] == [
+        ("12", "12", None, "RUNNING"),
+        ("12_[3-4%1]", "12", "[3-4%1]", "PENDING"),
+    ]
+
+
+def test_aggregate_rules() -> None:
+    assert aggregate([PENDING, PENDING]) == PENDING
+    assert aggregate([PENDING, RUNNING]) == RUNNING
+    assert aggregate([PENDING, COMPLETED]) == RUNNING  # under way
+    assert aggregate([COMPLETED, COMPLETED]) == COMPLETED
+    assert aggregate([COMPLETED, CANCELLED]) == CANCELLED
+    assert aggregate([CANCELLED, FAILED, COMPLETED]) == FAILED
+    assert aggregate([COMPLETED, None]) is None
+    assert aggregate([]) is None
+
+
+# -- squeue -----------------------------------------------------------------------
+
+
+def test_single_job_in_queue() -> None:
+    assert backend.get_status("33|PENDING|Priority\n") == PENDING
+    assert backend.get_status("33|RUNNING|None\n") == RUNNING
+    assert backend.get_status("33|COMPLETING|None\n") == RUNNING
+    assert backend.get_status("33|COMPLETED|None\n") == COMPLETED  # squeue --states=all: until MinJobAge
+    assert backend.get_status("33|TIMEOUT|TimeLimit\n") == FAILED
+
+
+def test_purged_job_is_not_in_queue_not_a_failure() -> None:
+    assert "Invalid job id specified" in data("squeue_purged_single.stderr")
+    assert backend.get_status(data("squeue_purged_single.txt")) is None
+
+
+def first_id(name: str) -> str:
+    return parse_records(data(name))[0].base_id
+
+
+def test_batched_squeue_maps_every_run_and_leaves_purged_ones_unknown() -> None:
+    done = first_id("squeue_with_purged_id.txt")
+    runs = [Run(done), Run("99999999")]
+    assert backend.get_status_many(data("squeue_with_purged_id.txt"), runs) == {done: COMPLETED, "99999999": None}
+
+
+def test_batched_squeue_mixed() -> None:
+    text = data("squeue_many_mixed.txt")
+    ids = [r.job_id for r in parse_records(text)]
+    statuses = backend.get_status_many(text, [Run(i) for i in ids])
+    by_state = {r.job_id: r.state for r in parse_records(text)}
+    expected = {"PENDING": CANCELLED, "RUNNING": RUNNING, "COMPLETED": COMPLETED, "CANCELLED": CANCELLED, "FAILED": FAILED}
+    assert sorted(by_state.values()) == sorted(expected)  # the fixture shows each of them
+    assert statuses == {job_id: expected[state] for job_id, state in by_state.items()}
+
+
+def test_array_pending_folded() -> None:
+    assert data("squeue_array_pending_folded.txt").endswith("_[1-4]|PENDING|JobHeldUser\n")
+    assert backend.get_status(data("squeue_array_pending_folded.txt")) == PENDING
+
+
+def test_array_running_with_a_failed_task() -> None:
+    assert backend.get_status(data("squeue_array_running_one_failed.txt")) == RUNNING
+    array = first_id("squeue_array_running_one_failed.txt")
+    assert backend.get_status_many(data("squeue_array_running_one_failed.txt"), [Run(array)]) == {array: RUNNING}
+
+
+def test_finished_array_in_queue_defers_to_accounting_unless_a_task_failed() -> None:
+    # The controller may already have purged a task that failed early: only accounting can say COMPLETED.
+    assert backend.get_status("25_2|COMPLETED|None\n25_3|COMPLETED|None\n") is None
+    assert backend.get_status("25_2|COMPLETED|None\n25_3|CANCELLED|None\n") is None
+    assert backend.get_status("25_1|FAILED|NonZeroExitCode\n25_3|COMPLETED|None\n") == FAILED
+
+
+def test_a_run_holding_one_array_task_finds_its_record() -> None:
+    statuses = backend.get_status_many("25_3|RUNNING|None\n25_4|PENDING|Resources\n", [Run("25_4"), Run("25")])
+    assert statuses == {"25_4": PENDING, "25": RUNNING}
+
+
+# -- sacct ------------------------------------------------------------------------
+
+
+def test_sacct_states() -> None:
+    assert backend.get_status(prefixed("accounting", data("sacct_timeout.txt")), finished=True) == FAILED
+    assert backend.get_status(prefixed("accounting", data("sacct_cancelled_by.txt")), finished=True) == CANCELLED
+
+
+def test_sacct_mixed_batch() -> None:
+    text = prefixed("accounting", data("sacct_mixed.txt"))
+    states = {line.split("|")[0]: line.split("|")[1] for line in data("sacct_mixed.txt").splitlines()}
+    expected = {"FAILED": FAILED, "CANCELLED by 0": CANCELLED, "TIMEOUT": FAILED, "COMPLETED": COMPLETED}
+    assert set(states.values()) == set(expected)  # the fixture shows each of them
+    statuses = backend.get_status_many(text, [Run(i) for i in states], finished=True)
+    assert statuses == {job_id: expected[state] for job_id, state in states.items()}
+
+
+def test_sacct_array_with_one_failed_task_is_failed() -> None:
+    text = prefixed("accounting", data("sacct_array_one_failed.txt"))
+    assert backend.get_status(text, finished=True) == FAILED
+    completed = text.replace("FAILED|None|3:0", "COMPLETED|None|0:0")
+    assert backend.get_status(completed, finished=True) == COMPLETED
+
+
+def test_no_accounting_record_is_never_completed() -> None:
+    assert data("sacct_unknown_job.txt") == ""
+    assert backend.get_status(prefixed("accounting", ""), finished=True) is None
+    assert backend.get_status("", finished=True) is None
+    assert backend.get_status_many("done|\n", [Run("5")], finished=True) == {"5": None}
+
+
+def test_job_completion_log_fallback() -> None:
+    text = prefixed("jobcomp", data("sacct_jobcomp.txt") + data("sacct_jobcomp.stderr"))
+    statuses = backend.get_status_many(text, [Run("3"), Run("4"), Run("10"), Run("99")], finished=True)
+    # 10 is the head of an array (sacct -c says so on stderr): its siblings' records cannot be
+    # traced, so COMPLETED is not proven.
+    assert statuses == {"3": FAILED, "4": CANCELLED, "10": None, "99": None}
+    failed_head = text.replace("10|COMPLETED", "10|FAILED")
+    assert backend.get_status_many(failed_head, [Run("10")], finished=True) == {"10": FAILED}
+
+
+def test_accounting_wins_over_the_job_completion_log() -> None:
+    text = "accounting|7|FAILED|None|1:0\njobcomp|7|COMPLETED|0:0\ndone|\n"
+    assert finished_statuses(text) == {"7": FAILED}
+
+
+# -- arrays -----------------------------------------------------------------------
+
+
+def test_expand_tasks() -> None:
+    assert expand_tasks("3") == ["3"]
+    assert expand_tasks("[1-3]") == ["1", "2", "3"]
+    assert expand_tasks("[1-3,7,10-20:5%4]") == ["1", "2", "3", "7", "10", "15", "20"]
+    assert expand_tasks("[weird]") == ["[weird]"]
+
+
+def test_task_status_merges_queue_over_accounting() -> None:
+    text = (
+        "queue|25_1|FAILED|NonZeroExitCode\nqueue|25_2|RUNNING|None\nqueue|25_4|PENDING|Resources\n"
+        "accounting|25_1|FAILED|None|3:0\naccounting|25_2|PENDING|None|0:0\naccounting|25_[3-4]|PENDING|None|0:0\n"
+        "done|\n"
+    )
+    assert backend.get_task_status(text, Run("25")) == {"1": FAILED, "2": RUNNING, "3": PENDING, "4": PENDING}  # type: ignore[arg-type]
+    ordered = task_statuses("accounting|9_10|COMPLETED|None|0:0\naccounting|9_9|FAILED|None|1:0\n")
+    assert list(ordered) == ["9", "10"]
+
+
+def test_queue_statuses_keys() -> None:
+    assert queue_statuses(data("squeue_array_tasks.txt"))[first_id("squeue_array_tasks.txt")] == RUNNING
