@@ -1,0 +1,183 @@
+"""Submitting over SSH to the real SLURM (the loopback sshd plays the login node) and to the local backend.
+
+Also the documented prologue/epilogue rsync examples, run as written.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clusterjob import JobScript, wait_all
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, RUNNING
+
+pytestmark = pytest.mark.ssh
+
+HOME = Path(pwd.getpwuid(os.getuid()).pw_dir)
+
+
+@pytest.fixture
+def remote_home_folder() -> Iterator[str]:
+    """A fresh ``~/<name>`` on the remote (= this machine's real home), removed afterwards."""
+    name = f"cj-remote-{uuid.uuid4().hex[:8]}"
+    yield name
+    shutil.rmtree(HOME / name, ignore_errors=True)
+
+
+@pytest.fixture
+def local_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A different local ``$HOME``: anything that lands in the real home was expanded on the remote."""
+    home = tmp_path / "local-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.mark.slurm
+def test_slurm_over_ssh_submit_status_cancel(remote, prefix: str, slurm_jobs, local_home: Path, remote_home_folder: str) -> None:
+    JobScript.backend = "slurm"
+    JobScript.remote = remote.host
+    JobScript.ssh = remote.ssh
+    JobScript.scp = remote.scp
+    JobScript.rootdir = f"~/{remote_home_folder}"
+    JobScript.max_sleep_interval = 2
+    ok = JobScript(
+        'echo "$CLUSTERJOB_ID $CLUSTERJOB_NAME $CLUSTERJOB_WORKDIR" > ok.out; ./aux.sh >> ok.out',
+        jobname=f"{prefix}-ok", workdir="ok", time="1", aux_scripts={"aux.sh": "echo aux ran"},
+    ).submit()  # fmt: skip
+    failing = JobScript("exit 3", jobname=f"{prefix}-fail", workdir="fail", time="1").submit()
+    cancelled = JobScript("sleep 120", jobname=f"{prefix}-cancel", workdir="cancel", time="5").submit()
+    cancelled.cancel()
+    assert wait_all([ok, failing, cancelled], timeout=180) == [COMPLETED, FAILED, CANCELLED]
+    folder = HOME / remote_home_folder / "ok"
+    assert (folder / "ok.out").read_text() == f"{ok.job_id} {prefix}-ok {folder}\naux ran\n"
+    assert stat.S_IMODE((folder / f"{prefix}-ok.slr").stat().st_mode) == 0o755
+    assert not (local_home / remote_home_folder).exists()
+    assert slurm_jobs(prefix) == {
+        f"{prefix}-cancel": [cancelled.job_id], f"{prefix}-fail": [failing.job_id], f"{prefix}-ok": [ok.job_id]
+    }
+
+
+def test_local_backend_over_ssh(remote, local_over_ssh, tmp_path: Path) -> None:
+    JobScript.cache_folder = str(tmp_path / "cache")
+    job = JobScript(
+        "echo $CLUSTERJOB_ID > id.txt; sleep 1", jobname="over-ssh", backend="local", remote=remote.host,
+        ssh=remote.ssh, scp=remote.scp, rootdir=str(tmp_path / "remote"), workdir="w", max_sleep_interval=1,
+    )  # fmt: skip
+    result = job.submit(cache_id="one")
+    assert result.get(60) == COMPLETED
+    assert (tmp_path / "remote" / "w" / "id.txt").read_text().strip() == result.job_id
+    again = job.submit(cache_id="one")
+    assert again.job_id == result.job_id and again.resumed
+    long = JobScript("sleep 60", jobname="cancel-me", backend="local", remote=remote.host, ssh=remote.ssh,
+                     rootdir=str(tmp_path / "remote"), max_sleep_interval=1).submit(cache_id="long")  # fmt: skip
+    long.cancel()
+    assert long.get(60) == CANCELLED
+
+
+# -- the documented rsync prologue and epilogue ------------------------------------------
+
+#: The documented INI example, with only the host and the remote root changed.
+DOCUMENTED_INI = """\
+[Attributes]
+remote = {remote}
+prologue =
+    ssh {{remote}} 'mkdir -p {{rootdir}}/{{workdir}}'
+    rsync -av {{workdir}}/ {{remote}}:{{rootdir}}/{{workdir}}
+epilogue = rsync -av {{remote}}:{{rootdir}}/{{workdir}}/ {{workdir}}
+rootdir = ~/{folder}/
+# the following is a new attribute
+text = Hello World
+
+[Resources]
+queue = exec
+nodes = 1
+threads = 1
+mem = 10
+"""
+
+
+def _shims(tmp_path: Path, config: str) -> Path:
+    """``ssh``/``scp`` commands that read ``config``: what a user's ``~/.ssh/config`` would do."""
+    folder = tmp_path / "shims"
+    folder.mkdir()
+    for tool in ("ssh", "scp"):
+        real = shutil.which(tool)
+        assert real is not None
+        shim = folder / tool
+        shim.write_text(f'#!/bin/sh\nexec {real} -F {config} "$@"\n')
+        shim.chmod(0o755)
+    return folder
+
+
+def test_documented_ini_with_rsync_prologue_and_epilogue_as_written(
+    remote, local_over_ssh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_home: Path, remote_home_folder: str
+) -> None:
+    """The docs' example verbatim, for a user whose plain ``ssh`` reaches the host (``~/.ssh/config``).
+
+    The test may not touch ``~/.ssh``: ``ssh``/``scp`` shims first on ``PATH``
+    read the test's ssh_config instead (rsync runs ``ssh`` from ``PATH``).
+    """
+    monkeypatch.setenv("PATH", f"{_shims(tmp_path, remote.config)}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    ini = tmp_path / "cluster.ini"
+    ini.write_text(DOCUMENTED_INI.format(remote=remote.host, folder=remote_home_folder))
+    JobScript.read_defaults(str(ini))
+    JobScript.backend = "local"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "input.txt").write_text("hello from the laptop\n")
+    job = JobScript("tr a-z A-Z < input.txt > output.txt; echo {text} >> output.txt", jobname="docs",
+                    workdir="data", max_sleep_interval=1)  # fmt: skip
+    result = job.submit()
+    assert result.get(60) == COMPLETED
+    remote_folder = HOME / remote_home_folder / "data"
+    assert (remote_folder / "input.txt").read_text() == "hello from the laptop\n"
+    assert (tmp_path / "data" / "output.txt").read_text() == "HELLO FROM THE LAPTOP\nHello World\n"
+    assert not (local_home / remote_home_folder).exists()
+
+
+@pytest.mark.slurm
+def test_rsync_prologue_and_epilogue_with_ssh_options_on_slurm(
+    remote, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_home: Path, remote_home_folder: str
+) -> None:
+    """``ssh = "ssh -F <config>"``: the prologue says ``{ssh} {remote}``; rsync reads ``RSYNC_RSH``.
+
+    That is what a user with the cluster in a separate ssh config writes
+    (see docs): the rsync lines stay exactly as documented.
+    """
+    monkeypatch.setenv("RSYNC_RSH", remote.ssh)
+    monkeypatch.chdir(tmp_path)
+    JobScript.backend = "slurm"
+    JobScript.remote = remote.host
+    JobScript.ssh = remote.ssh
+    JobScript.scp = remote.scp
+    JobScript.rootdir = f"~/{remote_home_folder}/"
+    JobScript.prologue = (
+        "{ssh} {remote} 'mkdir -p {rootdir}/{workdir}'\n"
+        "rsync -av {workdir}/ {remote}:{rootdir}/{workdir}\n"
+    )
+    JobScript.epilogue = "rsync -av {remote}:{rootdir}/{workdir}/ {workdir}\n"
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "input.txt").write_text("to the cluster\n")
+    result = JobScript("tr a-z A-Z < input.txt > output.txt", jobname=f"{prefix}-rsync", workdir="inputs",
+                       time="1", max_sleep_interval=2).submit()  # fmt: skip
+    assert result.get(180) == COMPLETED
+    assert (HOME / remote_home_folder / "inputs" / "input.txt").exists()
+    assert (tmp_path / "inputs" / "output.txt").read_text() == "TO THE CLUSTER\n"
+    assert not (local_home / remote_home_folder).exists()
+
+
+def test_running_status_comes_over_ssh(remote, local_over_ssh, tmp_path: Path, waiter) -> None:
+    job = JobScript("sleep 30", jobname="running", backend="local", remote=remote.host, ssh=remote.ssh,
+                    rootdir=str(tmp_path), max_sleep_interval=1)  # fmt: skip
+    result = job.submit()
+    waiter(lambda: result.status == RUNNING, "the job to run")
+    result.cancel()
+    assert result.get(60) == CANCELLED
