@@ -98,19 +98,25 @@ def poll(results: Iterable[AsyncResult]) -> None:
 
 
 class _Progress:
-    """A one-line progress display on a terminal."""
+    """A status line: redrawn in place on a terminal, one line per change elsewhere (logs, CI)."""
 
     def __init__(self, stream: TextIO, total: int) -> None:
         self.stream = stream
         self.total = total
+        self.interactive = stream.isatty()
+        self.last = ""
 
     def show(self, results: Sequence[AsyncResult], final: bool = False) -> None:
         statuses = [r._status for r in results]
         done = sum(is_finished(s) for s in statuses)
         failed = sum(s in (FAILED, CANCELLED) for s in statuses)
         ok = sum(s == COMPLETED for s in statuses)
-        line = f"\r[clusterjob] {done}/{self.total} finished ({ok} completed, {failed} failed/cancelled)"
-        self.stream.write(line + ("\n" if final else ""))
+        line = f"[clusterjob] {done}/{self.total} finished ({ok} completed, {failed} failed/cancelled)"
+        if self.interactive:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+        elif line != self.last:
+            self.stream.write(line + "\n")
+        self.last = line
         self.stream.flush()
 
 
