@@ -31,9 +31,10 @@ wait_gone "$fail"
 dep=$(sub --dependency=afterok:"$fail" --wrap true)
 timeout=$(sub --time=1 --wrap 'sleep 300')
 cancel=$(sub --wrap 'sleep 300')
+held=$(sub --hold --wrap true)
 ok=$(sub --wrap true)
 sleep 5
-scancel "$cancel"
+scancel "$cancel" "$held"
 "${SQ[@]}" -j "$dep" >"$out/squeue_dependency_never_satisfied.txt"
 wait_gone "$ok"
 "${SQ[@]}" -j "$fail,$ok,$dep,$timeout,$cancel" >"$out/squeue_many_mixed.txt"
@@ -43,9 +44,9 @@ scancel "$dep"
 wait_gone "$timeout"
 sleep 3
 "${SA[@]}" -j "$arr" >"$out/sacct_array_one_failed.txt"
-"${SA[@]}" -j "$fail,$cancel,$timeout,$ok,$dep" >"$out/sacct_mixed.txt"
+"${SA[@]}" -j "$fail,$cancel,$held,$timeout,$ok,$dep" >"$out/sacct_mixed.txt"
 "${SA[@]}" -j "$timeout" >"$out/sacct_timeout.txt"
-"${SA[@]}" -j "$cancel" >"$out/sacct_cancelled_by.txt"
+"${SA[@]}" -j "$held" >"$out/sacct_cancelled_by.txt"  # cancelled while pending: "CANCELLED by <uid>"
 "${SA[@]}" -j 99999999 >"$out/sacct_unknown_job.txt"
 
 # accounting disabled: a client configuration without it (and a job completion log)

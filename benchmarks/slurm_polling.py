@@ -1,0 +1,131 @@
+"""SLURM commands issued while waiting on 1,000 jobs (target: 1 per poll cycle).
+
+Submits 1,000 short jobs (``true``), then ``wait_all`` on them with the SLURM
+commands behind a PATH shim that logs every call, and a marker written at the
+start of every poll cycle. Prints the commands per cycle and the time per
+cycle. The baseline, measured in the same run on the same 1,000 jobs right
+after submission, is polling them one by one (the fallback of a backend
+without a batched query): one ``squeue`` per job per cycle.
+
+Leaves nothing in the queue: whatever is still there at the end is cancelled.
+
+    python benchmarks/slurm_polling.py [--jobs 1000] [--max-sleep 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import clusterjob.polling
+from clusterjob import JobScript, wait_all
+from clusterjob.status import COMPLETED
+
+SHIM = textwrap.dedent(
+    """\
+    #!/bin/sh
+    echo "$(basename "$0")" >> "$CJ_CALL_LOG"
+    PATH="$CJ_REAL_PATH" exec "$(basename "$0")" "$@"
+    """
+)
+
+
+def cancel_prefix(prefix: str) -> int:
+    lines = subprocess.run(
+        ["squeue", "-h", "-o", "%i|%j", "-u", str(os.getuid())], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    ids = [line.split("|")[0] for line in lines if line.split("|", 1)[-1].startswith(prefix)]
+    for start in range(0, len(ids), 500):
+        subprocess.run(["scancel", *ids[start : start + 500]], check=False)
+    return len(ids)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--max-sleep", type=int, default=5, help="JobScript.max_sleep_interval (s)")
+    args = parser.parse_args()
+    prefix = f"cjpoll{secrets.token_hex(3)}"
+    real_path = os.environ["PATH"]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            JobScript.max_sleep_interval = args.max_sleep
+            start = time.perf_counter()
+            results = [
+                JobScript("true", jobname=f"{prefix}-{i}", backend="slurm", rootdir=str(folder), stdout="/dev/null").submit()
+                for i in range(args.jobs)
+            ]
+            submit_time = time.perf_counter() - start
+
+            shim = folder / "shim"
+            shim.mkdir()
+            for command in ("squeue", "sacct", "scontrol"):
+                (shim / command).write_text(SHIM)
+                (shim / command).chmod(0o755)
+            log = folder / "calls.log"
+            log.touch()
+            os.environ.update(CJ_CALL_LOG=str(log), CJ_REAL_PATH=real_path, PATH=f"{shim}:{real_path}")
+
+            # baseline: one cycle of per-job polling (what a backend without cmd_status_many costs)
+            backend = results[0].backend
+            start = time.perf_counter()
+            for result in results:
+                answer = result.transport.run(backend.cmd_status(result), check=False)
+                if backend.get_status(answer.stdout) is None:
+                    result.transport.run(backend.cmd_status(result, finished=True), check=False)
+            per_job_time = time.perf_counter() - start
+            per_job_calls = len(log.read_text().split())
+            log.write_text("")
+
+            real_poll = clusterjob.polling.poll
+
+            def marking_poll(pending):  # type: ignore[no-untyped-def]
+                with log.open("a") as out:
+                    out.write(f"cycle {len(pending)}\n")
+                started = time.perf_counter()
+                real_poll(pending)
+                with log.open("a") as out:
+                    out.write(f"took {time.perf_counter() - started:.4f}\n")
+
+            clusterjob.polling.poll = marking_poll  # type: ignore[assignment]
+            start = time.perf_counter()
+            statuses = wait_all(results, progress=False)
+            wait_time = time.perf_counter() - start
+            clusterjob.polling.poll = real_poll  # type: ignore[assignment]
+            os.environ["PATH"] = real_path
+    finally:
+        cancelled = cancel_prefix(prefix)
+
+    cycles = []
+    for block in log.read_text().split("cycle ")[1:]:
+        lines = block.split("\n")
+        pending = int(lines[0])
+        calls = Counter(line for line in lines[1:] if line and not line.startswith("took"))
+        took = float(next(line.split()[1] for line in lines if line.startswith("took")))
+        cycles.append((pending, calls, took))
+    commands = [sum(c.values()) for _, c, _ in cycles]
+    big = [took for pending, _, took in cycles if pending >= args.jobs // 2]
+    print(f"{args.jobs} jobs submitted in {submit_time:.1f} s, all finished after {wait_time:.1f} s of waiting "
+          f"({Counter(statuses)[COMPLETED]} COMPLETED; {cancelled} left over and cancelled)")
+    print(f"batched: {len(cycles)} poll cycles, {sum(commands)} SLURM commands: "
+          f"{sum(commands) / len(cycles):.2f} per cycle (max {max(commands)}; "
+          f"squeue {sum(c['squeue'] for _, c, _ in cycles)}, sacct {sum(c['sacct'] for _, c, _ in cycles)})")
+    if big:
+        print(f"  one batched cycle over >= {args.jobs // 2} pending jobs: {min(big) * 1000:.0f} ms (best)")
+    print(f"baseline, per-job polling: {per_job_calls} SLURM commands for one cycle over {args.jobs} jobs, "
+          f"{per_job_time:.1f} s")
+    ratio = (sum(commands) / len(cycles)) / per_job_calls
+    print(f"commands per cycle: batched / per-job = {ratio:.4f}; target 1 per cycle: "
+          f"{'met' if max(commands) == 1 else 'see max'}")
+
+
+if __name__ == "__main__":
+    main()
