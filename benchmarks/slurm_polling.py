@@ -1,11 +1,18 @@
 """SLURM commands issued while waiting on 1,000 jobs (target: 1 per poll cycle).
 
-Submits 1,000 short jobs (``true``), then ``wait_all`` on them with the SLURM
-commands behind a PATH shim that logs every call, and a marker written at the
-start of every poll cycle. Prints the commands per cycle and the time per
-cycle. The baseline, measured in the same run on the same 1,000 jobs right
-after submission, is polling them one by one (the fallback of a backend
-without a batched query): one ``squeue`` per job per cycle.
+Submits 1,000 jobs held (``--hold``), releases a few of them (``--run``, they
+run ``true`` and complete) and, while ``wait_all`` waits on all 1,000, a
+background thread cancels the held ones in batches (100 per second), so
+that the jobs finish over some 10 seconds with real state changes in SLURM.
+(Running 1,000 real jobs would take ~25 minutes on the 2-CPU test node,
+which runs about 0.7 short jobs per second, and block everybody else's
+jobs meanwhile; what is measured, the commands per cycle, does not depend on
+how a job ends.) The SLURM commands sit behind a PATH shim that logs every
+call, and a marker is written at the start of every poll cycle. Prints the
+commands per cycle and the time per cycle. The baseline, measured in the
+same run on the same 1,000 jobs right after submission, is polling them one
+by one (the fallback of a backend without a batched query): one ``squeue``
+per job per cycle.
 
 Leaves nothing in the queue: whatever is still there at the end is cancelled.
 
@@ -17,16 +24,18 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import clusterjob.polling
 from clusterjob import JobScript, wait_all
-from clusterjob.status import COMPLETED
+from clusterjob.status import CANCELLED, COMPLETED
 
 SHIM = textwrap.dedent(
     """\
@@ -50,7 +59,9 @@ def cancel_prefix(prefix: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--max-sleep", type=int, default=5, help="JobScript.max_sleep_interval (s)")
+    parser.add_argument("--max-sleep", type=int, default=2, help="JobScript.max_sleep_interval (s)")
+    parser.add_argument("--run", type=int, default=20, help="jobs released to really run")
+    parser.add_argument("--cancel-batch", type=int, default=100, help="held jobs cancelled per second")
     args = parser.parse_args()
     prefix = f"cjpoll{secrets.token_hex(3)}"
     real_path = os.environ["PATH"]
@@ -60,10 +71,16 @@ def main() -> None:
             JobScript.max_sleep_interval = args.max_sleep
             start = time.perf_counter()
             results = [
-                JobScript("true", jobname=f"{prefix}-{i}", backend="slurm", rootdir=str(folder), stdout="/dev/null").submit()
+                JobScript(
+                    "true", jobname=f"{prefix}-{i}", backend="slurm", rootdir=str(folder), stdout="/dev/null", hold=True
+                ).submit()
                 for i in range(args.jobs)
             ]
             submit_time = time.perf_counter() - start
+            scontrol, scancel = shutil.which("scontrol"), shutil.which("scancel")
+            assert scontrol and scancel
+            released = [str(r.job_id) for r in results[: args.run]]
+            held = [str(r.job_id) for r in results[args.run :]]
 
             shim = folder / "shim"
             shim.mkdir()
@@ -95,17 +112,27 @@ def main() -> None:
                 with log.open("a") as out:
                     out.write(f"took {time.perf_counter() - started:.4f}\n")
 
+            def finish_held_jobs() -> None:
+                for first in range(0, len(held), args.cancel_batch):
+                    time.sleep(1)
+                    subprocess.run([scancel, *held[first : first + args.cancel_batch]], check=True)
+
             clusterjob.polling.poll = marking_poll  # type: ignore[assignment]
             start = time.perf_counter()
+            subprocess.run([scontrol, "release", ",".join(released)], check=True)
+            canceller = threading.Thread(target=finish_held_jobs, daemon=True)
+            canceller.start()
             statuses = wait_all(results, progress=False)
+            canceller.join()
             wait_time = time.perf_counter() - start
             clusterjob.polling.poll = real_poll  # type: ignore[assignment]
             os.environ["PATH"] = real_path
+            log_text = log.read_text()
     finally:
         cancelled = cancel_prefix(prefix)
 
     cycles = []
-    for block in log.read_text().split("cycle ")[1:]:
+    for block in log_text.split("cycle ")[1:]:
         lines = block.split("\n")
         pending = int(lines[0])
         calls = Counter(line for line in lines[1:] if line and not line.startswith("took"))
@@ -114,7 +141,8 @@ def main() -> None:
     commands = [sum(c.values()) for _, c, _ in cycles]
     big = [took for pending, _, took in cycles if pending >= args.jobs // 2]
     print(f"{args.jobs} jobs submitted in {submit_time:.1f} s, all finished after {wait_time:.1f} s of waiting "
-          f"({Counter(statuses)[COMPLETED]} COMPLETED; {cancelled} left over and cancelled)")
+          f"({Counter(statuses)[COMPLETED]} run to COMPLETED, {Counter(statuses)[CANCELLED]} CANCELLED "
+          f"while held; {cancelled} left over and cancelled)")
     print(f"batched: {len(cycles)} poll cycles, {sum(commands)} SLURM commands: "
           f"{sum(commands) / len(cycles):.2f} per cycle (max {max(commands)}; "
           f"squeue {sum(c['squeue'] for _, c, _ in cycles)}, sacct {sum(c['sacct'] for _, c, _ in cycles)})")

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from clusterjob import AsyncResult, JobScript, wait_all
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_slurm import SlurmBackend
@@ -196,7 +195,7 @@ def test_status_after_the_job_left_the_queue_and_of_an_unknown_job(
             job_id, state = line.split("|")[:2]
             if not job_id.isdigit() or state.split()[0] not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
                 continue
-            if subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True).returncode != 0:
+            if subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, check=False).returncode != 0:
                 return line
         return None
 
@@ -212,8 +211,14 @@ def test_status_after_the_job_left_the_queue_and_of_an_unknown_job(
     assert old.status == expected
     # batched: one job in the queue, one only in accounting, one nowhere
     import clusterjob.polling
+    from clusterjob_slurm.queries import squeue_command
 
     fresh = cluster.job("sleep 1", "fresh").submit()
+    # squeue with a purged ID among others answers for the others (it errors only for a lone purged ID)
+    answer = subprocess.run(squeue_command([fresh.job_id, job_id]), capture_output=True, text=True, check=False)
+    assert answer.returncode == 0 and answer.stdout.startswith(f"{fresh.job_id}|"), answer
+    lone = subprocess.run(squeue_command([job_id]), capture_output=True, text=True, check=False)
+    assert lone.returncode != 0 and "Invalid job id specified" in lone.stderr
     old = AsyncResult("slurm")
     old.job_id = job_id
     ghost = AsyncResult("slurm")
@@ -260,7 +265,8 @@ SBATCH_THEN_KILL = textwrap.dedent(
 def run_workflow(tmp_path: Path, name: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run(
-        [sys.executable, "-c", WORKFLOW, str(tmp_path), name], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", WORKFLOW, str(tmp_path), name], env=env, capture_output=True, text=True, timeout=300,
+        check=False,
     )
 
 

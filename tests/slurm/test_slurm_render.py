@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob_slurm import SlurmBackend

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from clusterjob.status import CANCELLED, FAILED
 from clusterjob_slurm import SlurmBackend, TagLookupError
 from clusterjob_slurm.queries import MAX_LISTED_IDS, sacct_selection, squeue_command

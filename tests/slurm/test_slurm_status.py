@@ -6,11 +6,10 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_slurm import SlurmBackend
 from clusterjob_slurm.queries import expand_tasks, finished_statuses, queue_statuses, task_statuses
-from clusterjob_slurm.states import STATUS_MAPPING, aggregate, parse_records, state_to_status
+from clusterjob_slurm.states import aggregate, parse_records, state_to_status
 
 DATA = Path(__file__).parent / "data"
 

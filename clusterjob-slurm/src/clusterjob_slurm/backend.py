@@ -21,7 +21,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clusterjob.backends import ClusterjobBackend, Command, ResourcesNotSupportedError, format_option
+from clusterjob.backends import (
+    ClusterjobBackend,
+    Command,
+    ResourcesNotSupportedError,
+    format_option,
+)
 from clusterjob.errors import SubmitError
 from clusterjob.utils import time_to_seconds
 
@@ -32,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
     from clusterjob.jobscript import JobScript
 
-__all__ = ["SlurmBackend", "TagLookupError", "TAG_RESOURCE"]
+__all__ = ["TAG_RESOURCE", "SlurmBackend", "TagLookupError"]
 
 logger = logging.getLogger("clusterjob.slurm")
 
@@ -107,8 +112,9 @@ class SlurmBackend(ClusterjobBackend):
     name = "slurm"
     extension = "slr"
     prefix = "#SBATCH"
-    status_mapping = dict(STATUS_MAPPING)
-    resource_replacements = {
+    # Plain class attributes, as in the documented base class (a site subclass may replace them).
+    status_mapping = dict(STATUS_MAPPING)  # noqa: RUF012
+    resource_replacements = {  # noqa: RUF012
         "jobname": "job-name",
         "queue": "partition",
         "time": "time",
@@ -119,7 +125,7 @@ class SlurmBackend(ClusterjobBackend):
         "ppn": "tasks-per-node",
         "threads": "cpus-per-task",
     }
-    job_vars = {
+    job_vars = {  # noqa: RUF012
         "CLUSTERJOB_ID": "SLURM_JOB_ID",
         "CLUSTERJOB_WORKDIR": "SLURM_SUBMIT_DIR",
         "CLUSTERJOB_SUBMIT_HOST": "SLURM_SUBMIT_HOST",
@@ -199,7 +205,9 @@ class SlurmBackend(ClusterjobBackend):
 
     def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
         """``squeue`` for a job the controller still knows; ``sacct`` (finished=True) once it left."""
-        return self.cmd_status_many([run], finished=finished)
+        if finished:
+            return queries.sacct_command([run])
+        return queries.squeue_command([str(run.job_id)])
 
     def get_status(self, response: str, finished: bool = False) -> int | None:
         """The status in the output of :meth:`cmd_status` (None: the output does not tell)."""

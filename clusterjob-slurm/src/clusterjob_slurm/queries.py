@@ -34,18 +34,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
 
 __all__ = [
-    "SCRIPT_NAME",
     "MAX_LISTED_IDS",
-    "SQUEUE_FORMAT",
     "SACCT_FIELDS",
-    "squeue_command",
-    "squeue_tasks_command",
-    "sacct_command",
-    "task_status_command",
+    "SCRIPT_NAME",
+    "SQUEUE_FORMAT",
+    "expand_tasks",
     "find_tag_command",
     "finished_statuses",
     "queue_statuses",
-    "expand_tasks",
+    "sacct_command",
+    "squeue_command",
+    "squeue_tasks_command",
+    "task_status_command",
 ]
 
 #: ``$0`` of the helper scripts (shows in ``ps`` and in error messages).

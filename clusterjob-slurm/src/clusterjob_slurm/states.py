@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING, is_finished
 
 __all__ = [
-    "STATUS_MAPPING",
     "FINAL_PENDING_REASONS",
+    "STATUS_MAPPING",
     "Record",
+    "aggregate",
     "parse_records",
     "state_to_status",
-    "aggregate",
     "statuses_by_job",
 ]
 
