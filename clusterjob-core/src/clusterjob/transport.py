@@ -34,6 +34,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import posixpath
 import re
 import shlex
 import socket
@@ -72,6 +73,9 @@ CONTROL_PERSIST = os.environ.get("CLUSTERJOB_SSH_CONTROL_PERSIST", "600")
 #: Attempts of idempotent remote operations (mkdir, writing a file, scp) when
 #: ssh cannot reach the remote; the pauses between them double from 1 s.
 IDEMPOTENT_ATTEMPTS = 4
+
+#: Seconds during which a remote folder this process created is taken to exist.
+MKDIR_MEMORY = 60.0
 
 #: A unix socket path has at most 107 bytes; ssh adds ``.`` and 16 random
 #: characters while creating it, and ``%C`` is 40 hex digits.
@@ -340,6 +344,7 @@ class SshTransport(Transport):
         self.ssh = [os.path.expanduser(w) for w in shlex.split(ssh)] or ["ssh"]
         self.scp = [os.path.expanduser(w) for w in shlex.split(scp)] or ["scp"]
         self._connected = False
+        self._made: dict[str, float] = {}
         key = repr((self.ssh, remote)).encode("utf-8")
         self._lock_name = "first-" + hashlib.sha1(key).hexdigest()[:16] + ".lock"
 
@@ -462,10 +467,23 @@ class SshTransport(Transport):
             f'tmp={target}.cj-$$.tmp && {{ cat > "$tmp" && chmod {mode} "$tmp" && mv -f -- "$tmp" {target}; }}'
             ' || { rc=$?; rm -f -- "$tmp"; exit $rc; }'
         )
-        self.run(script, input=data, attempts=IDEMPOTENT_ATTEMPTS)
+        try:
+            self.run(script, input=data, attempts=IDEMPOTENT_ATTEMPTS)
+        except SchedulerError:
+            self._made.pop(posixpath.dirname(path), None)  # perhaps removed meanwhile: ask next time
+            raise
 
     def mkdir(self, path: str) -> None:
+        """``mkdir -p``; a folder this transport created less than :data:`MKDIR_MEMORY` s ago is not asked for again.
+
+        Submitting many jobs into one folder then costs one round trip per
+        job less (each costs a login shell start on the remote).
+        """
+        made = self._made.get(path)
+        if made is not None and time.monotonic() - made < MKDIR_MEMORY:
+            return
         self.run(f"mkdir -p -- {remote_path(path)}", attempts=IDEMPOTENT_ATTEMPTS)
+        self._made[path] = time.monotonic()
 
     def upload(self, localfile: str, remotefile: str) -> None:
         """Copy with ``scp``; a remote name scp might mangle goes through ssh instead.
