@@ -336,7 +336,7 @@ def _slurm_jobs(prefix: str) -> dict[str, list[str]]:
     return {name: sorted(ids, key=int) for name, ids in sorted(found.items())}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def slurm_jobs(slurm_env: dict[str, str]) -> Callable[[str], dict[str, list[str]]]:
     return _slurm_jobs
 
