@@ -291,6 +291,25 @@ def test_resume_after_sigkill_right_after_sbatch_adopts_the_job(cluster: Cluster
     assert jobs_named(name) == submitted  # exactly one job
     assert (tmp_path / "ran.log").read_text().split() == submitted
 
+    # Once the controller has forgotten the job, accounting finds it by its tag: ask with a
+    # squeue that knows nothing (the real sacct and scontrol behind it).
+    tag = comment.split()[-1]
+    (shim / "sbatch").unlink()
+    (shim / "squeue").write_text("#!/bin/sh\nexit 0\n")
+    (shim / "squeue").chmod(0o755)
+    backend = SlurmBackend()
+    env = {**os.environ, "PATH": f"{shim}:{path}"}
+
+    def found_in_accounting() -> list[str]:
+        answer = subprocess.run(backend.cmd_find_tag(tag), capture_output=True, text=True, env=env, check=False)
+        return backend.get_job_ids_for_tag(answer.stdout, tag)
+
+    wait_for(lambda: found_in_accounting() == submitted, "sacct to show the job's comment", timeout=60)
+    assert backend.get_job_ids_for_tag(
+        subprocess.run(backend.cmd_find_tag("cj-0000000000-000000"), capture_output=True, text=True, env=env, check=False).stdout,
+        "cj-0000000000-000000",
+    ) == []
+
 
 def test_resume_after_sigkill_before_sbatch_submits_once(cluster: Cluster, tmp_path: Path) -> None:
     name = cluster.name("early")
