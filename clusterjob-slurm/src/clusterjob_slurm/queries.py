@@ -44,7 +44,6 @@ __all__ = [
     "queue_statuses",
     "sacct_command",
     "squeue_command",
-    "squeue_tasks_command",
     "task_status_command",
 ]
 
@@ -162,11 +161,6 @@ def squeue_command(job_ids: Sequence[str]) -> list[str]:
     if len(job_ids) > MAX_LISTED_IDS:
         return ["sh", "-c", 'exec "$@" -u "$(id -u)"', SCRIPT_NAME, *base]
     return [*base, "--jobs=" + ",".join(job_ids)]
-
-
-def squeue_tasks_command(job_id: str) -> list[str]:
-    """One line per array task (``-r``), for the controller's view of one array."""
-    return ["squeue", "--states=all", "--array", "--noheader", f"--format={SQUEUE_FORMAT}", f"--jobs={job_id}"]
 
 
 def sacct_selection(runs: Sequence[AsyncResult], now: float | None = None) -> list[str]:
