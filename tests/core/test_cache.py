@@ -158,6 +158,7 @@ def test_unreadable_job_id_keeps_the_intent(local_cached: Path) -> None:
     JobScript.register_backend(LocalBackend(), name="mumbling")
     adopted = JobScript("true", jobname="m", backend="mumbling").submit(cache_id="m")
     assert adopted.job_id == "1"
+    assert adopted.resumed and adopted.submitted_at is not None  # from the intent
 
 
 def test_interrupted_submission_without_tag_support_is_not_guessed(local_cached: Path) -> None:

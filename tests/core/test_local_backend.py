@@ -144,3 +144,16 @@ def test_hostile_names_are_not_executed(tmp_path: Path) -> None:
     folder = tmp_path / f"dir {evil}"
     assert (folder / f"out {evil}.txt").read_text() == "ok\n"
     assert not list(tmp_path.rglob("PWNED*"))
+
+
+def test_dependency_given_twice_is_an_error() -> None:
+    first = JobScript("true", jobname="first").submit()
+    job = JobScript("true", jobname="second", dependency="afterok:999")
+    with pytest.raises(ValueError, match=r"submit\(after=...\) sets resource dependency='afterok:%s', but the job already has dependency='afterok:999'" % first.job_id):
+        job.submit(after=[first])
+
+
+def test_task_status_needs_backend_support() -> None:
+    result = JobScript("true", jobname="notarray").submit()
+    with pytest.raises(NotImplementedError, match="backend 'local' cannot report the tasks of array jobs"):
+        result.task_status()

@@ -235,6 +235,18 @@ class AsyncResult:
         """
         run_local_script(self.epilogue, "epilogue")
 
+    def task_status(self) -> dict[str, int]:
+        """Status of each task of an array job (task ID -> status code).
+
+        Raises NotImplementedError if the backend cannot report array tasks.
+        """
+        assert self.backend is not None
+        command = self.backend.cmd_task_status(self)
+        if command is None:
+            raise NotImplementedError(f"backend {self.backend.name!r} cannot report the tasks of array jobs")
+        answer = self.transport.run(command, check=False)
+        return self.backend.get_task_status(answer.stdout, self)
+
     # -- persistence --------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,7 +261,7 @@ class AsyncResult:
         target = cache_file or self.cache_file
         if not target:
             raise ValueError("AsyncResult.dump() needs a cache_file (none given and self.cache_file is None)")
-        cache.atomic_write_json(target, self.to_dict())
+        cache.atomic_write_json(target, self.to_dict(), durable=False)
 
     def load(self, cache_file: str) -> AsyncResult:
         """Read this result from ``cache_file`` (written by :meth:`dump`); return self."""

@@ -65,8 +65,14 @@ def cache_path(cache_folder: str, cache_prefix: str, cache_id: str) -> str:
     return os.path.join(folder, f"{cache_prefix}.{check_cache_id(cache_id)}.cache")
 
 
-def atomic_write_json(path: str, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` as JSON so that a crash leaves the old or the new file, never half of one."""
+def atomic_write_json(path: str, data: dict[str, Any], durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` as JSON so that a crash leaves the old or the new file, never half of one.
+
+    ``durable=True`` also fsyncs the folder, so the rename itself survives a
+    power loss: needed for the intent, which must exist before the scheduler
+    is called. A result or status update may skip it: losing that rename
+    leaves the intent (or an older status), which a rerun resolves.
+    """
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     payload = json.dumps({FORMAT_KEY: CACHE_FORMAT, **data}, indent=1, sort_keys=True) + "\n"
@@ -82,6 +88,8 @@ def atomic_write_json(path: str, data: dict[str, Any]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

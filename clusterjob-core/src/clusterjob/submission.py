@@ -159,6 +159,7 @@ def _adopt_interrupted(
         logger.warning("several jobs carry tag %s (%s); adopting the first", tag, ", ".join(found))
     result = _result_from(record, backend, found[0], path)
     result.resumed = True
+    result.submitted_at = record.get("intent_at")
     logger.info("adopting job %s, submitted before an interruption (%s)", found[0], path)
     result.dump()
     return result
@@ -197,7 +198,13 @@ def _submit_now(
     object.__setattr__(job, "resources", copy.copy(jobscript.resources))
     dependencies = _job_ids(after)
     if dependencies:
-        job.resources.update(backend.dependency_resources(dependencies))
+        for key, value in backend.dependency_resources(dependencies).items():
+            if key in job.resources and job.resources[key] != value:
+                raise ValueError(
+                    f"submit(after=...) sets resource {key}={value!r}, but the job already has "
+                    f"{key}={job.resources[key]!r}; give the dependency one way only"
+                )
+            job.resources[key] = value
     if tag:
         job.resources.update(backend.tag_resources(tag))
     job.filename = jobscript.script_filename()
