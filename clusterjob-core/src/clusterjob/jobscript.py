@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
+from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob.config import read_ini
 from clusterjob.errors import ConfigError
 from clusterjob.plugins import backend_names, check_backend_interface, get_backend, registered_backends
@@ -263,7 +264,7 @@ class JobScript(metaclass=_JobScriptMeta):
             shebang, body = f"#!{self.shell}", scriptbody
         lines = [shebang]
         if jobscript:
-            lines.extend(backend.resource_headers(self))
+            lines.extend(_single_lines(backend.resource_headers(self), self.resources, backend.name))
         rendered = "\n".join(lines) + "\n" + backend.replace_body_vars(body)
         values = self.template_values()
         return "\n".join(_format_line(line, values) for line in rendered.split("\n"))
@@ -381,6 +382,18 @@ def _apply_attributes(target: Any, attributes: dict[str, str], filename: str, cl
             raise ConfigError(f"{where}: {exc}") from None
     for key, value in checked.items():
         setattr(target, key, value)
+
+
+def _single_lines(headers: list[str], resources: Mapping[str, Any], backend_name: str) -> list[str]:
+    """``headers``, unless one holds a line break: the header would end there and the rest run as a command."""
+    for line in headers:
+        if "\n" in line or "\r" in line:
+            culprits = [f"{k}={v!r}" for k, v in resources.items() if isinstance(v, str) and ("\n" in v or "\r" in v)]
+            raise ResourcesNotSupportedError(
+                f"resource {culprits[0] if culprits else repr(line)}: a line break cannot go into a job script "
+                f"header (backend {backend_name!r}); the rest of the value would run as a command"
+            )
+    return headers
 
 
 def _format_line(line: str, values: dict[str, Any]) -> str:
