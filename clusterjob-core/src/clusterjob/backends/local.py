@@ -75,7 +75,8 @@ class LocalBackend(ClusterjobBackend):
         return [sys.executable if not remote else "python3", "-m", RUNNER_MODULE]
 
     def cmd_submit(self, jobscript: JobScript) -> Command:
-        return [*self._runner(jobscript.remote), "submit", jobscript.script_filename()]
+        # "--": the file name may start with "-"
+        return [*self._runner(jobscript.remote), "submit", "--", jobscript.script_filename()]
 
     def get_job_id(self, response: str) -> str | None:
         for line in response.splitlines():
