@@ -52,10 +52,16 @@ def read_ini(filename: str) -> Settings:
     parser = configparser.ConfigParser(interpolation=None, default_section="\x00no-default\x00")
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case sensitive
     try:
-        with open(filename, encoding="utf-8") as in_fh:
+        # utf-8-sig: a byte order mark (some Windows editors write one) is not part of the first line.
+        with open(filename, encoding="utf-8-sig") as in_fh:
             parser.read_file(in_fh, source=filename)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {filename!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {filename!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+            f"at offset {exc.start}); save it as UTF-8"
+        ) from None
     except configparser.Error as exc:
         raise ConfigError(f"config file {filename!r} is not a valid INI file: {exc}") from None
     sections = parser.sections()
