@@ -361,3 +361,13 @@ def test_write_renders_job_and_aux_scripts(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "helper.sh").read_text() == "#!/bin/bash\necho w helper"
     jobscript.write(str(tmp_path / "explicit.sh"))
     assert (tmp_path / "explicit.sh").read_text().startswith("#!/bin/bash\n#LOCAL --job-name=w")
+
+
+@pytest.mark.parametrize("value", [0, -1, "two", True, 1.5, None])
+def test_positive_int_names_backend_key_and_value(value: object) -> None:
+    from clusterjob.backends import positive_int
+
+    with pytest.raises(ResourcesNotSupportedError) as info:
+        positive_int("mysched", "nodes", value)
+    assert str(info.value) == f"backend 'mysched' cannot express resource nodes={value!r}: nodes must be a positive integer"
+    assert positive_int("mysched", "nodes", " 4 ") == 4

@@ -132,8 +132,8 @@ def test_tag_is_the_job_description() -> None:
 @pytest.mark.parametrize(
     ("resources", "message"),
     [
-        ({"nodes": 0}, "cannot express nodes=0: nodes must be a positive integer"),
-        ({"ppn": "many"}, "cannot express ppn='many': ppn must be a positive integer"),
+        ({"nodes": 0}, "cannot express resource nodes=0: nodes must be a positive integer"),
+        ({"ppn": "many"}, "cannot express resource ppn='many': ppn must be a positive integer"),
         ({"mem": "2GB"}, "cannot express mem='2GB': mem is the memory per node in MB"),
         ({"time": "1 1:10:30"}, "cannot express time='1 1:10:30': use minutes"),
         ({"nodes": 2, "R": "span[hosts=1]"}, "cannot express nodes/ppn/threads together with a span section"),

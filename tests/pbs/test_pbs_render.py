@@ -166,9 +166,9 @@ def test_nodelist_preamble_lists_distinct_hosts(tmp_path: object) -> None:
 @pytest.mark.parametrize(
     ("resources", "message"),
     [
-        ({"nodes": 0}, "cannot express nodes=0: nodes must be a positive integer"),
-        ({"ppn": "two"}, "cannot express ppn='two': ppn must be a positive integer"),
-        ({"threads": -1}, "cannot express threads=-1"),
+        ({"nodes": 0}, "cannot express resource nodes=0: nodes must be a positive integer"),
+        ({"ppn": "two"}, "cannot express resource ppn='two': ppn must be a positive integer"),
+        ({"threads": -1}, "cannot express resource threads=-1"),
         ({"mem": "2GB"}, "cannot express mem='2GB': mem is the memory per node in MB"),
         ({"time": "1 1:10:30"}, "cannot express time='1 1:10:30': use minutes"),
         ({"bad key": 1}, "cannot express resource bad key=1: a resource name must start with a letter"),

@@ -106,7 +106,7 @@ def test_counts_must_be_positive_integers(key: str, value: Any) -> None:
         headers(**{key: value})
     assert (
         str(err.value)
-        == f"backend 'sge' cannot express resource {key}={value!r}: expected a positive integer"
+        == f"backend 'sge' cannot express resource {key}={value!r}: {key} must be a positive integer"
     )
 
 

@@ -13,7 +13,8 @@ from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 
 from clusterjob_lsf.bjobs import STATUS_FORMAT, TAG_FORMAT, BjobsRecord, killed_by_user, parse_bjobs
-from clusterjob_lsf.options import check_key, positive_int, quote_value, time_to_minutes
+from clusterjob.backends import positive_int
+from clusterjob_lsf.options import check_key, quote_value, time_to_minutes
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult

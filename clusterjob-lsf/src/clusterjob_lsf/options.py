@@ -8,7 +8,7 @@ from typing import Any
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob.utils import time_to_seconds
 
-__all__ = ["check_key", "positive_int", "quote_value", "time_to_minutes"]
+__all__ = ["check_key", "quote_value", "time_to_minutes"]
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_.,:=/@%+\-]+$")
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -45,19 +45,6 @@ def quote_value(value: Any, force: bool = False) -> str:
     if not force and _PLAIN.match(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def positive_int(backend: str, key: str, value: Any) -> int:
-    """``value`` as an integer >= 1, or :class:`ResourcesNotSupportedError` naming ``key``."""
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise ResourcesNotSupportedError(
-            f"backend {backend!r} cannot express {key}={value!r}: {key} must be a positive integer"
-        )
-    return number
 
 
 def check_key(backend: str, key: str, value: Any) -> None:

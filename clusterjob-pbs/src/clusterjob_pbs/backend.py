@@ -11,7 +11,8 @@ from clusterjob.backends import ClusterjobBackend, Command, ResourcesNotSupporte
 from clusterjob.errors import SubmitError
 from clusterjob.status import COMPLETED, PENDING, RUNNING
 
-from clusterjob_pbs.options import check_key, option_words, positive_int, quote_value, walltime
+from clusterjob.backends import positive_int
+from clusterjob_pbs.options import check_key, option_words, quote_value, walltime
 from clusterjob_pbs.qstat import QstatJob, finished_status, parse_qstat_full, sequence_number
 
 if TYPE_CHECKING:  # pragma: no cover

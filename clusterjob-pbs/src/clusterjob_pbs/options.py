@@ -8,7 +8,7 @@ from typing import Any
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob.utils import time_to_seconds
 
-__all__ = ["check_key", "option_words", "positive_int", "quote_value", "walltime"]
+__all__ = ["check_key", "option_words", "quote_value", "walltime"]
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_.,:=/@%+\-\[\]]+$")
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
@@ -24,19 +24,6 @@ def quote_value(value: Any) -> str:
     if _PLAIN.match(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def positive_int(backend: str, key: str, value: Any) -> int:
-    """``value`` as an integer >= 1, or :class:`ResourcesNotSupportedError` naming ``key``."""
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise ResourcesNotSupportedError(
-            f"backend {backend!r} cannot express {key}={value!r}: {key} must be a positive integer"
-        )
-    return number
 
 
 def walltime(backend: str, value: Any) -> str:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clusterjob.backends import ResourcesNotSupportedError
+from clusterjob.backends import ResourcesNotSupportedError, positive_int
 from clusterjob.utils import time_to_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,15 +93,7 @@ def format_hms(seconds: int) -> str:
 
 
 def _positive_int(backend: SgeBackend, key: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise _fail(backend, key, value, "expected a positive integer")
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise _fail(backend, key, value, "expected a positive integer") from None
-    if number < 1:
-        raise _fail(backend, key, value, "expected a positive integer")
-    return number
+    return positive_int(backend.name, key, value)
 
 
 def _job_name(backend: SgeBackend, resources: Mapping[str, Any]) -> str:

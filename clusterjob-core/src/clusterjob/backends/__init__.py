@@ -28,6 +28,7 @@ __all__ = [
     "ResourcesNotSupportedError",
     "Command",
     "format_option",
+    "positive_int",
     "CORE_VARIABLES",
 ]
 
@@ -69,6 +70,24 @@ def format_option(key: str, value: Any) -> list[str]:
     if len(key) == 1:
         return [flag, str(value)]
     return [f"{flag}={value}"]
+
+
+def positive_int(backend: str, key: str, value: Any) -> int:
+    """``value`` as an integer >= 1, or :class:`ResourcesNotSupportedError` naming ``key``.
+
+    For the counts of the parallelization model (``nodes``, ``ppn``,
+    ``threads``) and ``mem``, which arrive as ints from Python and as strings
+    from INI files. Booleans are refused: ``nodes=True`` is a mistake, not 1.
+    """
+    try:
+        number = int(str(value).strip()) if not isinstance(value, bool) else 0
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ResourcesNotSupportedError(
+            f"backend {backend!r} cannot express resource {key}={value!r}: {key} must be a positive integer"
+        )
+    return number
 
 
 def _var_pattern(name: str) -> re.Pattern[str]:
