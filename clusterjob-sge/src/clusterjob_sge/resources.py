@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clusterjob.backends import ResourcesNotSupportedError, positive_int
+from clusterjob.backends import ClusterjobBackend, ResourcesNotSupportedError, positive_int
 from clusterjob.utils import time_to_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,23 +32,7 @@ AFTER_KEY = "clusterjob_after"
 TAG_CONTEXT = "CLUSTERJOB_TAG"
 
 #: Keys this module translates itself (everything else follows the generic rule).
-_HANDLED = frozenset(
-    {
-        "jobname",
-        "name",
-        "queue",
-        "time",
-        "nodes",
-        "ppn",
-        "threads",
-        "mem",
-        "stdout",
-        "stderr",
-        "pe",
-        TAG_KEY,
-        AFTER_KEY,
-    }
-)
+_HANDLED = frozenset({*ClusterjobBackend.common_keys, "jobname", "pe", TAG_KEY, AFTER_KEY})
 
 _OUTPUT_OPTIONS = {"stdout": "o", "stderr": "e"}
 _OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
