@@ -104,3 +104,31 @@ def test_submitting_and_polling_100_jobs_uses_one_tcp_connection(
     )
     assert polled_calls == 101
     assert connections == 1
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["link-lost-after-sbatch-ran", "link-lost-before-sbatch"])
+def test_link_lost_during_the_sbatch_call_keeps_the_intent_and_the_rerun_submits_once(
+    over_proxy, reached: bool, prefix: str, tmp_path: Path, slurm_jobs
+) -> None:
+    """ssh fails on the scheduler call (its 3rd command: mkdir, write, sbatch): whether or not sbatch ran, one job."""
+    from clusterjob.errors import TransientTransportError
+
+    count = tmp_path / "count"
+    wrapper = tmp_path / "flaky-ssh"
+    run_then_fail = 'ssh "$@" >/dev/null 2>&1; ' if reached else ""
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'n=$(($(cat {count} 2>/dev/null || echo 0) + 1)); echo $n > {count}\n'
+        f'if [ $n -eq 3 ]; then {run_then_fail}echo "client_loop: send disconnect: Connection reset by peer" >&2; exit 255; fi\n'
+        'exec ssh "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    job = JobScript("true", jobname=f"{prefix}-flaky", time="1", hold=True, ssh=f"{wrapper} -F {over_proxy.config}")
+    with pytest.raises(TransientTransportError, match="Connection reset by peer"):
+        job.submit(cache_id="flaky")
+    record = json.loads((Path(JobScript.cache_folder) / "clusterjob.flaky.cache").read_text())
+    assert record["state"] == "submitting"
+    assert len(slurm_jobs(prefix).get(f"{prefix}-flaky", [])) == (1 if reached else 0)
+    result = job.submit(cache_id="flaky")
+    assert result.resumed is reached
+    assert slurm_jobs(prefix) == {f"{prefix}-flaky": [result.job_id]}
