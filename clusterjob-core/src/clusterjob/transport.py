@@ -50,14 +50,14 @@ from clusterjob.errors import SchedulerError, TransientTransportError
 
 __all__ = [
     "CommandResult",
-    "Transport",
     "LocalTransport",
     "SshTransport",
-    "get_transport",
+    "Transport",
     "close_all",
+    "encode_for_login_shell",
+    "get_transport",
     "remote_path",
     "shell_command",
-    "encode_for_login_shell",
 ]
 
 logger = logging.getLogger("clusterjob.transport")
@@ -230,6 +230,7 @@ class LocalTransport(Transport):
         try:
             proc = subprocess.run(
                 cmd if isinstance(cmd, str) else [str(a) for a in cmd],
+                check=False,
                 shell=isinstance(cmd, str),
                 cwd=directory,
                 input=input,
@@ -341,6 +342,7 @@ class SshTransport(Transport):
 
     def __init__(self, remote: str, ssh: str = "ssh", scp: str = "scp") -> None:
         self.remote = remote
+        self.host: str = remote
         self.ssh = [os.path.expanduser(w) for w in shlex.split(ssh)] or ["ssh"]
         self.scp = [os.path.expanduser(w) for w in shlex.split(scp)] or ["scp"]
         self._connected = False
@@ -387,6 +389,7 @@ class SshTransport(Transport):
             with self._first_contact():
                 proc = subprocess.run(
                     argv,
+                    check=False,
                     input=input,
                     stdin=None if input is not None else subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
@@ -452,7 +455,7 @@ class SshTransport(Transport):
         timeout: float | None = None,
         attempts: int = 1,
     ) -> CommandResult:
-        argv = [*self.ssh, *self.options(), "--", self.remote, self.remote_script(cmd, cwd)]
+        argv = [*self.ssh, *self.options(), "--", self.host, self.remote_script(cmd, cwd)]
         logger.debug("run %r on %s in %s", cmd, self.remote, cwd or "~")
         result = self._retrying(
             attempts, f"run {shell_command(cmd)[:60]!r}", lambda: self._ssh(argv, cmd, input, merge_stderr, timeout)
@@ -496,7 +499,7 @@ class SshTransport(Transport):
             with open(localfile, encoding="utf-8") as src:
                 self.write_file(remotefile, src.read(), executable=os.access(localfile, os.X_OK))
             return
-        argv = [*self.scp, *self.options(), "--", os.path.abspath(localfile), f"{self.remote}:{remotefile}"]
+        argv = [*self.scp, *self.options(), "--", os.path.abspath(localfile), f"{self.host}:{remotefile}"]
         result = self._retrying(
             IDEMPOTENT_ATTEMPTS, f"copy {localfile}", lambda: self._ssh(argv, argv, None, False, None)
         )
@@ -504,7 +507,7 @@ class SshTransport(Transport):
 
     def close(self) -> None:
         """Ask the master connection (if any) to exit: ``ssh -O exit``."""
-        argv = [*self.ssh, *self.options(), "-O", "exit", "--", self.remote]
+        argv = [*self.ssh, *self.options(), "-O", "exit", "--", self.host]
         subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
         self._connected = False
 
