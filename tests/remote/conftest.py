@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from clusterjob.backends.local import RUNNER_MODULE, LocalBackend
 
 REPORT_KEY = pytest.StashKey[dict[str, list[str]]]()
@@ -285,7 +284,7 @@ class Canaries:
             f"sq'uote'$(touch {t}-4)",
             f"amp & touch {t}-5 | cat",
             f"--dash=$(touch {t}-9)",
-            f"dollar $HOME ${{PATH}} %s %% !bang \\back ~tilde glob*?[x] {{curly}} ünï",
+            "dollar $HOME ${PATH} %s %% !bang \\back ~tilde glob*?[x] {curly} ünï",
         ]
         if both_quotes:
             names.append(f"dq\"uote\"$(touch {t}-6)'\"'; touch {t}-7; echo '")

@@ -15,10 +15,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from clusterjob import AsyncResult, JobScript
 from clusterjob.backends import ResourcesNotSupportedError
-from clusterjob.errors import BackendNotInstalledError, CacheError, ConfigError, SchedulerError, SubmitError
+from clusterjob.errors import (
+    BackendNotInstalledError,
+    CacheError,
+    ConfigError,
+    SchedulerError,
+    SubmitError,
+)
 from clusterjob.plugins import reset_plugin_manager
 from clusterjob.status import COMPLETED, PENDING, RUNNING
 

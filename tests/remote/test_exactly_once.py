@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from clusterjob.faults import POINTS
 
 #: The documented points, plus the write of the result (the second cache write of a job).
@@ -65,7 +64,7 @@ def run_workflow(folder: Path, cfg: dict[str, Any], fault: str | None = None, ti
         env["CLUSTERJOB_FAULT_INJECT"] = fault
     return subprocess.run(
         [sys.executable, "-c", WORKFLOW, json.dumps(cfg)], env=env, cwd=folder, capture_output=True, text=True,
-        timeout=timeout,
+        timeout=timeout, check=False,
     )  # fmt: skip
 
 
@@ -136,18 +135,31 @@ def _cached_job_id(cache: Path, cache_id: str) -> str | None:
     return record.get("job_id") if record.get("state") == "submitted" else None
 
 
-@pytest.fixture(scope="module")
-def outcomes(request: pytest.FixtureRequest, slurm_jobs: Any, tmp_path_factory: pytest.TempPathFactory,
-             report: dict[str, list[str]]) -> dict[str, Outcome]:  # fmt: skip
+def _needed(request: pytest.FixtureRequest, name: str) -> Any:
+    """Fixture ``name``, or the error text if its scheduler is not running."""
     try:
-        remote = request.getfixturevalue("remote")
-    except BaseException as exc:  # noqa: BLE001 - sshd not running: the ssh scenarios fail with this
-        remote, missing_sshd = None, str(exc)
+        return request.getfixturevalue(name)
+    except BaseException as exc:  # noqa: BLE001 - pytest.fail() of a missing scheduler: reported per scenario
+        return f"{name} is not available: {exc}"
+
+
+@pytest.fixture(scope="module")
+def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+             report: dict[str, list[str]]) -> dict[str, Outcome]:  # fmt: skip
+    """Play the selected scenarios concurrently (each: crash, count, rerun and wait, count)."""
+    selected = {
+        item.callspec.params["scenario"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_sigkill_at_each_step_then_rerun_gives_exactly_one_job"
+    }
     scenarios: list[Outcome] = []
     for backend, where in MODES:
         for point in INJECTION_POINTS:
-            folder = tmp_path_factory.mktemp(f"{backend}-{where}-{point.replace('@', '-')}")
-            scenarios.append(Outcome(backend, where, point, f"cjx{uuid.uuid4().hex[:6]}", folder))
+            if f"{backend}-{where}-{point}" in selected:
+                folder = tmp_path_factory.mktemp(f"{backend}-{where}-{point.replace('@', '-')}")
+                scenarios.append(Outcome(backend, where, point, f"cjx{uuid.uuid4().hex[:6]}", folder))
+    slurm_jobs = _needed(request, "slurm_jobs") if any(o.backend == "slurm" for o in scenarios) else None
+    remote = _needed(request, "remote") if any(o.where == "ssh" for o in scenarios) else None
 
     def count(outcome: Outcome) -> dict[str, list[str]]:
         if outcome.backend == "local":
@@ -155,9 +167,10 @@ def outcomes(request: pytest.FixtureRequest, slurm_jobs: Any, tmp_path_factory: 
         return slurm_jobs(outcome.prefix)
 
     def play(outcome: Outcome) -> None:
-        if outcome.where == "ssh" and remote is None:
-            outcome.error = f"sshd is not running: {missing_sshd}"
-            return
+        for needed, value in (("slurm", slurm_jobs), ("ssh", remote)):
+            if needed in (outcome.backend, outcome.where) and isinstance(value, str):
+                outcome.error = value
+                return
         cfg = {
             "backend": outcome.backend,
             "rootdir": str(outcome.folder / "root"),
@@ -165,8 +178,8 @@ def outcomes(request: pytest.FixtureRequest, slurm_jobs: Any, tmp_path_factory: 
             "prefix": outcome.prefix,
             "jobs": JOBS,
             "remote": remote.host if outcome.where == "ssh" else None,
-            "ssh": remote.ssh if remote else "ssh",
-            "scp": remote.scp if remote else "scp",
+            "ssh": remote.ssh if outcome.where == "ssh" else "ssh",
+            "scp": remote.scp if outcome.where == "ssh" else "scp",
             "wait": 0,
         }
         crashed = run_workflow(outcome.folder, cfg, fault=outcome.point)
@@ -179,7 +192,7 @@ def outcomes(request: pytest.FixtureRequest, slurm_jobs: Any, tmp_path_factory: 
             outcome.statuses, outcome.ids = answer["statuses"], answer["ids"]
         outcome.jobs = count(outcome)
 
-    with ThreadPoolExecutor(max_workers=len(scenarios)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(scenarios))) as pool:
         list(pool.map(play, scenarios))
     title = "clusterjob fault injection: SIGKILL at each submit() step, then rerun (tests/remote/test_exactly_once.py)"
     report[title] = [f"{JOBS} jobs (cache_ids) per workflow; the process kills itself at the point while submitting the first"]
@@ -190,11 +203,13 @@ def outcomes(request: pytest.FixtureRequest, slurm_jobs: Any, tmp_path_factory: 
 SCENARIOS = [f"{b}-{w}-{p}" for b, w in MODES for p in INJECTION_POINTS]
 
 
-@pytest.mark.slurm
+def _marks(scenario: str) -> list[pytest.MarkDecorator]:
+    backend, where, _ = scenario.split("-", 2)
+    return [m for m, needed in ((pytest.mark.slurm, backend == "slurm"), (pytest.mark.ssh, where == "ssh")) if needed]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", [
-    pytest.param(s, marks=[pytest.mark.ssh] if "-ssh-" in s else []) for s in SCENARIOS
-])  # fmt: skip
+@pytest.mark.parametrize("scenario", [pytest.param(s, marks=_marks(s)) for s in SCENARIOS])
 def test_sigkill_at_each_step_then_rerun_gives_exactly_one_job(outcomes: dict[str, Outcome], scenario: str) -> None:
     outcome = outcomes[scenario]
     assert not outcome.error, outcome.error
@@ -227,9 +242,9 @@ def test_eight_processes_running_the_same_workflow_submit_each_cache_id_once(
         cfg.update(remote=remote.proxy_host, ssh=remote.ssh, scp=remote.scp)
     env = {**os.environ, "CLUSTERJOB_LOCAL_SPOOL": str(tmp_path / "spool")}
     env.pop("CLUSTERJOB_FAULT_INJECT", None)
+    command = [sys.executable, "-c", WORKFLOW, json.dumps(cfg)]
     procs = [
-        subprocess.Popen([sys.executable, "-c", WORKFLOW, json.dumps(cfg)], env=env, cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(8)
     ]
     outputs = [proc.communicate(timeout=300) for proc in procs]

@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from clusterjob import JobScript, wait_all
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob.status import COMPLETED
@@ -121,5 +120,5 @@ def test_slurm_keeps_backslashes_in_job_names(tmp_path: Path, prefix: str) -> No
     JobScript.rootdir = str(tmp_path)
     name = prefix + "back\\slash"
     result = JobScript("true", jobname=name, backend="slurm", time="1", hold=True).submit()
-    shown = subprocess.run(["squeue", "-h", "-j", str(result.job_id), "-o", "%j"], capture_output=True, text=True)
+    shown = subprocess.run(["squeue", "-h", "-j", str(result.job_id), "-o", "%j"], capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == name

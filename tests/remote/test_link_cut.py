@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from clusterjob import AsyncResult, JobScript, wait_all
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING
 

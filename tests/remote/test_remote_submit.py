@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from clusterjob import JobScript, wait_all
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, RUNNING
 

@@ -12,12 +12,17 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from clusterjob import JobScript
 from clusterjob import transport as transport_module
 from clusterjob.errors import SchedulerError, TransientTransportError
 from clusterjob.status import COMPLETED, PENDING, RUNNING
-from clusterjob.transport import LocalTransport, SshTransport, encode_for_login_shell, get_transport, remote_path
+from clusterjob.transport import (
+    LocalTransport,
+    SshTransport,
+    encode_for_login_shell,
+    get_transport,
+    remote_path,
+)
 from clusterjob.utils import run_cmd, upload_file
 
 pytestmark = pytest.mark.ssh
