@@ -351,6 +351,7 @@ class SshTransport(Transport):
         self._lock_name = "first-" + hashlib.sha1(key).hexdigest()[:16] + ".lock"
 
     def options(self) -> list[str]:
+        """The ssh options clusterjob adds: no prompts, no tty, one shared master connection per host."""
         return [
             "-o", "BatchMode=yes",
             "-o", "RequestTTY=no",
@@ -430,6 +431,7 @@ class SshTransport(Transport):
         return result
 
     def _retrying(self, attempts: int, what: str, call: Callable[[], CommandResult]) -> CommandResult:
+        """``call()``, retried with doubling pauses while ssh cannot reach the remote (not for login failures)."""
         delay = 1.0
         for attempt in range(1, attempts + 1):
             try:
