@@ -151,6 +151,12 @@ def _adopt_interrupted(
         )
     transport = jobscript_transport(record)
     answer = transport.run(command, check=False)
+    if answer.returncode in (126, 127):  # the lookup did not run: that proves nothing
+        raise SubmitError(
+            f"an earlier submission of this job was interrupted ({path}) and the command that looks for "
+            f"its job (tag {tag}) could not run{' on ' + transport.remote if transport.remote else ''}: "
+            f"{answer.stderr.strip() or answer.stdout.strip()}. Fix that, then submit again"
+        )
     found = backend.get_job_ids_for_tag(answer.stdout, tag)
     if not found:
         logger.info("interrupted submission %s never reached the scheduler; submitting", path)
