@@ -282,3 +282,38 @@ def test_ssh_itself_missing(tmp_path: Path) -> None:
         JobScript("true", jobname="x", backend="local", remote="somewhere", ssh="cj-no-such-ssh -F cfg",
                   rootdir="/tmp").submit(cache_id="x")  # fmt: skip
     assert not (tmp_path / "cache" / "clusterjob.x.cache").exists()
+
+
+@pytest.mark.ssh
+def test_tag_lookup_that_cannot_run_on_the_remote_never_resubmits(remote, local_over_ssh, tmp_path: Path) -> None:
+    """After an interrupted submission, a lookup command missing on the remote proves nothing: no second job."""
+    base = type(local_over_ssh)
+
+    class Mumbling(base):  # type: ignore[misc,valid-type]
+        def get_job_id(self, response):  # type: ignore[no-untyped-def]
+            return None  # the job reaches the scheduler, its ID is lost: the intent stays
+
+    class LookupMissing(base):  # type: ignore[misc,valid-type]
+        def cmd_find_tag(self, tag):  # type: ignore[no-untyped-def]
+            return ["cj-find-tag-not-installed", tag]
+
+    JobScript.cache_folder = str(tmp_path / "cache")
+    job = JobScript("true", jobname="lookup", backend="local", remote=remote.host, ssh=remote.ssh,
+                    rootdir=str(tmp_path / "remote"), max_sleep_interval=1)  # fmt: skip
+    JobScript.register_backend(Mumbling(), name="local")
+    with pytest.raises(SubmitError, match="could not read a job ID"):
+        job.submit(cache_id="l")
+    spool = Path(os.environ["CLUSTERJOB_LOCAL_SPOOL"])
+    assert len(list(spool.glob("*/meta.json"))) == 1
+    JobScript.register_backend(LookupMissing(), name="local")
+    with pytest.raises(SubmitError, match=(
+        r"(?s)interrupted .*clusterjob.l.cache.* the command that looks for its job \(tag cj-.*\) could not run on "
+        r"cjtest: .*cj-find-tag-not-installed: not found.*Fix that, then submit again"
+    )):  # fmt: skip
+        job.submit(cache_id="l")
+    assert len(list(spool.glob("*/meta.json"))) == 1
+    assert _intent(tmp_path / "cache", "l")["state"] == "submitting"
+    JobScript.register_backend(base(), name="local")
+    adopted = job.submit(cache_id="l")
+    assert adopted.resumed and adopted.get(60) == COMPLETED
+    assert len(list(spool.glob("*/meta.json"))) == 1
