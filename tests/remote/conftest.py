@@ -318,7 +318,11 @@ SESSION_START = time.time()
 
 
 def _slurm_jobs(prefix: str) -> dict[str, list[str]]:
-    """Job name -> sorted job IDs of every job SLURM knows (queue or accounting) named ``prefix*``."""
+    """Job name -> sorted job IDs of every job SLURM knows (queue or accounting) named ``prefix*``.
+
+    sacct prints a ``"`` in a job name as a backquote while squeue prints it as is;
+    names are given in sacct's spelling so that one job is one entry.
+    """
     found: dict[str, set[str]] = {}
     queue = subprocess.run(
         ["squeue", "--states=all", "--noheader", "--format=%i|%j"], capture_output=True, text=True, check=True
@@ -330,6 +334,7 @@ def _slurm_jobs(prefix: str) -> dict[str, list[str]]:
     ).stdout  # fmt: skip
     for line in (queue + accounting).splitlines():
         job_id, _, name = line.partition("|")
+        name = name.replace('"', "`")
         if name.startswith(prefix) and job_id.strip().isdigit():
             found.setdefault(name, set()).add(job_id.strip())
     return {name: sorted(ids, key=int) for name, ids in sorted(found.items())}

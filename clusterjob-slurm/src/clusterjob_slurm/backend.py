@@ -59,22 +59,17 @@ class TagLookupError(SubmitError):
 
 
 def _quote_value(key: str, value: str) -> str:
-    """``value`` as sbatch reads it from a ``#SBATCH`` line.
+    r"""``value`` as sbatch reads it from a ``#SBATCH`` line.
 
-    sbatch splits such lines at whitespace and honours single and double
-    quotes (not backslashes), so a value with spaces is quoted.
+    sbatch splits such lines at whitespace, honours quotes and reads ``\\``
+    as ``\`` and ``\"`` as ``"`` (checked on SLURM 22.05), so a value with
+    spaces, quotes or backslashes is written in double quotes, escaped.
     """
     if "\n" in value or "\r" in value:
         raise ResourcesNotSupportedError(f"resource {key}={value!r}: a #SBATCH value cannot contain a line break")
-    if not re.search(r"[\s'\"]", value):
+    if not re.search(r"[\s'\"\\]", value):
         return value
-    if '"' not in value:
-        return f'"{value}"'
-    if "'" not in value:
-        return f"'{value}'"
-    raise ResourcesNotSupportedError(
-        f"resource {key}={value!r}: sbatch cannot read a value containing both ' and \" in a #SBATCH line"
-    )
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def slurm_time(value: Any) -> str:
