@@ -275,7 +275,7 @@ class Canaries:
     token: str
     places: list[Path]
 
-    def names(self, newlines: bool = True, both_quotes: bool = True) -> list[str]:
+    def names(self, newlines: bool = True) -> list[str]:
         t = self.token
         names = [
             f"sp ace $(touch {t}-1)",
@@ -285,9 +285,8 @@ class Canaries:
             f"amp & touch {t}-5 | cat",
             f"--dash=$(touch {t}-9)",
             "dollar $HOME ${PATH} %s %% !bang \\back ~tilde glob*?[x] {curly} ünï",
+            f"dq\"uote\"$(touch {t}-6)'\"'; touch {t}-7; echo '",
         ]
-        if both_quotes:
-            names.append(f"dq\"uote\"$(touch {t}-6)'\"'; touch {t}-7; echo '")
         if newlines:
             names.append(f"new\nline\ntouch {t}-8\n")
         return names
