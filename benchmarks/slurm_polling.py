@@ -36,6 +36,7 @@ from pathlib import Path
 import clusterjob.polling
 from clusterjob import JobScript, wait_all
 from clusterjob.status import CANCELLED, COMPLETED
+from slurm_cleanup import cancel_prefix  # next to this script
 
 SHIM = textwrap.dedent(
     """\
@@ -44,16 +45,6 @@ SHIM = textwrap.dedent(
     PATH="$CJ_REAL_PATH" exec "$(basename "$0")" "$@"
     """
 )
-
-
-def cancel_prefix(prefix: str) -> int:
-    lines = subprocess.run(
-        ["squeue", "-h", "-o", "%i|%j", "-u", str(os.getuid())], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    ids = [line.split("|")[0] for line in lines if line.split("|", 1)[-1].startswith(prefix)]
-    for start in range(0, len(ids), 500):
-        subprocess.run(["scancel", *ids[start : start + 500]], check=False)
-    return len(ids)
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ and not a busy node, and are cancelled at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import secrets
 import subprocess
@@ -28,19 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clusterjob import JobScript
+from slurm_cleanup import cancel_prefix  # next to this script
 
 BODY = "echo hello from $CLUSTERJOB_ID\n"
-
-
-def cancel_prefix(prefix: str) -> int:
-    """scancel every job of ours whose name starts with ``prefix``; return how many."""
-    lines = subprocess.run(
-        ["squeue", "-h", "-o", "%i|%j", "-u", str(os.getuid())], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    ids = [line.split("|")[0] for line in lines if line.split("|", 1)[-1].startswith(prefix)]
-    for start in range(0, len(ids), 500):
-        subprocess.run(["scancel", *ids[start : start + 500]], check=False)
-    return len(ids)
 
 
 def raw_submit(folder: Path, name: str) -> str:
