@@ -187,19 +187,28 @@ _SEPARATOR = re.compile(r"^=+\s*$")
 _LEADING_INT = re.compile(r"^\s*(-?\d+)")
 
 
-def _records(response: str) -> Iterator[dict[str, str]]:
-    fields: dict[str, str] = {}
+def _blocks(response: str) -> Iterator[list[str]]:
+    """The lines between ``=====`` separators (``qacct -j`` and ``qstat -j`` both print them)."""
+    block: list[str] = []
     for line in response.splitlines():
         if _SEPARATOR.match(line):
-            if fields:
-                yield fields
-            fields = {}
-            continue
-        key, _, value = line.strip().partition(" ")
-        if key:
-            fields[key] = value.strip()
-    if fields:
-        yield fields
+            yield block
+            block = []
+        else:
+            block.append(line)
+    yield block
+
+
+def _records(response: str) -> Iterator[dict[str, str]]:
+    """``qacct -j`` records: ``key value`` lines; a repeated key keeps its last value."""
+    for block in _blocks(response):
+        fields: dict[str, str] = {}
+        for line in block:
+            key, _, value = line.strip().partition(" ")
+            if key:
+                fields[key] = value.strip()
+        if fields:
+            yield fields
 
 
 def _int_field(fields: Mapping[str, str], key: str) -> int | None:
@@ -288,16 +297,13 @@ def parse_qstat_j_blocks(response: str) -> list[dict[str, str]]:
 
 
 def _qstat_j_fields(response: str) -> Iterator[dict[str, str]]:
-    fields: dict[str, str] = {}
-    for line in response.splitlines():
-        if _SEPARATOR.match(line):
-            if fields:
-                yield fields
-            fields = {}
-            continue
-        if line[:1].isspace() or ":" not in line:
-            continue  # continuation of a multi-line value (scheduling info, ...)
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    if fields:
-        yield fields
+    """``qstat -j`` blocks: ``key: value`` lines; a repeated key keeps its first value."""
+    for block in _blocks(response):
+        fields: dict[str, str] = {}
+        for line in block:
+            if line[:1].isspace() or ":" not in line:
+                continue  # continuation of a multi-line value (scheduling info, ...)
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        if fields:
+            yield fields
