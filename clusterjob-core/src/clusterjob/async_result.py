@@ -196,7 +196,7 @@ class AsyncResult:
     def get(self, timeout: float | None = None) -> int:
         """Wait (at most ``timeout`` seconds) and return the status."""
         self.wait(timeout)
-        return self.status if not is_finished(self._status) else self._status
+        return self.status
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until the job finished or roughly ``timeout`` seconds passed.
