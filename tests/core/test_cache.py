@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from clusterjob import AsyncResult, JobScript
-from clusterjob.backends.local import LocalBackend
+from clusterjob.backends.local import RUNNER_MODULE, LocalBackend
 from clusterjob.errors import CacheError, SchedulerError, SubmitError
 from clusterjob.faults import POINTS
 from clusterjob.status import COMPLETED, FAILED
@@ -175,6 +175,35 @@ def test_interrupted_submission_without_tag_support_is_not_guessed(local_cached:
     )
     with pytest.raises(SubmitError, match="cannot tell whether the scheduler received it.*force=True"):
         JobScript("true", jobname="u", backend="untagged").submit(cache_id="u")
+
+
+def test_tag_lookup_of_the_local_backend_runs_with_the_python_of_the_host_it_asks() -> None:
+    """Regression: the lookup sent this machine's interpreter path to the remote."""
+    assert LocalBackend().cmd_find_tag("cj-x", remote="cluster")[:3] == ["python3", "-m", RUNNER_MODULE]
+    assert LocalBackend().cmd_find_tag("cj-x", remote=None)[:3] == [sys.executable, "-m", RUNNER_MODULE]
+
+
+def test_backend_with_the_older_tag_lookup_signature_still_adopts(local_cached: Path) -> None:
+    """A third-party ``cmd_find_tag(self, tag)`` (no ``remote``) is called without it."""
+
+    class Mumbling(LocalBackend):
+        name = "older"
+
+        def get_job_id(self, response):
+            return None
+
+    class Older(LocalBackend):
+        name = "older"
+
+        def cmd_find_tag(self, tag):
+            return super().cmd_find_tag(tag)
+
+    JobScript.register_backend(Mumbling())
+    with pytest.raises(SubmitError, match="could not read a job ID"):
+        JobScript("true", jobname="o", backend="older").submit(cache_id="o")
+    JobScript.register_backend(Older())
+    adopted = JobScript("true", jobname="o", backend="older").submit(cache_id="o")
+    assert adopted.resumed and adopted.job_id == "1"
 
 
 WORKFLOW = textwrap.dedent(

@@ -236,18 +236,36 @@ def link(remote: Remote) -> Iterator[LinkProxy]:
 # -- backends for the tests ------------------------------------------------------
 
 
-class LocalBackendHere(LocalBackend):
-    """The ``local`` backend, run on the (loopback) remote with this test's Python and spool.
+def local_runner_on_the_remote(spool: str) -> list[str]:
+    """How the (loopback) remote runs the ``local`` backend's runner: this test's Python, spool ``spool``.
 
-    The real backend runs ``python3`` on a remote, which on a fresh test
-    machine is not the virtualenv clusterjob is installed in, and the spool
-    variable of the test does not cross ssh; both are passed explicitly.
+    It stands in for the ``python3`` the real backend runs on a remote, which
+    on a fresh test machine is not the virtualenv clusterjob is installed in;
+    and the spool variable of the test does not cross ssh. Both are explicit.
+    """
+    return ["env", f"CLUSTERJOB_LOCAL_SPOOL={spool}", sys.executable, "-m", RUNNER_MODULE]
+
+
+class LocalBackendHere(LocalBackend):
+    """The ``local`` backend, whose commands for the remote run :func:`local_runner_on_the_remote`.
+
+    A command built for this machine (``remote`` None) is left exactly as the
+    real backend builds it. Sent over ssh by mistake, it runs without the
+    test's spool and finds none of its jobs, just as this machine's
+    interpreter would not run on a real remote: the mistake shows.
     """
 
     @staticmethod
     def _runner(remote: str | None) -> list[str]:
-        spool = os.environ["CLUSTERJOB_LOCAL_SPOOL"]
-        return ["env", f"CLUSTERJOB_LOCAL_SPOOL={spool}", sys.executable, "-m", RUNNER_MODULE]
+        if remote is None:
+            return LocalBackend._runner(remote)
+        return local_runner_on_the_remote(os.environ["CLUSTERJOB_LOCAL_SPOOL"])
+
+
+@pytest.fixture(scope="session")
+def remote_runner() -> Callable[[str], list[str]]:
+    """:func:`local_runner_on_the_remote`, for workflows run in a subprocess."""
+    return local_runner_on_the_remote
 
 
 @pytest.fixture

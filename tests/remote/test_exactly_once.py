@@ -28,7 +28,7 @@ from clusterjob.faults import POINTS
 #: The documented points, plus the write of the result (the second cache write of a job).
 INJECTION_POINTS = (*POINTS, "during_cache_write@2")
 #: (backend, where the scheduler is reached)
-MODES = (("slurm", "local"), ("slurm", "ssh"), ("local", "local"))
+MODES = (("slurm", "local"), ("slurm", "ssh"), ("local", "local"), ("local", "ssh"))
 JOBS = 2
 #: The points a job has reached the scheduler by (``during_cache_write`` alone is the intent, written before).
 AFTER_THE_SCHEDULER_CALL = ("after_submit", "during_cache_write@2")
@@ -44,6 +44,15 @@ WORKFLOW = textwrap.dedent(
     JobScript.max_sleep_interval = 2
     if cfg["remote"]:
         JobScript.remote, JobScript.ssh, JobScript.scp = cfg["remote"], cfg["ssh"], cfg["scp"]
+    if cfg["remote_runner"]:  # the local backend on the remote: see local_runner_on_the_remote (conftest.py)
+        from clusterjob.backends.local import LocalBackend
+
+        class LocalOnTheRemote(LocalBackend):
+            @staticmethod
+            def _runner(remote):
+                return cfg["remote_runner"] if remote else LocalBackend._runner(remote)
+
+        JobScript.register_backend(LocalOnTheRemote(), name="local")
     results = []
     for i in range(cfg["jobs"]):
         job = JobScript("echo $CLUSTERJOB_ID >> ran", jobname=f"{cfg['prefix']}-{i}", workdir=f"w{i}", time="1",
@@ -160,6 +169,7 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
                 scenarios.append(Outcome(backend, where, point, f"cjx{uuid.uuid4().hex[:6]}", folder))
     slurm_jobs = _needed(request, "slurm_jobs") if any(o.backend == "slurm" for o in scenarios) else None
     remote = _needed(request, "remote") if any(o.where == "ssh" for o in scenarios) else None
+    remote_runner = request.getfixturevalue("remote_runner")
 
     def count(outcome: Outcome) -> dict[str, list[str]]:
         if outcome.backend == "local":
@@ -180,6 +190,7 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             "remote": remote.host if outcome.where == "ssh" else None,
             "ssh": remote.ssh if outcome.where == "ssh" else "ssh",
             "scp": remote.scp if outcome.where == "ssh" else "scp",
+            "remote_runner": remote_runner(str(outcome.folder / "spool")) if outcome.where == "ssh" else None,
             "wait": 0,
         }
         crashed = run_workflow(outcome.folder, cfg, fault=outcome.point)
@@ -232,7 +243,7 @@ def test_eight_processes_running_the_same_workflow_submit_each_cache_id_once(
 ) -> None:
     cfg: dict[str, Any] = {
         "backend": "slurm", "rootdir": str(tmp_path / "root"), "cache": str(tmp_path / "cache"), "prefix": prefix,
-        "jobs": 3, "remote": None, "ssh": "ssh", "scp": "scp", "wait": 240,
+        "jobs": 3, "remote": None, "ssh": "ssh", "scp": "scp", "remote_runner": None, "wait": 240,
     }  # fmt: skip
     if where == "ssh":
         remote = request.getfixturevalue("remote")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import logging
 import os
 
@@ -32,7 +33,7 @@ from clusterjob.faults import checkpoint
 from clusterjob.status import CANCELLED, FAILED
 
 if TYPE_CHECKING:  # pragma: no cover
-    from clusterjob.backends import ClusterjobBackend
+    from clusterjob.backends import ClusterjobBackend, Command
     from clusterjob.jobscript import JobScript
 
 __all__ = ["submit", "default_cache_id"]
@@ -142,7 +143,7 @@ def _adopt_interrupted(
 ) -> AsyncResult | None:
     """An earlier submit() died after recording its intent: find its job or prove there is none."""
     tag = record.get("tag")
-    command = backend.cmd_find_tag(tag) if tag else None
+    command = _find_tag_command(backend, tag, record.get("remote")) if tag else None
     if command is None or not tag:
         raise SubmitError(
             f"an earlier submission of this job was interrupted ({path}) and backend "
@@ -169,6 +170,18 @@ def _adopt_interrupted(
     logger.info("adopting job %s, submitted before an interruption (%s)", found[0], path)
     result.dump()
     return result
+
+
+def _find_tag_command(backend: ClusterjobBackend, tag: str, remote: str | None) -> Command | None:
+    """``backend.cmd_find_tag`` for a lookup on ``remote``.
+
+    ``remote`` is passed only where the method accepts it: a backend written
+    against the older ``cmd_find_tag(self, tag)`` still works.
+    """
+    parameters = inspect.signature(backend.cmd_find_tag).parameters.values()
+    if any(p.name == "remote" or p.kind is p.VAR_KEYWORD for p in parameters):
+        return backend.cmd_find_tag(tag, remote=remote)
+    return backend.cmd_find_tag(tag)
 
 
 def jobscript_transport(record: dict[str, Any]) -> Any:

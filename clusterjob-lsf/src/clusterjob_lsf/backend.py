@@ -8,7 +8,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clusterjob.backends import ClusterjobBackend, Command, ResourcesNotSupportedError
+from clusterjob.backends import ClusterjobBackend, Command, ResourcesNotSupportedError, format_option, is_dashed
+from clusterjob.backends.output import find_job_id
 from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 
@@ -27,7 +28,8 @@ logger = logging.getLogger("clusterjob.lsf")
 #: Resource key under which :meth:`LsfBackend.tag_resources` puts the tag.
 TAG_KEY = "clusterjob_tag"
 
-_SUBMITTED = re.compile(r"Job <(\d+)> is submitted")
+#: bsub's line ``Job <123> is submitted to [default] queue <normal>.`` (its tail varies with the options).
+_SUBMITTED = re.compile(r"Job <(\d+)> is submitted\b.*")
 _NO_JOBS = re.compile(r"No (?:unfinished |matching )?job found", re.IGNORECASE)
 
 
@@ -83,9 +85,13 @@ class LsfBackend(ClusterjobBackend):
         return f"bsub < {shlex.quote(jobscript.filename or jobscript.script_filename())}"
 
     def get_job_id(self, response: str) -> str | None:
-        """The ID in ``Job <123> is submitted to queue <normal>.``"""
-        match = _SUBMITTED.search(response)
-        return match.group(1) if match else None
+        """The ID of the line ``Job <123> is submitted to queue <normal>.``
+
+        Site banners (``[I] possible CPU types = ...``), blank lines and
+        escape sequences around it are skipped; two different IDs give None
+        (see :func:`~clusterjob.backends.output.find_job_id`).
+        """
+        return find_job_id(response, _SUBMITTED)
 
     def cmd_cancel(self, run: AsyncResult) -> Command:
         """``bkill <id>``."""
@@ -152,9 +158,13 @@ class LsfBackend(ClusterjobBackend):
         ``-w "<condition>"`` (and-ed with a ``w`` resource), :data:`TAG_KEY` ->
         ``-Jd`` (appended to a ``Jd`` resource). Any other key is the ``bsub``
         option ``-key value`` (``-key`` for True), whatever its length, since
-        ``bsub`` has only single-dash options. False/None are left out.
+        ``bsub`` has only single-dash options. False/None are left out. A key
+        given with its dashes is that ``bsub`` option (``-P = proj`` -> ``-P
+        proj``, see :meth:`~clusterjob.backends.ClusterjobBackend.read_dashed_keys`).
         """
-        resources = {k: v for k, v in jobscript.resources.items() if v is not None and v is not False}
+        resources = {
+            k: v for k, v in self.read_dashed_keys(jobscript.resources).items() if v is not None and v is not False
+        }
         lines: list[str] = []
         repl = self.resource_replacements
 
@@ -193,9 +203,25 @@ class LsfBackend(ClusterjobBackend):
         if description:
             add("-Jd", quote_value(" ".join(description)))
         for key, value in sorted(resources.items()):
+            if is_dashed(key):
+                add(*format_option(key, value, quote=quote_value))
+                continue
             check_key(self.name, key, value)
             add(f"-{key}", *([] if value is True else [quote_value(value)]))
         return lines
+
+    def generic_option(self, key: str) -> str | None:
+        """``-key``, whatever its length: bsub's options all take one dash."""
+        return f"-{key}"
+
+    def translated_keys(self) -> frozenset[str]:
+        return super().translated_keys() | {"depend", TAG_KEY}
+
+    def options_set_by(self, key: str, value: Any) -> set[str]:
+        """nodes/ppn/threads set ``-n``; the rest as the base class says (``-R`` sections are merged)."""
+        if key in ("nodes", "ppn", "threads"):
+            return {"-n"}
+        return super().options_set_by(key, value)
 
     def _layout(self, resources: dict[str, Any]) -> tuple[int | None, list[str]]:
         """``-n`` slots and ``-R`` sections for nodes/ppn/threads/mem (popped), plus an ``R`` resource."""
@@ -243,7 +269,7 @@ class LsfBackend(ClusterjobBackend):
         """The tag as job description (``bsub -Jd``), shown by ``bjobs -o job_description``."""
         return {TAG_KEY: tag}
 
-    def cmd_find_tag(self, tag: str) -> Command | None:
+    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> Command | None:
         """The user's recent jobs with their descriptions, stderr included (for "No job found")."""
         return ["sh", "-c", 'bjobs -a -noheader -o "$1" 2>&1', "bjobs", TAG_FORMAT]
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from clusterjob.backends import ClusterjobBackend, Command, ResourcesNotSupportedError
+from clusterjob.backends import (
+    ClusterjobBackend,
+    Command,
+    ResourcesNotSupportedError,
+    format_option,
+    is_dashed,
+    resource_list_names,
+)
+from clusterjob.backends.output import find_job_id
 from clusterjob.errors import SubmitError
 from clusterjob.status import COMPLETED, PENDING, RUNNING
 
@@ -35,7 +43,8 @@ NODELIST_PREAMBLE = (
 )
 _NODELIST_USE = re.compile(r"\$\{?CLUSTERJOB_NODELIST(?![A-Za-z0-9_])")
 
-_JOB_ID = re.compile(r"^\d+(\[\d*\])?(\.[A-Za-z0-9_.\-]+)?$")
+#: A job ID as ``qsub`` prints it, alone on a line: ``123.server``, ``123[].server``, ``123``.
+_JOB_ID = re.compile(r"\d+(?:\[\d*\])?(?:\.[A-Za-z0-9_.\-]+)?")
 
 #: States after which a job never changes again (TORQUE C, PBS Pro F, PBS Pro subjob X).
 FINISHED_STATES = frozenset("CFX")
@@ -73,6 +82,8 @@ class PbsBackend(ClusterjobBackend):
     qdel = "qdel"
     history_option: str | None = None
     tag_variable: str | None = None
+    #: The ``-l`` resource each layout key is written into (see :meth:`node_resources`).
+    layout_resources: ClassVar[Mapping[str, str]] = {"nodes": "nodes", "ppn": "nodes", "threads": "nodes", "mem": "mem"}
 
     status_mapping = {
         "Q": PENDING,  # queued, eligible to run or be routed
@@ -115,11 +126,13 @@ class PbsBackend(ClusterjobBackend):
         return cmd
 
     def get_job_id(self, response: str) -> str | None:
-        """The job ID ``qsub`` printed on its last line (``123.server``, ``123[].server``, ``123``)."""
-        lines = [line.strip() for line in response.splitlines() if line.strip()]
-        if lines and _JOB_ID.match(lines[-1]):
-            return lines[-1]
-        return None
+        """The job ID ``qsub`` printed alone on a line (``123.server``, ``123[].server``, ``123``).
+
+        Login banners, blank lines and escape sequences around it are
+        skipped; two lines that are job IDs give None (see
+        :func:`~clusterjob.backends.output.find_job_id`).
+        """
+        return find_job_id(response, _JOB_ID)
 
     def cmd_cancel(self, run: AsyncResult) -> Command:
         """``qdel <id>``."""
@@ -207,9 +220,14 @@ class PbsBackend(ClusterjobBackend):
         (``-X`` for True); a longer key is a resource ``-l key=value``
         (``-l key=true`` for True), since ``qsub`` has no long options.
         Options come first, then resources, each sorted by key.
-        False/None values are left out.
+        False/None values are left out. A key given with its dashes is that
+        ``qsub`` option, never a ``-l`` resource: ``-A = acct`` -> ``-A acct``,
+        ``-l = mem=2gb`` -> ``-l mem=2gb`` (see
+        :meth:`~clusterjob.backends.ClusterjobBackend.read_dashed_keys`).
         """
-        resources = {k: v for k, v in jobscript.resources.items() if v is not None and v is not False}
+        resources = {
+            k: v for k, v in self.read_dashed_keys(jobscript.resources).items() if v is not None and v is not False
+        }
         lines: list[str] = []
 
         def add(*words: str) -> None:
@@ -244,13 +262,35 @@ class PbsBackend(ClusterjobBackend):
                 variables.append(f"{self.tag_variable}={tag}")
         if variables:
             add("-v", quote_value(",".join(variables)))
-        for key, value in sorted(resources.items(), key=lambda item: (len(item[0]) > 1, item[0])):
+        for key, value in sorted(resources.items(), key=lambda item: (len(item[0]) > 1 and not is_dashed(item[0]), item[0])):
+            if is_dashed(key):
+                add(*format_option(key, value, quote=quote_value))
+                continue
             check_key(self.name, key, value)
             if len(key) == 1:
                 add(*option_words(key, value))
             else:
                 add("-l", quote_value(f"{key}={'true' if value is True else value}"))
         return lines
+
+    def generic_option(self, key: str) -> str | None:
+        """``-X`` for a one-letter key; None for a longer one, which is a ``-l`` resource."""
+        return f"-{key}" if len(key) == 1 else None
+
+    def translated_keys(self) -> frozenset[str]:
+        return super().translated_keys() | {"depend", TAG_KEY}
+
+    def options_set_by(self, key: str, value: Any) -> set[str]:
+        """Options and ``-l`` resources (``'-l walltime'``) of ``key``; ``depend`` and the tag merge into -W/-v."""
+        if key in ("l", "-l"):
+            return {f"-l {name}" for name in resource_list_names(value)}
+        if key == "time":
+            return {"-l walltime"}
+        if key in self.layout_resources:
+            return {f"-l {self.layout_resources[key]}"}
+        if not is_dashed(key) and key not in self.translated_keys() and len(key) > 1:
+            return {f"-l {key}"}
+        return super().options_set_by(key, value)
 
     def node_resources(self, resources: dict[str, Any]) -> list[str]:
         """TORQUE ``-l`` items for ``nodes``, ``ppn``, ``threads``, ``mem`` (popped from ``resources``).
@@ -316,7 +356,7 @@ class PbsBackend(ClusterjobBackend):
             return {}
         return {TAG_KEY: tag}
 
-    def cmd_find_tag(self, tag: str) -> Command | None:
+    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> Command | None:
         """``qstat [-x] -f`` for all jobs, between the user's name and qstat's exit status.
 
         The exit status makes "no job carries the tag" provable; the user name

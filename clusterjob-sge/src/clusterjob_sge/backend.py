@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from clusterjob.backends import ClusterjobBackend, ResourcesNotSupportedError
+from clusterjob.backends.output import find_job_id
 from clusterjob.errors import ClusterjobError
 
 from clusterjob_sge.parsing import (
@@ -24,7 +25,14 @@ from clusterjob_sge.parsing import (
     qacct_status,
     split_marked_sections,
 )
-from clusterjob_sge.resources import AFTER_KEY, TAG_CONTEXT, TAG_KEY, sge_options
+from clusterjob_sge.resources import (
+    AFTER_KEY,
+    HANDLED_KEYS,
+    TAG_CONTEXT,
+    TAG_KEY,
+    sge_options,
+    sge_options_set_by,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
@@ -35,9 +43,10 @@ __all__ = ["SgeBackend"]
 logger = logging.getLogger("clusterjob.sge")
 
 #: ``qsub -terse`` prints ``123`` (``123.1-3:1`` for an array job).
-_TERSE_ID = re.compile(r"^(\d+)(?:\.\d+-\d+:\d+)?$")
-#: Without ``-terse`` (or from a wrapper): ``Your job 123 ("name") has been submitted``.
-_VERBOSE_ID = re.compile(r"Your job(?:-array)? (\d+)")
+_TERSE_ID = re.compile(r"(\d+)(?:\.\d+-\d+:\d+)?")
+#: Without ``-terse`` (or from a wrapper): ``Your job 123 ("name") has been submitted``
+#: (``Your job-array 123.1-3:1 ("name") has been submitted`` for an array job).
+_VERBOSE_ID = re.compile(r"Your job(?:-array)? (\d+)(?:\.\S+)? \(.*\) has been submitted")
 _JOB_NUMBER = re.compile(r"^(\d+)(?:\.[\d:,-]+)?$")
 
 # The status query for one job prints the job's number before the listing, so
@@ -115,6 +124,18 @@ class SgeBackend(ClusterjobBackend):
         """
         return [f"{self.prefix} {' '.join(args)}" for args in sge_options(self, jobscript)]
 
+    def generic_option(self, key: str) -> str | None:
+        """``-key``, whatever its length: qsub's options all take one dash."""
+        return f"-{key}"
+
+    def translated_keys(self) -> frozenset[str]:
+        return super().translated_keys() | HANDLED_KEYS
+
+    def options_set_by(self, key: str, value: Any) -> set[str]:
+        """See :func:`clusterjob_sge.resources.sge_options_set_by` (``-l`` resources, ``-pe``)."""
+        options = sge_options_set_by(self, key, value)
+        return super().options_set_by(key, value) if options is None else options
+
     def cmd_submit(self, jobscript: JobScript) -> list[str]:
         """``qsub -terse <script>``; every option is in the script's ``#$`` lines.
 
@@ -124,14 +145,14 @@ class SgeBackend(ClusterjobBackend):
         return ["qsub", "-terse", filename]
 
     def get_job_id(self, response: str) -> str | None:
-        """The job number from qsub's output (an array job's number without its task range)."""
-        lines = [line.strip() for line in response.splitlines() if line.strip()]
-        for line in reversed(lines):
-            match = _TERSE_ID.match(line)
-            if match:
-                return match.group(1)
-        match = _VERBOSE_ID.search(response)
-        return match.group(1) if match else None
+        """The job number from qsub's output (an array job's number without its task range).
+
+        The ``Your job 123 (...) has been submitted`` line if there is one,
+        else the ``-terse`` line; login banners, blank lines and escape
+        sequences are skipped, and two different numbers give None (see
+        :func:`~clusterjob.backends.output.find_job_id`).
+        """
+        return find_job_id(response, _VERBOSE_ID, _TERSE_ID)
 
     def cmd_cancel(self, run: AsyncResult) -> list[str]:
         """``qdel <job number>``."""
@@ -222,7 +243,7 @@ class SgeBackend(ClusterjobBackend):
         """The tag rides as account string (``-A``, kept in qacct) and job context (``-ac``)."""
         return {TAG_KEY: tag}
 
-    def cmd_find_tag(self, tag: str) -> list[str]:
+    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> list[str]:
         """``qstat -j '*'`` (queued jobs: account and context) and ``qacct -A <tag>`` (ended jobs)."""
         return ["sh", "-c", _FIND_TAG, "sh", tag]
 

@@ -26,7 +26,9 @@ from clusterjob.backends import (
     Command,
     ResourcesNotSupportedError,
     format_option,
+    is_dashed,
 )
+from clusterjob.backends.output import find_job_id
 from clusterjob.errors import SubmitError
 from clusterjob.utils import time_to_seconds
 
@@ -45,9 +47,19 @@ logger = logging.getLogger("clusterjob.slurm")
 #: which merges it into ``--comment`` (keeping a comment the user set).
 TAG_RESOURCE = "clusterjob_tag"
 
-_SUBMITTED = re.compile(r"Submitted batch job (\d+)")
-_PARSABLE = re.compile(r"^(\d+)(?:;\S+)?$")
+#: What sbatch prints, and (``--parsable``, e.g. from a site's wrapper) ``123`` or ``123;cluster``.
+_SUBMITTED = re.compile(r"Submitted batch job (\d+)(?: on cluster \S+)?")
+_PARSABLE = re.compile(r"(\d+)(?:;\S+)?")
 _DAYS_COLONS = re.compile(r"^(\d+):(\d+):(\d+):(\d+)$")
+#: sbatch's one-letter options and their long names.
+_SHORT_OPTIONS = {
+    "A": "account", "a": "array", "B": "extra-node-info", "b": "begin", "C": "constraint",
+    "c": "cpus-per-task", "D": "chdir", "d": "dependency", "e": "error", "F": "nodefile", "G": "gpus",
+    "H": "hold", "i": "input", "J": "job-name", "k": "no-kill", "L": "licenses", "M": "clusters",
+    "m": "distribution", "N": "nodes", "n": "ntasks", "O": "overcommit", "o": "output", "p": "partition",
+    "Q": "quiet", "q": "qos", "S": "core-spec", "s": "oversubscribe", "t": "time", "v": "verbose",
+    "W": "wait", "w": "nodelist", "x": "exclude",
+}  # fmt: skip
 
 
 class TagLookupError(SubmitError):
@@ -120,6 +132,12 @@ class SlurmBackend(ClusterjobBackend):
         "ppn": "tasks-per-node",
         "threads": "cpus-per-task",
     }
+    #: sbatch's one-letter options -> their long names (``sbatch --help``, SLURM 22.05), and
+    #: ``--tasks-per-node``, which sbatch reads as ``--ntasks-per-node``.
+    option_aliases = {  # noqa: RUF012
+        **{f"-{letter}": f"--{name}" for letter, name in _SHORT_OPTIONS.items()},
+        "--tasks-per-node": "--ntasks-per-node",
+    }
     job_vars = {  # noqa: RUF012
         "CLUSTERJOB_ID": "SLURM_JOB_ID",
         "CLUSTERJOB_WORKDIR": "SLURM_SUBMIT_DIR",
@@ -138,15 +156,12 @@ class SlurmBackend(ClusterjobBackend):
         return ["sbatch", filename]
 
     def get_job_id(self, response: str) -> str | None:
-        """The ID in ``Submitted batch job 123`` (or a ``--parsable`` ``123[;cluster]`` line)."""
-        match = _SUBMITTED.search(response)
-        if match:
-            return match.group(1)
-        for line in response.splitlines():
-            match = _PARSABLE.match(line.strip())
-            if match:
-                return match.group(1)
-        return None
+        """The ID of the line ``Submitted batch job 123`` (or, only if there is none, of a ``--parsable`` ``123[;cluster]`` line).
+
+        Login banners and escape sequences around it are skipped; two
+        different IDs give None (see :func:`~clusterjob.backends.output.find_job_id`).
+        """
+        return find_job_id(response, _SUBMITTED, _PARSABLE)
 
     def cmd_cancel(self, run: AsyncResult) -> Command:
         return ["scancel", str(run.job_id)]
@@ -163,9 +178,11 @@ class SlurmBackend(ClusterjobBackend):
         ``--mail-type``: no sbatch option has an underscore). ``time`` is
         checked and written in a format sbatch accepts. A value with spaces is
         quoted. The submission tag (:data:`TAG_RESOURCE`) is appended to
-        ``comment``.
+        ``comment``. A key given with its dashes is that sbatch option
+        (``-A`` -> ``-A acct``, ``--qos`` -> ``--qos=high``, see
+        :meth:`~clusterjob.backends.ClusterjobBackend.read_dashed_keys`).
         """
-        resources = dict(jobscript.resources)
+        resources = self.read_dashed_keys(jobscript.resources)
         tag = resources.pop(TAG_RESOURCE, None)
         if tag:
             user_comment = resources.get("comment")
@@ -189,8 +206,15 @@ class SlurmBackend(ClusterjobBackend):
         """sbatch arguments for one resource (see :meth:`resource_headers`)."""
         option = self.resource_replacements.get(key)
         if option is None:
-            option = key.replace("_", "-") if len(key) > 1 else key
+            option = key.replace("_", "-") if len(key) > 1 and not is_dashed(key) else key
         return format_option(option, value)
+
+    def generic_option(self, key: str) -> str | None:
+        """``-X`` for a one-letter key, ``--long-name`` (``_`` read as ``-``) for a longer one."""
+        return f"-{key}" if len(key) == 1 else "--" + key.replace("_", "-")
+
+    def translated_keys(self) -> frozenset[str]:
+        return super().translated_keys() | {TAG_RESOURCE}
 
     def dependency_resources(self, job_ids: Sequence[str]) -> dict[str, Any]:
         """``--dependency=afterok:1:2``: start once all ``job_ids`` (arrays: all their tasks) completed."""
@@ -242,7 +266,7 @@ class SlurmBackend(ClusterjobBackend):
         """Carry ``tag`` in the job's comment (merged with a ``comment`` the user set)."""
         return {TAG_RESOURCE: tag}
 
-    def cmd_find_tag(self, tag: str) -> Command | None:
+    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> Command | None:
         return queries.find_tag_command(tag)
 
     def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:

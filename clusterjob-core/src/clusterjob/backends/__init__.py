@@ -27,8 +27,11 @@ __all__ = [
     "ClusterjobBackend",
     "ResourcesNotSupportedError",
     "Command",
+    "dashed_key_problem",
     "format_option",
+    "is_dashed",
     "positive_int",
+    "resource_list_names",
     "CORE_VARIABLES",
 ]
 
@@ -52,7 +55,38 @@ class ResourcesNotSupportedError(ClusterjobError):
     """
 
 
-def format_option(key: str, value: Any) -> list[str]:
+#: A key given with its dashes: one dash and a name (``-A``, ``-hold_jid``), or
+#: two dashes and a name whose words may be joined by single dashes (``--qos``,
+#: ``--mail-type``).
+_ONE_DASH_KEY = re.compile(r"^-[A-Za-z][A-Za-z0-9_]*$")
+_TWO_DASH_KEY = re.compile(r"^--[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*$")
+
+
+def is_dashed(key: str) -> bool:
+    """Whether resource ``key`` names a scheduler option with its dashes (``-A``, ``--qos``)."""
+    return key.startswith("-")
+
+
+def dashed_key_problem(key: str, value: Any) -> str | None:
+    """Why ``key`` (which starts with ``-``) is no option name, with the remedy; None if it is one.
+
+    INI files written for the original clusterjob wrote options with their
+    value in the key (``-j oe = true``); the remedy for those says where the
+    value goes.
+    """
+    if _ONE_DASH_KEY.match(key) or _TWO_DASH_KEY.match(key):
+        return None
+    why = (
+        "an option given with its dashes is one dash and a name (-A, -hold_jid) "
+        "or two dashes and a name (--qos, --mail-type)"
+    )
+    option, _, rest = key.replace("=", " ", 1).partition(" ")
+    if rest.strip() and dashed_key_problem(option, value) is None:
+        return f"{why}; write the option's value after the '=' of the INI line: {option} = {rest.strip()}"
+    return why
+
+
+def format_option(key: str, value: Any, quote: Callable[[str], str] = str) -> list[str]:
     """Translate one resource into command-line arguments, by the documented rule.
 
     Single-letter keys become ``-X value``, longer keys ``--key=value``;
@@ -61,15 +95,38 @@ def format_option(key: str, value: Any) -> list[str]:
         contiguous=True          -> ['--contiguous']
         dependency='after:12454' -> ['--dependency=after:12454']
         F='nodefile.txt'         -> ['-F', 'nodefile.txt']
+
+    A key given with its dashes is that option as it stands: ``-A`` ->
+    ``-A value``, ``--qos`` -> ``--qos=value``, ``-hold_jid`` -> ``-hold_jid
+    value``. ``quote`` writes the value the way the backend's header lines
+    need it.
+
+    Raises:
+        ResourcesNotSupportedError: for a dashed key that is no option name (``-A B``, ``---x``).
     """
     if value is None or value is False:
         return []
-    flag = f"-{key}" if len(key) == 1 else f"--{key}"
+    if is_dashed(key):
+        problem = dashed_key_problem(key, value)
+        if problem:
+            raise ResourcesNotSupportedError(f"cannot express resource {key!r}={value!r}: {problem}")
+        flag, joined = key, key.startswith("--")
+    else:
+        flag, joined = (f"-{key}", False) if len(key) == 1 else (f"--{key}", True)
     if value is True:
         return [flag]
-    if len(key) == 1:
-        return [flag, str(value)]
-    return [f"{flag}={value}"]
+    if joined:
+        return [f"{flag}={quote(str(value))}"]
+    return [flag, quote(str(value))]
+
+
+def resource_list_names(value: Any) -> list[str]:
+    """The names in a ``-l`` resource list: ``nodes=2:ppn=4,walltime=1:00:00`` -> nodes, walltime.
+
+    PBS and Grid Engine take comma-separated ``name=value`` items after
+    ``-l`` (PBS Pro's ``select=`` chunk counts as the one name ``select``).
+    """
+    return [item.split("=", 1)[0].split(":", 1)[0].strip() for item in str(value).split(",") if item.strip()]
 
 
 def positive_int(backend: str, key: str, value: Any) -> int:
@@ -136,6 +193,9 @@ class ClusterjobBackend:
     resource_replacements: dict[str, str] = {}
     job_vars: dict[str, str] = {}
     status_mapping: dict[str, int] = {}
+    #: Second names of the scheduler's options, mapped to the first (sbatch's
+    #: ``-J`` -> ``--job-name``), so that both spellings count as one option.
+    option_aliases: ClassVar[Mapping[str, str]] = {}
 
     #: The methods a backend must implement (checked by ``register_backend``).
     required_methods: ClassVar[tuple[str, ...]] = (
@@ -185,7 +245,7 @@ class ClusterjobBackend:
         ``-l``, LSF ``-R``) override this.
         """
         lines = []
-        for key, value in sorted(jobscript.resources.items()):
+        for key, value in sorted(self.read_dashed_keys(jobscript.resources).items()):
             args = self.format_resource(key, value)
             if args:
                 lines.append(f"{self.prefix} {' '.join(args)}")
@@ -203,6 +263,104 @@ class ClusterjobBackend:
     def format_resource(self, key: str, value: Any) -> list[str]:
         """Arguments for one resource: :attr:`resource_replacements`, then the documented rule."""
         return format_option(self.resource_replacements.get(key, key), value)
+
+    # -- keys given with their dashes ---------------------------------------------
+
+    def read_dashed_keys(self, resources: Mapping[str, Any]) -> dict[str, Any]:
+        """``resources`` with the keys given with their dashes (``-A``, ``--qos``) checked and read.
+
+        INI files written for the original clusterjob name scheduler options
+        with their dashes; such a key is the option itself. Backends call this
+        first in :meth:`resource_headers`:
+
+        1. A dashed key that is no option name (``-``, ``---x``, ``-A B``) is
+           refused, naming the key.
+        2. A dashed key that sets the same option as another resource
+           (``-N`` and ``jobname`` on PBS, ``-t`` and ``time`` on SLURM, ``-l
+           walltime=1:00:00`` and ``time``, ``-A`` and ``A``) is refused,
+           naming both: the scheduler would silently take one of them.
+        3. A dashed key that the documented rule writes from an undashed key
+           the backend does not translate itself becomes that key (``-W`` ->
+           ``W``), so that what the backend merges into one option (PBS
+           ``-W``, SLURM ``--comment``, SGE ``-hold_jid``) is merged.
+        4. Any other dashed key stays; :func:`format_option` writes it as it is.
+
+        A dashed key whose value is None or False (which writes nothing) is left out.
+        """
+        given = {k: v for k, v in resources.items() if not (is_dashed(k) and (v is None or v is False))}
+        for key, value in given.items():
+            problem = dashed_key_problem(key, value) if is_dashed(key) else None
+            if problem:
+                raise ResourcesNotSupportedError(
+                    f"backend {self.name!r} cannot express resource {key!r}={value!r}: {problem}"
+                )
+        self._check_option_conflicts(given)
+        read: dict[str, Any] = {}
+        for key, value in given.items():
+            target = self._undashed_key(key) if is_dashed(key) else key
+            if target != key or target not in read:  # a dashed key replaces its twin set to None/False
+                read[target] = value
+        return read
+
+    def generic_option(self, key: str) -> str | None:
+        """The option the documented rule writes for an undashed ``key`` the backend does not translate.
+
+        None where the rule writes no option of that name (PBS writes a long
+        key as the ``-l`` resource ``key=value``).
+        """
+        return f"-{key}" if len(key) == 1 else f"--{key}"
+
+    def translated_keys(self) -> frozenset[str]:
+        """The keys the backend translates itself (common keys, its own keys), never read from a dashed key."""
+        return frozenset({*self.common_keys, "jobname", *self.resource_replacements})
+
+    def options_set_by(self, key: str, value: Any) -> set[str]:
+        """The options resource ``key`` sets, to find two resources that set the same one.
+
+        A ``-l`` resource counts by its name, as ``'-l walltime'``. The
+        default: a dashed key sets itself; a key in
+        :attr:`resource_replacements` its replacement; another translated key
+        nothing; any other key :meth:`generic_option`. Spellings are made one
+        through :attr:`option_aliases`. Backends override this for the keys
+        they write differently.
+        """
+        if is_dashed(key):
+            option: str | None = key
+        elif key in self.resource_replacements:
+            option = format_option(self.resource_replacements[key], True)[0]
+        elif key in self.translated_keys():
+            option = None
+        else:
+            option = self.generic_option(key)
+        return {self.option_aliases.get(option, option)} if option else set()
+
+    def _check_option_conflicts(self, resources: Mapping[str, Any]) -> None:
+        setters: dict[str, list[str]] = {}
+        for key, value in resources.items():
+            if value is not None and value is not False:
+                for option in self.options_set_by(key, value):
+                    setters.setdefault(option, []).append(key)
+        for option, keys in setters.items():
+            dashed = [key for key in keys if is_dashed(key)]
+            if dashed and len(keys) > 1:
+                key = dashed[0]
+                other = next(k for k in keys if k != key)
+                remedy = (
+                    f"{other} is clusterjob's own key for it: set {other} instead of {key}"
+                    if other in self.translated_keys()
+                    else "keep one of the two"
+                )
+                raise ResourcesNotSupportedError(
+                    f"backend {self.name!r} cannot express resource {key!r}={resources[key]!r}: "
+                    f"resource {other}={resources[other]!r} already sets {option}; {remedy}"
+                )
+
+    def _undashed_key(self, key: str) -> str:
+        """The undashed key the documented rule writes as the option ``key``, or ``key`` itself."""
+        name = key[2:] if key.startswith("--") else key[1:]
+        if name not in self.translated_keys() and self.generic_option(name) == key:
+            return name
+        return key
 
     # -- optional extensions (the base class provides working fallbacks) ------
 
@@ -233,8 +391,14 @@ class ClusterjobBackend:
         """
         return {}
 
-    def cmd_find_tag(self, tag: str) -> Command | None:
-        """Return a command listing the jobs that carry ``tag``, or None if unsupported."""
+    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> Command | None:
+        """Return a command listing the jobs that carry ``tag``, or None if unsupported.
+
+        ``remote`` is the host the command will run on (None: this machine),
+        for backends whose command depends on it. Backends written before it
+        existed (``cmd_find_tag(self, tag)``) keep working: clusterjob passes
+        ``remote`` only to methods that accept it.
+        """
         return None
 
     def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:

@@ -17,6 +17,7 @@ Anything else raises :class:`ResourcesNotSupportedError`.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from clusterjob import hookimpl
 from clusterjob.backends import ClusterjobBackend, Command, ResourcesNotSupportedError
+from clusterjob.backends.output import find_job_id, output_lines
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob.utils import time_to_seconds
 
@@ -46,6 +48,10 @@ _OPTIONS = {
     "dependency": "dependency",
 }
 _IGNORED = ("queue", "mem", "ppn", "nodes")
+
+#: What the runner prints: ``submit`` the job ID alone on a line, ``status`` ``ID STATE`` lines.
+_SUBMITTED = re.compile(r"\d+")
+_STATUS_LINE = re.compile(r"(\d+) ([A-Z_]+)")
 
 
 class LocalBackend(ClusterjobBackend):
@@ -79,10 +85,8 @@ class LocalBackend(ClusterjobBackend):
         return [*self._runner(jobscript.remote), "submit", "--", jobscript.script_filename()]
 
     def get_job_id(self, response: str) -> str | None:
-        for line in response.splitlines():
-            if line.strip().isdigit():
-                return line.strip()
-        return None
+        """The number the runner printed alone on a line (see :func:`~clusterjob.backends.output.find_job_id`)."""
+        return find_job_id(response, _SUBMITTED)
 
     def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
         return [*self._runner(run.remote), "status", str(run.job_id)]
@@ -102,11 +106,12 @@ class LocalBackend(ClusterjobBackend):
         return self._parse_status(response)
 
     def _parse_status(self, response: str) -> dict[str, int | None]:
+        """Job ID -> status from the runner's ``ID STATE`` lines; any other line (a login banner) is skipped."""
         statuses: dict[str, int | None] = {}
-        for line in response.splitlines():
-            fields = line.split()
-            if len(fields) >= 2:
-                statuses[fields[0]] = self.status_mapping.get(fields[1])
+        for line in output_lines(response):
+            match = _STATUS_LINE.fullmatch(line)
+            if match:
+                statuses[match.group(1)] = self.status_mapping.get(match.group(2))
         return statuses
 
     def cmd_cancel(self, run: AsyncResult) -> Command:
@@ -141,8 +146,9 @@ class LocalBackend(ClusterjobBackend):
     def tag_resources(self, tag: str) -> dict[str, Any]:
         return {"tag": tag}
 
-    def cmd_find_tag(self, tag: str) -> Command | None:
-        return [*self._runner(None), "find-tag", tag]
+    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> Command | None:
+        """The runner's ``find-tag``, run with the Python of the host that holds the spool."""
+        return [*self._runner(remote), "find-tag", tag]
 
     def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
         return [line.strip() for line in response.splitlines() if line.strip().isdigit()]
