@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,3 +71,37 @@ def pristine_jobscript(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     yield
     JobScript.read_defaults()
     reset_plugin_manager()
+
+
+# -- what login shells print around a command's output ------------------------------
+
+#: Printed before the command's output by site profiles on real clusters: a
+#: coloured banner with a number in it, ``Last login``, a blank line.
+LOGIN_BANNER = (
+    "\x1b[1;33mWelcome to cluster X (2 nodes)\x1b[0m\n"
+    "Last login: Mon Jun  3 09:12:44 2024 from 10.0.0.7\n"
+    "[I] possible CPU types = Haswell(24) Broadwell(36)\n"
+    "\n"
+)
+#: ``.bashrc`` setting the terminal title: an escape sequence without a line break of its own.
+WINDOW_TITLE = "\x1b]0;user@login1: ~\x07"
+#: Lines a parser does not know, put between the lines of the output (none has ``=`` or ``|``).
+UNKNOWN_LINES = ("", "\x1b[2mmodule: gcc/12.2 loaded\x1b(B\x1b[m", "   ", "Welcome to cluster X (2 nodes)")
+
+
+def add_login_noise(text: str, interleave: bool = True) -> str:
+    """``text`` as a noisy login shell delivers it: banner, window title, ``\\r\\n`` line ends,
+    and (``interleave``) unknown and blank lines between its lines, then a colour reset."""
+    lines = text.splitlines()
+    noisy: list[str] = []
+    for number, line in enumerate(lines):
+        noisy.append(line)
+        if interleave:
+            noisy.append(UNKNOWN_LINES[number % len(UNKNOWN_LINES)])
+    return (LOGIN_BANNER + WINDOW_TITLE + "\n".join(noisy) + "\n\x1b[0m\n").replace("\n", "\r\n")
+
+
+@pytest.fixture
+def login_noise() -> Callable[..., str]:
+    """:func:`add_login_noise`, for parser tests (test modules cannot import this file)."""
+    return add_login_noise

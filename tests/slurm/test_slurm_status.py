@@ -221,3 +221,68 @@ def test_task_status_merges_queue_over_accounting() -> None:
 
 def test_queue_statuses_keys() -> None:
     assert queue_statuses(data("squeue_array_tasks.txt"))[first_id("squeue_array_tasks.txt")] == RUNNING
+
+
+# -- answers through a noisy login shell (banners, escape sequences, blank lines) -------
+
+
+def test_job_id_after_a_login_banner() -> None:
+    """sbatch over ssh: window title, coloured banner with a number, Last login, \\r\\n line ends."""
+    assert backend.get_job_id(data("sbatch_after_login_banner.txt")) == "4711"
+
+
+@pytest.mark.parametrize(
+    ("response", "job_id"),
+    [
+        ("Welcome to cluster X (2 nodes)\n2024\nSubmitted batch job 5\n", "5"),  # sbatch's line wins over a bare number
+        ("Submitted batch job 5\r\n\x1b[0mSubmitted batch job 5\n", "5"),  # one ID, printed twice
+        ("\x1b[1mWelcome\x1b[0m\n\n1234;cluster2\n", "1234"),  # --parsable, after a banner
+        ("Welcome to cluster X (2 nodes)\nLast login: Mon Jun  3 09:12:44 2024\n", None),  # numbers, no ID line
+        ("Tip: after 'Submitted batch job 6', run squeue\n", None),  # not a whole sbatch line
+        ("Submitted batch job 5\nSubmitted batch job 6\n", None),  # two jobs: which one is this submission?
+        ("2024\n77\n", None),  # two --parsable-looking lines
+    ],
+)  # fmt: skip
+def test_job_id_only_from_a_whole_id_line_and_never_a_choice(response: str, job_id: str | None) -> None:
+    assert backend.get_job_id(response) == job_id
+
+
+def test_two_job_ids_are_refused_with_a_warning_naming_them(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="clusterjob"):
+        assert backend.get_job_id("Submitted batch job 5\nSubmitted batch job 6\n") is None
+    assert "several job IDs (5, 6)" in caplog.text
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("squeue_*.txt")))
+def test_squeue_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
+    clean = data(fixture)
+    noisy = login_noise(clean)
+    assert parse_records(noisy) == parse_records(clean)
+    assert queue_statuses(noisy) == queue_statuses(clean)
+    assert backend.get_status(noisy) == backend.get_status(clean)
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("sacct_*.txt")))
+def test_sacct_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
+    """The window title glued to the first ``accounting|`` line must not hide that record."""
+    clean = prefixed("accounting", data(fixture))
+    noisy = login_noise(clean)
+    assert finished_statuses(noisy) == finished_statuses(clean)
+    assert backend.get_status(noisy, finished=True) == backend.get_status(clean, finished=True)
+
+
+def test_job_completion_log_and_array_tasks_through_a_noisy_login_shell(login_noise) -> None:
+    jobcomp = prefixed("jobcomp", data("sacct_jobcomp.txt") + data("sacct_jobcomp.stderr"))
+    assert finished_statuses(login_noise(jobcomp)) == finished_statuses(jobcomp) == {
+        "3": FAILED, "4": CANCELLED, "10": None,
+    }  # fmt: skip
+    tasks = "queue|25_1|FAILED|NonZeroExitCode\naccounting|25_[2-3]|PENDING|None|0:0\ndone|\n"
+    assert task_statuses(login_noise(tasks)) == task_statuses(tasks) == {"1": FAILED, "2": PENDING, "3": PENDING}
+
+
+def test_login_noise_alone_is_no_status(login_noise) -> None:
+    noise = login_noise("")
+    assert parse_records(noise) == []
+    assert queue_statuses(noise) == finished_statuses(noise) == task_statuses(noise) == {}
+    assert backend.get_status(noise) is None
+    assert backend.get_status(noise, finished=True) is None

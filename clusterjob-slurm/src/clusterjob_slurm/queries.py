@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from clusterjob.backends.output import clean_output
 from clusterjob.status import FAILED
 
 from clusterjob_slurm.states import Record, aggregate, parse_records
@@ -194,8 +195,10 @@ def find_tag_command(tag: str) -> list[str]:
 
 
 def _lines_of(response: str, source: str) -> str:
+    """The lines of ``source`` without their prefix; other lines (a login banner) are dropped."""
     prefix = source + "|"
-    return "\n".join(line[len(prefix):] for line in response.splitlines() if line.startswith(prefix))
+    lines = clean_output(response).splitlines()
+    return "\n".join(line[len(prefix):] for line in lines if line.startswith(prefix))
 
 
 def _is_composite(record: Record) -> bool:

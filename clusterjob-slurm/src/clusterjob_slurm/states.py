@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from clusterjob.backends.output import clean_output
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING, is_finished
 
 __all__ = [
@@ -128,10 +129,11 @@ def state_to_status(state: str, reason: str = "") -> int | None:
 def parse_records(response: str) -> list[Record]:
     """The job records in ``squeue``/``sacct`` output (``ID|STATE[|REASON-or-more]`` lines).
 
-    Lines that are not records (error text, blank lines, headers) are skipped.
+    Lines that are not records (error text, blank lines, headers, login
+    banners) are skipped; terminal escape sequences are removed first.
     """
     records = []
-    for line in response.splitlines():
+    for line in clean_output(response).splitlines():
         fields = [f.strip() for f in line.split("|")]
         if len(fields) < 2:
             continue
