@@ -16,6 +16,9 @@ Fixture files in ``data/``, named after what they show:
   22.05 on the test machine.
 * ``lpbs_*``: ``lqstat -f`` output of LPBS (``JobInfo.full_info``), followed
   by the marker line the lpbs status command appends.
+* ``*_qsub_after_*``: what ``qsub`` printed through a login shell that adds
+  blank lines or a banner (the job identifier alone on a line: PBS
+  Professional Reference Guide and TORQUE qsub(1B), "Standard Output").
 """
 
 from __future__ import annotations
@@ -257,3 +260,67 @@ def test_find_tag_never_claims_absence_it_cannot_prove(response: str, reason: st
         PbsProBackend().get_job_ids_for_tag(response, "cj-t")
     assert reason in str(info.value)
     assert "submit again with force=True" in str(info.value)
+
+
+# -- answers through a noisy login shell (banners, escape sequences, blank lines) -------
+
+
+def test_qsub_job_id_after_blank_lines_and_a_banner() -> None:
+    """PBS Professional Reference Guide, qsub, "Standard Output": qsub writes the job identifier
+    (``sequence_number.server_name``) to standard output; a PBS Pro login shell printed two blank
+    lines before it. TORQUE qsub(1B) likewise, here after ``Last login`` and a coloured banner."""
+    assert PbsProBackend().get_job_id(read("pbspro_qsub_after_blank_lines.txt")) == "436041.sdb"
+    assert PbsBackend().get_job_id(read("torque_qsub_after_login_banner.txt")) == "4242.torque-server.example.org"
+    assert LPbsBackend().get_job_id("Welcome to cluster X (2 nodes)\r\n\x1b[0m17.mylaptop.local\r\n") == "17.mylaptop.local"
+
+
+@pytest.mark.parametrize(
+    ("response", "job_id"),
+    [
+        ("\x1b]0;login1\x07436041.sdb\n", "436041.sdb"),  # a window title glued to the ID line
+        ("Welcome to cluster X (2 nodes)\nLast login: Mon Jun  3 09:12:44 2024\n", None),  # numbers, no ID line
+        ("Your quota: 12.5 GB of 100 GB used\n", None),  # a number inside a line is no ID
+        ("436041.sdb\n436042.sdb\n", None),  # two IDs: which one is this submission?
+        ("2.5\n436041.sdb\n", None),  # a banner line shaped like an ID makes the answer ambiguous
+    ],
+)
+def test_qsub_job_id_only_from_a_whole_line_and_never_a_choice(response: str, job_id: str | None) -> None:
+    """PBS Professional Reference Guide, qsub, "Standard Output": the job identifier alone."""
+    assert PbsProBackend().get_job_id(response) == job_id
+
+
+def _backend_for(fixture: str) -> PbsBackend:
+    if fixture.startswith("pbspro_"):
+        return PbsProBackend()
+    return LPbsBackend() if fixture.startswith("lpbs_") else PbsBackend()
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("*qstat*")))
+def test_qstat_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
+    """Every qstat fixture (PBS Pro ``qstat -x -f`` in the Reference Guide's layout, TORQUE text
+    and XML, the SLURM wrappers, LPBS) with a banner before it, a window title glued to its first
+    line, ``\\r\\n`` line ends, and blank and unknown lines between its lines."""
+    clean = read(fixture)
+    noisy = login_noise(clean)
+    assert parse_qstat_full(noisy) == parse_qstat_full(clean)
+    backend = _backend_for(fixture)
+    for finished in (False, True):
+        assert backend.get_status(noisy, finished) == backend.get_status(clean, finished)
+
+
+def test_a_banner_line_inside_a_record_does_not_change_its_layout() -> None:
+    """The first attribute line tells the layout (SLURM's wrappers indent with a tab); a line that
+    is no attribute, before it, must not decide (the tab-indented attributes were then dropped)."""
+    clean = read("slurm_torque_qstat_f_running_and_queued.txt")
+    noisy = clean.replace("Job Id:\t23\n", "Job Id:\t23\nWelcome to cluster X (2 nodes)\n")
+    assert noisy != clean
+    assert parse_qstat_full(noisy) == parse_qstat_full(clean)
+    assert parse_qstat_full(noisy)[0].layout == "slurm-torque"
+
+
+def test_login_noise_alone_is_no_job_and_no_status(login_noise) -> None:
+    noise = login_noise("")
+    assert parse_qstat_full(noise) == []
+    for backend in (PbsBackend(), PbsProBackend(), LPbsBackend()):
+        assert backend.get_status(noise) is None
+        assert backend.get_status(noise, finished=True) is None

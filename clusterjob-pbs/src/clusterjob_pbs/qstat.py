@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
+from clusterjob.backends.output import clean_output
 from clusterjob.status import CANCELLED, COMPLETED, FAILED
 
 __all__ = [
@@ -115,9 +116,11 @@ def sequence_number(job_id: str) -> str:
 def parse_qstat_full(text: str) -> list[QstatJob]:
     """All jobs in ``qstat -f`` (or ``qstat -x``/``lqstat -f``) output, in order.
 
-    Lines before the first ``Job Id:`` (or anything that is not job status)
-    are ignored, so an empty list means "no job in this output".
+    Lines before the first ``Job Id:`` (a login banner, or anything that is
+    not job status), blank lines, lines that are no attribute, and terminal
+    escape sequences are ignored, so an empty list means "no job in this output".
     """
+    text = clean_output(text)
     start = text.find("<Data")
     if start >= 0:
         return _parse_xml(text[start:])
@@ -139,6 +142,8 @@ def _parse_text(text: str) -> list[QstatJob]:
         if job is None or not line.strip():
             continue
         if layout is None:
+            if " = " not in line:
+                continue  # no attribute (and no continuation before the first one)
             # The first attribute line tells the layout: the wrappers indent with a tab.
             layout = SLURM_TORQUE if line.startswith("\t") else PBS_TEXT
             job.layout = layout
