@@ -3,7 +3,8 @@
 Fixture files in ``data/``, named after what they show:
 
 * ``bsub_*``: what ``bsub`` prints ("Job <ID> is submitted to [default] queue
-  <name>.", IBM Spectrum LSF 10.1 Command Reference, bsub).
+  <name>.", IBM Spectrum LSF 10.1 Command Reference, bsub);
+  ``bsub_after_site_banner.txt`` with the lines a site's esub printed before it.
 * ``bjobs_o_*``: ``bjobs -a -noheader -o "jobid stat exit_code exit_reason
   delimiter='|'"`` (IBM Spectrum LSF 10.1 Command Reference, bjobs -o:
   custom fields, ``delimiter=``, ``-noheader``; a field without a value is
@@ -27,6 +28,7 @@ from clusterjob.async_result import AsyncResult
 from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_lsf import LsfBackend
+from clusterjob_lsf.bjobs import parse_bjobs
 
 DATA = Path(__file__).parent / "data"
 
@@ -163,3 +165,51 @@ def test_find_tag_command_sees_no_job_found_on_stderr(tmp_path: Path) -> None:
                          check=False, capture_output=True, text=True)
     assert out.stdout == "No job found\n"
     assert backend.get_job_ids_for_tag(out.stdout, "cj-1") == []
+
+
+# -- answers through a noisy login shell (banners, escape sequences, blank lines) -------
+
+
+def test_job_id_after_a_site_banner() -> None:
+    """IBM Spectrum LSF 10.1 Command Reference, bsub: "Job <ID> is submitted to queue <name>.";
+    before it, what a site's esub printed (``[I] possible CPU types = ...``, numbers included)."""
+    assert LsfBackend().get_job_id(read("bsub_after_site_banner.txt")) == "920524"
+
+
+@pytest.mark.parametrize(
+    ("response", "job_id"),
+    [
+        ("\x1b]0;login1\x07\x1b[32mJob <920524> is submitted to queue <q>.\x1b[0m\r\n", "920524"),
+        ("\n\nJob <77> is submitted to default queue <normal>.\n<<Waiting for dispatch ...>>\n", "77"),
+        ("Welcome to cluster X (2 nodes)\n[I] possible CPU types = Haswell(24)\n", None),  # numbers, no ID line
+        ("Note: Job <5> is submitted only after approval\n", None),  # not bsub's line
+        ("Job <5> is submitted to queue <a>.\nJob <6> is submitted to queue <b>.\n", None),  # which one?
+    ],
+)
+def test_job_id_only_from_bsubs_whole_line_and_never_a_choice(response: str, job_id: str | None) -> None:
+    """IBM Spectrum LSF 10.1 Command Reference, bsub: the line "Job <ID> is submitted to [default]
+    queue <name>." (``bsub -K`` adds "<<Waiting for dispatch ...>>" after it)."""
+    assert LsfBackend().get_job_id(response) == job_id
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [*sorted(p.name for p in DATA.glob("bjobs_o_*.txt") if p.name != "bjobs_o_descriptions.txt"), "bjobs_no_job_found.txt"],
+)
+def test_bjobs_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
+    """IBM Spectrum LSF 10.1, bjobs -o "... delimiter='|'" -noheader records, with a banner before
+    them, a window title glued to the first, \\r\\n line ends, and blank and unknown lines between."""
+    clean = read(fixture)
+    noisy = login_noise(clean)
+    assert parse_bjobs(noisy) == parse_bjobs(clean)
+    backend = LsfBackend()
+    runs = [run(job_id) for job_id in parse_bjobs(clean)] or [run("12")]
+    assert backend.get_status_many(noisy, runs) == backend.get_status_many(clean, runs)
+    assert backend.get_status(noisy) == backend.get_status(clean)
+
+
+def test_login_noise_alone_is_no_status(login_noise) -> None:
+    noise = login_noise("")
+    assert parse_bjobs(noise) == {}
+    assert LsfBackend().get_status(noise) is None
+    assert LsfBackend().get_status_many(noise, [run("12")]) == {"12": None}

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from clusterjob.backends.output import output_lines
+
 __all__ = ["STATUS_FORMAT", "TAG_FORMAT", "BjobsRecord", "killed_by_user", "parse_bjobs"]
 
 #: ``bjobs -o`` format of the status command.
@@ -51,10 +53,10 @@ def _value(text: str | None) -> str | None:
 
 
 def parse_bjobs(response: str) -> dict[str, BjobsRecord]:
-    """Records by job ID; lines that are not job records are skipped."""
+    """Records by job ID; lines that are not job records (a login banner) are skipped."""
     records: dict[str, BjobsRecord] = {}
-    for line in response.splitlines():
-        parts = line.strip().split("|", 3)
+    for line in output_lines(response):
+        parts = line.split("|", 3)
         if len(parts) < 2 or not re.match(r"^\d+(\[\d+\])?$", parts[0].strip()):
             continue
         parts += [""] * (4 - len(parts))
