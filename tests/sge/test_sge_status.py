@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from clusterjob import JobScript
 from clusterjob.async_result import AsyncResult
-from clusterjob.errors import ClusterjobError
+from clusterjob.errors import ClusterjobError, SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_sge import SgeBackend
 from clusterjob_sge.parsing import (
@@ -344,7 +344,7 @@ def test_tag_found_by_context_when_the_user_set_the_account(backend: SgeBackend)
         f"account:                    {TAG}", "account: project42"
     )
     answer = tag_answer(queue, 0, "", 1)
-    with pytest.raises(ClusterjobError):
+    with pytest.raises(SubmitError):
         backend.get_job_ids_for_tag(answer, TAG)  # qacct failed without "not found"
     answer = tag_answer(queue, 0, "error: job name * not found\n", 1)
     assert backend.get_job_ids_for_tag(answer, TAG) == ["21"]
@@ -372,6 +372,11 @@ def test_no_job_anywhere_is_proof_of_absence(backend: SgeBackend) -> None:
     ],
 )
 def test_failed_tag_search_is_no_proof(backend: SgeBackend, answer: str, message: str) -> None:
-    with pytest.raises(ClusterjobError) as err:
+    """SubmitError, as ClusterjobBackend.get_job_ids_for_tag says (regression: a bare ClusterjobError)."""
+    with pytest.raises(SubmitError) as err:
         backend.get_job_ids_for_tag(answer, TAG)
-    assert str(err.value) == f"cannot tell whether a Grid Engine job carries tag {TAG!r}: {message}"
+    assert str(err.value) == (
+        f"cannot tell whether a Grid Engine job carries tag {TAG!r}: {message}. Look for a job with this "
+        f"account or context (qstat -j '*'; qacct -A {TAG} -j '*'), then remove the cache file or submit "
+        "with force=True"
+    )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from clusterjob.backends import ClusterjobBackend, ResourcesNotSupportedError
 from clusterjob.backends.output import find_job_id
-from clusterjob.errors import ClusterjobError
+from clusterjob.errors import ClusterjobError, SubmitError
 
 from clusterjob_sge.parsing import (
     MARKER,
@@ -251,23 +251,19 @@ class SgeBackend(ClusterjobBackend):
         """Job numbers carrying ``tag``; [] only when both queries answered cleanly.
 
         Raises:
-            ClusterjobError: when a query failed, so that the absence of the
+            SubmitError: when a query failed, so that the absence of the
                 tag is not proven (the caller must not submit again).
         """
         sections = _tag_sections(response)
         found: list[str] = []
         for name, no_jobs in (("qstat", "Following jobs do not exist"), ("qacct", "not found")):
             if name not in sections:
-                raise ClusterjobError(
-                    f"cannot tell whether a Grid Engine job carries tag {tag!r}: no {name} answer in {response!r}"
-                )
+                raise _tag_lookup_failed(tag, f"no {name} answer in {response!r}")
             code, text = sections[name]
             if code != 0:
                 if no_jobs in text and "error: commlib" not in text:
                     continue
-                raise ClusterjobError(
-                    f"cannot tell whether a Grid Engine job carries tag {tag!r}: {name} exited with {code}: {text.strip()[-500:]}"
-                )
+                raise _tag_lookup_failed(tag, f"{name} exited with {code}: {text.strip()[-500:]}")
             if name == "qstat":
                 for block in parse_qstat_j_blocks(text):
                     context = [item.strip() for item in block.get("context", "").split(",")]
@@ -285,6 +281,15 @@ class SgeBackend(ClusterjobBackend):
         if not match:
             raise ClusterjobError(f"{job_id!r} is not a Grid Engine job number")
         return match.group(1)
+
+
+def _tag_lookup_failed(tag: str, reason: str) -> SubmitError:
+    """The error of a tag lookup that cannot prove whether a job carries ``tag``."""
+    return SubmitError(
+        f"cannot tell whether a Grid Engine job carries tag {tag!r}: {reason}. Look for a job with this "
+        f"account or context (qstat -j '*'; qacct -A {tag} -j '*'), then remove the cache file or submit "
+        "with force=True"
+    )
 
 
 def _tag_sections(response: str) -> dict[str, tuple[int, str]]:
