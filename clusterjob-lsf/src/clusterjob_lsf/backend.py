@@ -8,13 +8,19 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clusterjob.backends import ClusterjobBackend, Command, ResourcesNotSupportedError, format_option, is_dashed
+from clusterjob.backends import (
+    ClusterjobBackend,
+    Command,
+    ResourcesNotSupportedError,
+    format_option,
+    is_dashed,
+    positive_int,
+)
 from clusterjob.backends.output import find_job_id
 from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 
 from clusterjob_lsf.bjobs import STATUS_FORMAT, TAG_FORMAT, BjobsRecord, killed_by_user, parse_bjobs
-from clusterjob.backends import positive_int
 from clusterjob_lsf.options import check_key, quote_value, time_to_minutes
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -13,13 +13,13 @@ from clusterjob.backends import (
     ResourcesNotSupportedError,
     format_option,
     is_dashed,
+    positive_int,
     resource_list_names,
 )
 from clusterjob.backends.output import find_job_id
 from clusterjob.errors import SubmitError
 from clusterjob.status import COMPLETED, PENDING, RUNNING
 
-from clusterjob.backends import positive_int
 from clusterjob_pbs.options import check_key, option_words, quote_value, walltime
 from clusterjob_pbs.qstat import QstatJob, finished_status, parse_qstat_full, sequence_number
 
@@ -83,7 +83,12 @@ class PbsBackend(ClusterjobBackend):
     history_option: str | None = None
     tag_variable: str | None = None
     #: The ``-l`` resource each layout key is written into (see :meth:`node_resources`).
-    layout_resources: ClassVar[Mapping[str, str]] = {"nodes": "nodes", "ppn": "nodes", "threads": "nodes", "mem": "mem"}
+    layout_resources: ClassVar[Mapping[str, str]] = {
+        "nodes": "nodes",
+        "ppn": "nodes",
+        "threads": "nodes",
+        "mem": "mem",
+    }
 
     status_mapping = {
         "Q": PENDING,  # queued, eligible to run or be routed

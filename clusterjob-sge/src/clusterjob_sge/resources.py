@@ -14,7 +14,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clusterjob.backends import ClusterjobBackend, ResourcesNotSupportedError, positive_int
+from clusterjob.backends import (
+    ClusterjobBackend,
+    ResourcesNotSupportedError,
+    format_option,
+    is_dashed,
+    positive_int,
+    resource_list_names,
+)
 from clusterjob.utils import time_to_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,7 +29,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from clusterjob_sge.backend import SgeBackend
 
-__all__ = ["AFTER_KEY", "TAG_CONTEXT", "TAG_KEY", "format_hms", "format_value", "sge_options"]
+__all__ = [
+    "AFTER_KEY",
+    "HANDLED_KEYS",
+    "TAG_CONTEXT",
+    "TAG_KEY",
+    "format_hms",
+    "format_value",
+    "sge_options",
+    "sge_options_set_by",
+]
 
 #: Resource keys the backend itself adds (crash-safety tag, dependencies);
 #: kept apart from the user's ``A``/``ac``/``hold_jid`` so neither overwrites the other.
@@ -32,7 +48,7 @@ AFTER_KEY = "clusterjob_after"
 TAG_CONTEXT = "CLUSTERJOB_TAG"
 
 #: Keys this module translates itself (everything else follows the generic rule).
-_HANDLED = frozenset({*ClusterjobBackend.common_keys, "jobname", "pe", TAG_KEY, AFTER_KEY})
+HANDLED_KEYS = frozenset({*ClusterjobBackend.common_keys, "jobname", "pe", TAG_KEY, AFTER_KEY})
 
 _OUTPUT_OPTIONS = {"stdout": "o", "stderr": "e"}
 _OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -188,6 +204,8 @@ def generic_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
     ``hold_jid='12'`` -> ``-hold_jid 12``, ``V=True`` -> ``-V``, ``False``/``None``
     -> nothing.
     """
+    if is_dashed(key):
+        return dashed_option(backend, key, value)
     if not _OPTION_NAME.match(key):
         raise _fail(backend, key, value, "a qsub option name consists of letters, digits and '_'")
     if value is None or value is False:
@@ -195,6 +213,54 @@ def generic_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
     if value is True:
         return [f"-{key}"]
     return [f"-{key}", format_value(backend, key, value)]
+
+
+def dashed_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
+    """A key given with its dashes, as it stands: ``-pe = mpi 8`` -> ``-pe mpi 8``, ``--x = 1`` -> ``--x=1``.
+
+    ``-pe`` is the one qsub option with two arguments (the environment and
+    the slot range): its value is written as two words. Other values are
+    quoted like any value.
+    """
+    if key == "-pe" and value is not True and value is not False and value is not None:
+        return [key, *(format_value(backend, key, word) for word in str(value).split())]
+    return format_option(key, value, quote=lambda text: format_value(backend, key, text))
+
+
+def sge_options_set_by(backend: SgeBackend, key: str, value: Any) -> set[str] | None:
+    """The options of the keys Grid Engine writes its own way, or None for the base class's rule.
+
+    ``-l`` resources count by name (``time`` -> ``-l h_rt``, ``mem`` -> ``-l
+    h_vmem``); nodes/ppn/threads set ``-pe`` when they ask for more than one
+    slot, ``pe`` always.
+    """
+    repl = backend.resource_replacements
+    if key in ("l", "-l"):
+        return {f"-l {name}" for name in resource_list_names(value)}
+    if key in ("time", "mem"):
+        return {f"-l {repl.get(key, 'h_rt' if key == 'time' else 'h_vmem')}"}
+    if key == "pe":
+        return {"-pe"}
+    if key in ("nodes", "ppn", "threads"):
+        try:
+            return {"-pe"} if int(str(value).strip()) > 1 else set()
+        except ValueError:
+            return set()  # refused with its own message when the header is written
+    return None
+
+
+def _shell(backend: SgeBackend, jobscript: JobScript, resources: Mapping[str, Any]) -> str:
+    """The job's shell for ``-S``; an ``S`` (or ``-S``) resource must name the same one."""
+    given = resources.get("S")
+    if given is not None and given is not False and str(given) != jobscript.shell:
+        raise _fail(
+            backend,
+            "S",
+            given,
+            f"the job's shell is {jobscript.shell!r} (its #! line and qsub -S); set the attribute "
+            f"shell = {given} ([Attributes] of the INI file) instead of the -S option",
+        )
+    return jobscript.shell
 
 
 def sge_options(backend: SgeBackend, jobscript: JobScript) -> list[list[str]]:
@@ -207,7 +273,7 @@ def sge_options(backend: SgeBackend, jobscript: JobScript) -> list[list[str]]:
     parallel environment, memory, output files, then the tag, the
     dependencies and all other keys sorted by name.
     """
-    resources = jobscript.resources
+    resources = backend.read_dashed_keys(jobscript.resources)
     repl = backend.resource_replacements
     lines: list[list[str]] = [
         [
@@ -215,7 +281,7 @@ def sge_options(backend: SgeBackend, jobscript: JobScript) -> list[list[str]]:
             format_value(backend, "jobname", _job_name(backend, resources)),
         ]
     ]
-    lines.append(["-S", format_value(backend, "shell", jobscript.shell)])
+    lines.append(["-S", format_value(backend, "shell", _shell(backend, jobscript, resources))])
     if "cwd" not in resources and "wd" not in resources:
         lines.append(["-cwd"])
     if resources.get("queue") is not None:
@@ -246,7 +312,7 @@ def sge_options(backend: SgeBackend, jobscript: JobScript) -> list[list[str]]:
     if after:
         merged = list(dict.fromkeys(_ids(resources.get("hold_jid")) + after))
         lines.append(["-hold_jid", format_value(backend, "hold_jid", ",".join(merged))])
-    for key in sorted(k for k in resources if k not in _HANDLED):
+    for key in sorted(k for k in resources if k not in HANDLED_KEYS and k != "S"):
         if key == "hold_jid" and after:
             continue
         args = generic_option(backend, key, resources[key])

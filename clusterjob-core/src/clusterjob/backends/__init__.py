@@ -24,15 +24,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.jobscript import JobScript
 
 __all__ = [
+    "CORE_VARIABLES",
     "ClusterjobBackend",
-    "ResourcesNotSupportedError",
     "Command",
+    "ResourcesNotSupportedError",
     "dashed_key_problem",
     "format_option",
     "is_dashed",
     "positive_int",
     "resource_list_names",
-    "CORE_VARIABLES",
 ]
 
 #: A command as accepted by :func:`subprocess.Popen`: argument list, or a shell string.
