@@ -380,3 +380,64 @@ def test_failed_tag_search_is_no_proof(backend: SgeBackend, answer: str, message
         f"account or context (qstat -j '*'; qacct -A {TAG} -j '*'), then remove the cache file or submit "
         "with force=True"
     )
+
+
+# -- answers through a noisy login shell (banners, escape sequences, blank lines) -------
+
+
+def test_job_id_after_a_login_banner(backend: SgeBackend) -> None:
+    """qsub -terse over ssh: window title glued to Last login, a banner with a number, \\r\\n."""
+    assert backend.get_job_id(data("qsub_terse_after_login_banner.txt")) == "31"
+
+
+@pytest.mark.parametrize(
+    ("response", "job_id"),
+    [
+        ("Welcome to cluster X (2 nodes)\n\n" + "Your job 28 (\"cjplain\") has been submitted\n", "28"),
+        ("\x1b[1m2024\x1b[0m\nYour job-array 30.1-3:1 (\"arr\") has been submitted\n", "30"),  # qsub's line wins
+        ("Welcome to cluster X (2 nodes)\nLast login: Mon Jun  3 09:12:44 2024\n", None),  # numbers, no ID line
+        ("Tip: when qsub says 'Your job 5 (\"x\") has been submitted', run qstat\n", None),  # not a whole line
+        ("29\n31\n", None),  # two -terse lines: which one is this submission?
+    ],
+)
+def test_job_id_only_from_a_whole_id_line_and_never_a_choice(
+    backend: SgeBackend, response: str, job_id: str | None
+) -> None:
+    assert backend.get_job_id(response) == job_id
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("qstat_xml_*.xml")))
+def test_listing_is_the_same_through_a_noisy_login_shell(backend: SgeBackend, fixture: str, login_noise) -> None:
+    """A banner before the XML, a window title glued to it, a line after it (which made "junk
+    after document element"), \\r\\n line ends. (No lines inside the document: a shell prints
+    around a command's output, not into it, and XML allows no text before its root element.)"""
+    clean = data(fixture)
+    noisy = login_noise(clean, interleave=False)
+    assert parse_qstat_xml(noisy) == parse_qstat_xml(clean)
+    numbers = sorted(parse_qstat_xml(clean) or {"1": None})
+    runs = [run(number) for number in numbers]
+    assert backend.get_status_many(noisy, runs) == backend.get_status_many(clean, runs)
+    marked = f"clusterjob-sge job {numbers[0]}\n{clean}"
+    assert backend.get_status(login_noise(marked, interleave=False)) == backend.get_status(marked)
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("qacct_*.txt")))
+def test_accounting_is_the_same_through_a_noisy_login_shell(backend: SgeBackend, fixture: str, login_noise) -> None:
+    clean = data(fixture)
+    noisy = login_noise(clean)
+    assert parse_qacct(noisy) == parse_qacct(clean)
+    assert backend.get_status(noisy, finished=True) == backend.get_status(clean, finished=True)
+    number = parse_qacct(clean)[0].jobnumber
+    marked = f"clusterjob-sge job {number}\n{clean}"
+    assert backend.get_status_many(login_noise(marked), [run(number)], finished=True) == backend.get_status_many(
+        marked, [run(number)], finished=True
+    )
+
+
+def test_login_noise_alone_is_no_status(backend: SgeBackend, login_noise) -> None:
+    noise = login_noise("")
+    assert parse_qstat_xml(noise) is None
+    assert parse_qacct(noise) == []
+    assert backend.get_status(noise) is None
+    assert backend.get_status(noise, finished=True) is None
+    assert backend.get_status_many(noise, [run("5")]) == {"5": None}

@@ -3,7 +3,8 @@
 Everything here is a pure function of a command's stdout, so it is tested
 against output captured from a real Son of Grid Engine 8.1.9 cell
 (``tests/sge/data``). Nothing here guesses: output that does not say
-something about a job gives ``None`` (unknown), never a status.
+something about a job gives ``None`` (unknown), never a status. What a login
+shell adds (banners, blank lines, terminal escape sequences) is skipped.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from clusterjob.backends.output import clean_output
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 
 __all__ = [
@@ -128,15 +130,19 @@ def parse_qstat_xml(
 
     An array job appears once per task (or task range); its entries are
     combined by :func:`combine_active`. Jobs not in the listing are absent
-    from the result (they left the queue, or never were there).
+    from the result (they left the queue, or never were there). Text before
+    and after the document (a login banner) is ignored.
     """
+    response = clean_output(response)
     start = response.find("<?xml")
     if start < 0:
         start = response.find("<job_info")
     if start < 0:
         return None
+    end = response.rfind("</job_info>")
+    document = response[start : end + len("</job_info>")] if end > start else response[start:]
     try:
-        root = ET.fromstring(response[start:].strip())
+        root = ET.fromstring(document.strip())
     except ET.ParseError as exc:
         logger.warning("cannot parse qstat -xml output (%s)", exc)
         return None
@@ -190,7 +196,7 @@ _LEADING_INT = re.compile(r"^\s*(-?\d+)")
 def _blocks(response: str) -> Iterator[list[str]]:
     """The lines between ``=====`` separators (``qacct -j`` and ``qstat -j`` both print them)."""
     block: list[str] = []
-    for line in response.splitlines():
+    for line in clean_output(response).splitlines():
         if _SEPARATOR.match(line):
             yield block
             block = []
@@ -278,7 +284,7 @@ def split_marked_sections(response: str) -> dict[str, str]:
     """Job ID -> text that followed its marker line (see :data:`MARKER`)."""
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
-    for line in response.splitlines():
+    for line in clean_output(response).splitlines():
         if line.startswith(MARKER):
             current = sections.setdefault(line[len(MARKER) :].strip(), [])
             continue
