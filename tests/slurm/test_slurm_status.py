@@ -59,6 +59,25 @@ def test_status_mapping_attribute_is_the_long_form_table() -> None:
     assert len(backend.status_mapping) >= 24
 
 
+def test_status_mapping_of_a_site_subclass_is_honoured() -> None:
+    """Regression: every query read the module's table, so an overridden ``status_mapping`` was ignored."""
+
+    class CheckpointingSite(SlurmBackend):
+        # Jobs here checkpoint and stop at their walltime: that is success.
+        status_mapping = {**SlurmBackend.status_mapping, "TIMEOUT": COMPLETED}  # noqa: RUF012
+
+    site = CheckpointingSite()
+    runs = [Run("5"), Run("6")]
+    assert site.get_status("5|TIMEOUT|None\n") == COMPLETED
+    assert site.get_status("5|TO|None\n") == COMPLETED  # squeue's compact code, read as its long name
+    assert site.get_status_many("5|TIMEOUT|None\n6|RUNNING|None\n", runs) == {"5": COMPLETED, "6": RUNNING}
+    accounting = "accounting|5|TIMEOUT|None|0:0\naccounting|6|FAILED|None|1:0\ndone|\n"
+    assert site.get_status(accounting, finished=True) is None  # two jobs: the single query does not tell
+    assert site.get_status_many(accounting, runs, finished=True) == {"5": COMPLETED, "6": FAILED}
+    assert site.get_task_status("accounting|9_1|TIMEOUT|None|0:0\ndone|\n", runs[0]) == {"1": COMPLETED}
+    assert backend.get_status("5|TIMEOUT|None\n") == FAILED  # the class itself is unchanged
+
+
 def test_unknown_state_is_unknown_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="clusterjob.slurm"):
         assert state_to_status("SOMETHING_NEW") is None

@@ -111,7 +111,9 @@ class SlurmBackend(ClusterjobBackend):
         name: name of the backend (``'slurm'``).
         extension: extension of job scripts (``'slr'``).
         prefix: prefix of every resource header line (``'#SBATCH'``).
-        status_mapping: SLURM state -> :mod:`clusterjob.status` code.
+        status_mapping: SLURM state (long name, as ``squeue %T`` prints it)
+            -> :mod:`clusterjob.status` code; every status query reads states
+            through it, so a site subclass may change what a state means.
         resource_replacements: common resource key -> sbatch option.
         job_vars: core environment variable -> SLURM environment variable.
     """
@@ -230,7 +232,7 @@ class SlurmBackend(ClusterjobBackend):
 
     def get_status(self, response: str, finished: bool = False) -> int | None:
         """The status in the output of :meth:`cmd_status` (None: the output does not tell)."""
-        statuses = queries.finished_statuses(response) if finished else queries.queue_statuses(response)
+        statuses = self._statuses(response, finished)
         jobs = {job_id for job_id in statuses if job_id.isdigit()}
         if len(jobs) != 1:
             return None
@@ -247,8 +249,14 @@ class SlurmBackend(ClusterjobBackend):
     def get_status_many(
         self, response: str, runs: Sequence[AsyncResult], finished: bool = False
     ) -> Mapping[str, int | None]:
-        statuses = queries.finished_statuses(response) if finished else queries.queue_statuses(response)
+        statuses = self._statuses(response, finished)
         return {str(run.job_id): statuses.get(str(run.job_id)) for run in runs}
+
+    def _statuses(self, response: str, finished: bool) -> dict[str, int | None]:
+        """Status per job ID in squeue (or, finished, sacct) output, read by :attr:`status_mapping`."""
+        if finished:
+            return queries.finished_statuses(response, self.status_mapping)
+        return queries.queue_statuses(response, self.status_mapping)
 
     # -- arrays -------------------------------------------------------------------
 
@@ -258,7 +266,7 @@ class SlurmBackend(ClusterjobBackend):
 
     def get_task_status(self, response: str, run: AsyncResult) -> dict[str, int]:
         """Task ID (``'1'``, ``'2'``, ...) -> status, for the tasks SLURM reports."""
-        return queries.task_statuses(response)
+        return queries.task_statuses(response, self.status_mapping)
 
     # -- crash safety ---------------------------------------------------------------
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from clusterjob.backends.output import clean_output
 from clusterjob.status import FAILED
 
-from clusterjob_slurm.states import Record, aggregate, parse_records
+from clusterjob_slurm.states import STATUS_MAPPING, Record, aggregate, parse_records
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
@@ -215,8 +215,8 @@ def _group(records: Sequence[Record]) -> dict[str, list[Record]]:
     return grouped
 
 
-def queue_statuses(response: str) -> dict[str, int | None]:
-    """Status per job ID from :func:`squeue_command` output.
+def queue_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) -> dict[str, int | None]:
+    """Status per job ID from :func:`squeue_command` output, states read by ``mapping``.
 
     The controller forgets each array task ``MinJobAge`` after it ended,
     while its siblings may still run: a task that failed early can be gone
@@ -226,7 +226,7 @@ def queue_statuses(response: str) -> dict[str, int | None]:
     """
     statuses: dict[str, int | None] = {}
     for job_id, records in _group(parse_records(response)).items():
-        status = aggregate(r.status for r in records)
+        status = aggregate(r.status_in(mapping) for r in records)
         if any(_is_composite(r) for r in records) and status is not None and status >= 0 and status != FAILED:
             status = None
         statuses[job_id] = status
@@ -236,8 +236,8 @@ def queue_statuses(response: str) -> dict[str, int | None]:
 _ARRAY_MARK = re.compile(r"Unknown type ArrayJobId: *(\d+)")
 
 
-def finished_statuses(response: str) -> dict[str, int | None]:
-    """Status per job ID from :func:`sacct_command` output.
+def finished_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) -> dict[str, int | None]:
+    """Status per job ID from :func:`sacct_command` output, states read by ``mapping``.
 
     Accounting has every task of an array, so its records are complete. The
     job completion log (``sacct -c``) lists array tasks under their raw IDs,
@@ -247,13 +247,13 @@ def finished_statuses(response: str) -> dict[str, int | None]:
     """
     statuses: dict[str, int | None] = {}
     for job_id, records in _group(parse_records(_lines_of(response, "accounting"))).items():
-        statuses[job_id] = aggregate(r.status for r in records)
+        statuses[job_id] = aggregate(r.status_in(mapping) for r in records)
     jobcomp = _lines_of(response, "jobcomp")
     arrays = set(_ARRAY_MARK.findall(jobcomp))
     for job_id, records in _group(parse_records(jobcomp)).items():
         if job_id in statuses:
             continue
-        status = aggregate(r.status for r in records)
+        status = aggregate(r.status_in(mapping) for r in records)
         composite = job_id in arrays or any(_is_composite(r) for r in records)
         if composite and status != FAILED:
             status = None
@@ -285,8 +285,8 @@ def expand_tasks(spec: str) -> list[str]:
     return tasks
 
 
-def task_statuses(response: str) -> dict[str, int]:
-    """Status per array task from :func:`task_status_command` output.
+def task_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) -> dict[str, int]:
+    """Status per array task from :func:`task_status_command` output, states read by ``mapping``.
 
     Accounting lists every task (pending ones folded, ``123_[4-9]``); the
     controller's view, where it has one, is fresher (and knows the reason
@@ -295,7 +295,7 @@ def task_statuses(response: str) -> dict[str, int]:
     result: dict[str, int] = {}
     for source in ("accounting", "queue"):
         for record in parse_records(_lines_of(response, source)):
-            status = record.status
+            status = record.status_in(mapping)
             if record.task is None or status is None:
                 continue
             for task in expand_tasks(record.task):

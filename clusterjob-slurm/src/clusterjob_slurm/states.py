@@ -100,23 +100,25 @@ class Record:
     state: str  #: the state word, upper case (``CANCELLED`` of ``CANCELLED by 0``)
     reason: str = ""  #: ``squeue %r`` (empty for sacct)
 
-    @property
-    def status(self) -> int | None:
-        """The clusterjob status of this record, None for a state we do not know."""
-        return state_to_status(self.state, self.reason)
+    def status_in(self, mapping: Mapping[str, int] = STATUS_MAPPING) -> int | None:
+        """The clusterjob status of this record by ``mapping``, None for a state it does not know."""
+        return state_to_status(self.state, self.reason, mapping)
 
 
-def state_to_status(state: str, reason: str = "") -> int | None:
-    """Map one SLURM state (and squeue's reason) to a status code.
+def state_to_status(state: str, reason: str = "", mapping: Mapping[str, int] = STATUS_MAPPING) -> int | None:
+    """Map one SLURM state (and squeue's reason) to a status code by ``mapping``.
 
-    Only the first word counts (sacct prints ``CANCELLED by 0``); a trailing
-    ``+`` (sacct's mark of a truncated field) is ignored. An unknown state
-    gives None and a warning: clusterjob never guesses a status.
+    ``mapping`` is keyed by the long state names (a backend passes its
+    ``status_mapping``, which a site subclass may change). Only the first
+    word counts (sacct prints ``CANCELLED by 0``); a trailing ``+`` (sacct's
+    mark of a truncated field) is ignored; squeue's compact codes (``TO``)
+    are read as their long names. An unknown state gives None and a warning:
+    clusterjob never guesses a status.
     """
     words = state.split()
     word = words[0].rstrip("+").upper() if words else ""
     word = _COMPACT.get(word, word)
-    status = STATUS_MAPPING.get(word)
+    status = mapping.get(word)
     if status is None:
         if word:
             logger.warning("unknown SLURM job state %r; status left unknown", state)
@@ -166,14 +168,16 @@ def aggregate(statuses: Iterable[int | None]) -> int | None:
     return COMPLETED
 
 
-def statuses_by_job(records: Iterable[Record]) -> Mapping[str, int | None]:
+def statuses_by_job(
+    records: Iterable[Record], mapping: Mapping[str, int] = STATUS_MAPPING
+) -> Mapping[str, int | None]:
     """Aggregate status per submitted job: keyed by base ID, and by the full ID of each record.
 
     The full IDs let a run that holds one array task (``123_4``) find its own status.
     """
     grouped: dict[str, list[int | None]] = {}
     for record in records:
-        grouped.setdefault(record.base_id, []).append(record.status)
+        grouped.setdefault(record.base_id, []).append(record.status_in(mapping))
         if record.job_id != record.base_id:
-            grouped.setdefault(record.job_id, []).append(record.status)
+            grouped.setdefault(record.job_id, []).append(record.status_in(mapping))
     return {job_id: aggregate(codes) for job_id, codes in grouped.items()}
