@@ -248,6 +248,29 @@ def test_format_option_documented_rule() -> None:
     assert format_option("exclusive", False) == [] and format_option("x", None) == []
 
 
+def test_format_option_takes_a_key_with_its_dashes_as_that_option() -> None:
+    assert format_option("-A", "acct") == ["-A", "acct"]
+    assert format_option("--qos", "high") == ["--qos=high"]
+    assert format_option("-hold_jid", "12") == ["-hold_jid", "12"]
+    assert format_option("-j", True) == ["-j"] and format_option("-j", False) == []
+    assert format_option("--comment", "a b", quote=lambda text: f'"{text}"') == ['--comment="a b"']
+    with pytest.raises(ResourcesNotSupportedError, match=r"^cannot express resource '---x'=1: an option given"):
+        format_option("---x", 1)
+
+
+def test_the_default_headers_take_dashed_keys_from_an_ini_file(echo: EchoBackend, tmp_path: Path) -> None:
+    """A site backend that keeps the base class's resource_headers gets the same dashed-key rule."""
+    path = tmp_path / "job.ini"
+    path.write_text("[Resources]\n-A = acct\n--qos = high\n-V = true\n")
+    jobscript = JobScript("true", jobname="j")
+    jobscript.read_settings(str(path))
+    assert echo.resource_headers(jobscript) == ["#ECHO -A acct", "#ECHO -V", "#ECHO --job-name=j", "#ECHO --qos=high"]
+    path.write_text("[Resources]\n--job-name = other\n")
+    jobscript.read_settings(str(path))
+    with pytest.raises(ResourcesNotSupportedError, match="resource '--job-name'='other': resource jobname='j' already"):
+        echo.resource_headers(jobscript)
+
+
 def test_local_backend_rejects_what_it_cannot_do() -> None:
     jobscript = JobScript("true", jobname="x", backend="local", account="physics")
     with pytest.raises(ResourcesNotSupportedError, match="does not support resource account='physics'"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,3 +146,69 @@ def test_tag_is_the_job_description() -> None:
 def test_inexpressible_requests_name_the_key(resources: dict[str, object], message: str) -> None:
     with pytest.raises(ResourcesNotSupportedError, match="backend 'lsf' " + re.escape(message)):
         headers(**resources)
+
+
+# -- INI files written for the original clusterjob: keys with their dashes ---------------
+
+
+def ini_headers(tmp_path: Path, resources: str, **more: Any) -> list[str]:
+    """The ``#BSUB`` lines of a job whose [Resources] section is ``resources``, read by read_settings."""
+    path = tmp_path / "job.ini"
+    path.write_text("[Resources]\n" + textwrap.dedent(resources))
+    job = JobScript("echo hi", jobname="job", backend="lsf", **more)
+    job.read_settings(str(path))
+    return LsfBackend().resource_headers(job)
+
+
+def test_dashed_keys_from_an_ini_file_are_those_bsub_options(tmp_path: Path) -> None:
+    """bsub options as IBM's bsub reference lists them (LSF 10.1): -P project, -x, -app, -outdir, -B."""
+    assert ini_headers(tmp_path, """\
+        -P = proj1
+        -x = true
+        -B = false
+        -app = fluent
+        -outdir = /scratch/out dir
+        --long = x
+        """) == [
+        "#BSUB -J job",
+        "#BSUB --long=x",
+        "#BSUB -P proj1",
+        "#BSUB -app fluent",
+        '#BSUB -outdir "/scratch/out dir"',
+        "#BSUB -x",
+    ]  # fmt: skip
+
+
+def test_dashed_R_w_and_Jd_merge_with_the_layout_dependencies_and_the_tag(tmp_path: Path) -> None:
+    backend = LsfBackend()
+    lines = ini_headers(tmp_path, "-R = select[type==X86_64]\n-w = ended(7)\n-Jd = nightly\n", nodes=2, ppn=4,
+                        **backend.dependency_resources(["11"]), **backend.tag_resources("cj-1a2b3c4d5e-9f8e7d"))  # fmt: skip
+    assert lines[1:] == [
+        "#BSUB -n 8",
+        '#BSUB -R "select[type==X86_64] span[ptile=4]"',
+        '#BSUB -w "(ended(7)) && done(11)"',
+        '#BSUB -Jd "nightly cj-1a2b3c4d5e-9f8e7d"',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ("-J = other", "resource '-J'='other': resource jobname='job' already sets -J; "
+                       "jobname is clusterjob's own key for it: set jobname instead of -J"),
+        ("time = 10\n-W = 20", "resource '-W'='20': resource time='10' already sets -W"),
+        ("nodes = 2\n-n = 4", "resource '-n'='4': resource nodes=2 already sets -n"),
+        ("P = a\n-P = b", "resource '-P'='b': resource P='a' already sets -P; keep one of the two"),
+    ],
+)  # fmt: skip
+def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
+    tmp_path: Path, resources: str, message: str
+) -> None:
+    with pytest.raises(ResourcesNotSupportedError, match="^backend 'lsf' cannot express " + re.escape(message)):
+        ini_headers(tmp_path, resources + "\n")
+
+
+@pytest.mark.parametrize("key", ["-", "---x", "-P proj", "-bad-key"])
+def test_a_malformed_dashed_key_is_refused_naming_it(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ResourcesNotSupportedError, match=f"^backend 'lsf' cannot express resource {re.escape(repr(key))}="):
+        ini_headers(tmp_path, f"{key} = true\n")

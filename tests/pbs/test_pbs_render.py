@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,3 +191,112 @@ def _re(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+# -- INI files written for the original clusterjob: keys with their dashes ---------------
+
+
+def ini_headers(tmp_path: Path, backend: str, resources: str, **more: Any) -> list[str]:
+    """The header lines of a job whose [Resources] section is ``resources``, read by read_settings."""
+    path = tmp_path / "job.ini"
+    path.write_text("[Resources]\n" + textwrap.dedent(resources))
+    job = JobScript("echo hi", jobname="job", backend=backend, **more)
+    job.read_settings(str(path))
+    return job._get_backend().resource_headers(job)
+
+
+@pytest.mark.parametrize("backend", ["pbs", "pbspro", "lpbs"])
+def test_dashed_keys_from_an_ini_file_are_those_qsub_options(tmp_path: Path, backend: str) -> None:
+    lines = ini_headers(tmp_path, backend, """\
+        -A = myaccount
+        -j = oe
+        -V = true
+        -r = false
+        -M = a@b.org c@d.org
+        -l = software=abaqus,gpus=1
+        """)  # fmt: skip
+    assert lines == [
+        "#PBS -N job",
+        "#PBS -A myaccount",
+        '#PBS -M "a@b.org c@d.org"',
+        "#PBS -V",
+        "#PBS -j oe",
+        "#PBS -l software=abaqus,gpus=1",
+    ]
+
+
+def test_dashed_keys_render_exactly_as_the_undashed_ones_did(tmp_path: Path) -> None:
+    assert ini_headers(tmp_path, "pbs", "-A = acct\n-j = oe\n") == headers("pbs", A="acct", j="oe")
+
+
+def test_a_dashed_key_is_never_a_resource_and_long_options_keep_two_dashes(tmp_path: Path) -> None:
+    """``qsub`` has no long options: such a key is written as given, for qsub to judge."""
+    assert ini_headers(tmp_path, "pbs", "-koe = true\n--foo = two words\nsoftware = abaqus\n") == [
+        "#PBS -N job",
+        '#PBS --foo="two words"',
+        "#PBS -koe",
+        "#PBS -l software=abaqus",
+    ]
+
+
+def test_dashed_W_and_v_merge_with_dependencies_and_the_tag(tmp_path: Path) -> None:
+    dep = PbsBackend().dependency_resources(["12.srv"])
+    assert ini_headers(tmp_path, "pbs", "-W = group_list=proj\n", **dep)[1:] == [
+        "#PBS -W group_list=proj,depend=afterok:12.srv"
+    ]
+    tag = PbsProBackend().tag_resources("cj-1a2b3c4d5e-9f8e7d")
+    assert ini_headers(tmp_path, "pbspro", "-v = A=1\n", **tag)[1:] == [
+        "#PBS -v A=1,CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("backend", "resources", "message"),
+    [
+        ("pbs", "-N = other", "resource '-N'='other': resource jobname='job' already sets -N; "
+                              "jobname is clusterjob's own key for it: set jobname instead of -N"),
+        ("pbs", "queue = batch\n-q = long", "resource '-q'='long': resource queue='batch' already sets -q"),
+        ("pbs", "-o = out.txt\nstdout = job.out", "resource '-o'='out.txt': resource stdout='job.out' already sets -o"),
+        ("pbs", "A = acct1\n-A = acct2", "resource '-A'='acct2': resource A='acct1' already sets -A; keep one of the two"),
+        ("pbs", "time = 10\n-l = walltime=1:00:00", "resource '-l'='walltime=1:00:00': resource time='10' already "
+                                                    "sets -l walltime"),
+        ("pbs", "nodes = 1\n-l = nodes=2:ppn=4", "resource '-l'='nodes=2:ppn=4': resource nodes=1 already sets -l nodes"),
+        ("pbspro", "threads = 4\n-l = select=1:ncpus=4", "resource '-l'='select=1:ncpus=4': resource threads=4 "
+                                                         "already sets -l select"),
+        ("pbs", "software = abaqus\n-l = software=ansys", "resource '-l'='software=ansys': resource "
+                                                          "software='abaqus' already sets -l software"),
+    ],
+)  # fmt: skip
+def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
+    tmp_path: Path, backend: str, resources: str, message: str
+) -> None:
+    with pytest.raises(ResourcesNotSupportedError, match=f"^backend '{backend}' cannot express " + _re(message)):
+        ini_headers(tmp_path, backend, resources + "\n")
+
+
+def test_layout_resources_of_pbspro_do_not_clash_with_a_job_wide_walltime(tmp_path: Path) -> None:
+    assert ini_headers(tmp_path, "pbspro", "nodes = 2\n-l = walltime=1:00:00\n")[1:] == [
+        "#PBS -l select=2:ncpus=1:mpiprocs=1:ompthreads=1",
+        "#PBS -l walltime=1:00:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "remedy"),
+    [
+        ("-", ""),
+        ("---x", ""),
+        ("--", ""),
+        ("-A B", "; write the option's value after the '=' of the INI line: -A = B"),
+        ("-j oe", "; write the option's value after the '=' of the INI line: -j = oe"),
+        ("-l  walltime", "; write the option's value after the '=' of the INI line: -l = walltime"),
+        ("--mail--type", ""),
+    ],
+)
+def test_a_malformed_dashed_key_is_refused_naming_it(tmp_path: Path, key: str, remedy: str) -> None:
+    with pytest.raises(ResourcesNotSupportedError) as err:
+        ini_headers(tmp_path, "pbs", f"{key} = true\n")
+    assert str(err.value) == (
+        f"backend 'pbs' cannot express resource {key!r}=True: an option given with its dashes is one dash "
+        "and a name (-A, -hold_jid) or two dashes and a name (--qos, --mail-type)" + remedy
+    )

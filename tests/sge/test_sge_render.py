@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -366,3 +369,103 @@ def test_backend_is_found_by_entry_point_and_at_the_documented_path() -> None:
     backend = SgeBackend()
     assert (backend.name, backend.extension, backend.prefix) == ("sge", "sge", "#$")
     assert JobScript("true", backend="sge", jobname="x").script_filename() == "x.sge"
+
+
+# -- INI files written for the original clusterjob: keys with their dashes ---------------
+
+
+def ini_headers(tmp_path: Path, resources: str, **more: Any) -> list[str]:
+    """The ``#$`` lines of a job whose [Resources] section is ``resources``, read by read_settings."""
+    path = tmp_path / "job.ini"
+    path.write_text("[Resources]\n" + textwrap.dedent(resources))
+    job = JobScript("true", backend="sge", jobname="job", **more)
+    job.read_settings(str(path))
+    return SgeBackend().resource_headers(job)
+
+
+def test_dashed_keys_from_an_ini_file_are_those_qsub_options(tmp_path: Path) -> None:
+    """The original's own SGE defaults were ``-V``, ``-j y`` and ``-cwd``; its docs advise ``-S /bin/bash``."""
+    assert ini_headers(tmp_path, """\
+        -j = y
+        -S = /bin/bash
+        -V = true
+        -cwd = true
+        -notify = false
+        -l = scratch=10G
+        -ac = NOTE=two words
+        -M = me@example.org
+        """) == [
+        "#$ -N job",
+        "#$ -S /bin/bash",
+        "#$ -M me@example.org",
+        "#$ -V",
+        '#$ -ac "NOTE=two words"',
+        "#$ -cwd",
+        "#$ -j y",
+        "#$ -l scratch=10G",
+    ]  # fmt: skip
+
+
+def test_dashed_pe_is_the_environment_and_the_slots(tmp_path: Path) -> None:
+    """qsub(1): ``-pe parallel_environment n[-[m]]``, two words; a serial layout adds no second -pe."""
+    lines = ini_headers(tmp_path, "-pe = mpi 8-16\nnodes = 1\nthreads = 1\n")
+    assert [line for line in lines if "-pe" in line] == ["#$ -pe mpi 8-16"]
+
+
+def test_dashed_wd_replaces_the_submit_folder(tmp_path: Path) -> None:
+    lines = ini_headers(tmp_path, "-wd = /scratch/run1\n")
+    assert "#$ -cwd" not in lines and "#$ -wd /scratch/run1" in lines
+
+
+def test_dashed_hold_jid_and_account_merge_with_dependencies_and_the_tag(tmp_path: Path) -> None:
+    backend = SgeBackend()
+    lines = ini_headers(tmp_path, "-hold_jid = 11\n-A = project42\n", **backend.dependency_resources(["12"]),
+                        **backend.tag_resources("cj-0123456789-abcdef"))  # fmt: skip
+    assert [line for line in lines if line.startswith(("#$ -hold_jid", "#$ -A"))] == [
+        "#$ -hold_jid 11,12",
+        "#$ -A project42",
+    ]
+
+
+def test_an_S_that_names_the_jobs_shell_is_written_once(tmp_path: Path) -> None:
+    """Regression: ``S``/``-S`` used to add a second ``-S`` line after the one from ``shell``."""
+    for resources in ("-S = /bin/bash\n", "S = /bin/bash\n"):
+        assert sum(line.startswith("#$ -S") for line in ini_headers(tmp_path, resources)) == 1
+
+
+def test_an_S_that_differs_from_the_jobs_shell_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ResourcesNotSupportedError) as err:
+        ini_headers(tmp_path, "-S = /bin/sh\n")
+    assert str(err.value) == (
+        "backend 'sge' cannot express resource S='/bin/sh': the job's shell is '/bin/bash' (its #! line and "
+        "qsub -S); set the attribute shell = /bin/sh ([Attributes] of the INI file) instead of the -S option"
+    )
+    assert "#$ -S /bin/sh" in ini_headers(tmp_path, "-S = /bin/sh\n", shell="/bin/sh")
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ("-N = other", "resource '-N'='other': resource jobname='job' already sets -N; "
+                       "jobname is clusterjob's own key for it: set jobname instead of -N"),
+        ("queue = all.q\n-q = long.q", "resource '-q'='long.q': resource queue='all.q' already sets -q"),
+        ("stderr = e.txt\n-e = err.txt", "resource '-e'='err.txt': resource stderr='e.txt' already sets -e"),
+        ("time = 10\n-l = h_rt=1:00:00", "resource '-l'='h_rt=1:00:00': resource time='10' already sets -l h_rt"),
+        ("mem = 100\n-l = h_vmem=1G,scratch=1G", "resource '-l'='h_vmem=1G,scratch=1G': resource mem=100 already "
+                                                 "sets -l h_vmem"),
+        ("threads = 4\n-pe = smp 4", "resource '-pe'='smp 4': resource threads=4 already sets -pe"),
+        ("hold_jid = 1\n-hold_jid = 2", "resource '-hold_jid'='2': resource hold_jid='1' already sets -hold_jid; "
+                                        "keep one of the two"),
+    ],
+)  # fmt: skip
+def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
+    tmp_path: Path, resources: str, message: str
+) -> None:
+    with pytest.raises(ResourcesNotSupportedError, match="^backend 'sge' cannot express " + re.escape(message)):
+        ini_headers(tmp_path, resources + "\n")
+
+
+@pytest.mark.parametrize("key", ["-", "---x", "-j y", "-hold-jid", "- j"])
+def test_a_malformed_dashed_key_is_refused_naming_it(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ResourcesNotSupportedError, match=f"^backend 'sge' cannot express resource {re.escape(repr(key))}="):
+        ini_headers(tmp_path, f"{key} = true\n")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
+from pathlib import Path
+
 import pytest
 from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError
@@ -226,3 +230,85 @@ def test_submit_and_cancel_commands() -> None:
 )
 def test_get_job_id(response: str, job_id: str | None) -> None:
     assert SlurmBackend().get_job_id(response) == job_id
+
+
+# -- INI files written for the original clusterjob: keys with their dashes ---------------
+
+
+def ini_headers(tmp_path: Path, resources: str, **more: object) -> list[str]:
+    """The ``#SBATCH`` lines of a job whose [Resources] section is ``resources``, read by read_settings."""
+    path = tmp_path / "job.ini"
+    path.write_text("[Resources]\n" + textwrap.dedent(resources))
+    job = JobScript("true", jobname="j", backend="slurm", **more)
+    job.read_settings(str(path))
+    return SlurmBackend().resource_headers(job)
+
+
+def test_dashed_keys_from_an_ini_file_are_those_sbatch_options(tmp_path: Path) -> None:
+    assert ini_headers(tmp_path, """\
+        -A = myaccount
+        --qos = high
+        --mail-type = END,FAIL
+        --exclusive = true
+        --requeue = false
+        -t = 90
+        --comment = it's here
+        """) == [
+        "#SBATCH -A myaccount",
+        '#SBATCH --comment="it\'s here"',
+        "#SBATCH --exclusive",
+        "#SBATCH --job-name=j",
+        "#SBATCH --mail-type=END,FAIL",
+        "#SBATCH --qos=high",
+        "#SBATCH -t 90",
+    ]  # fmt: skip
+
+
+def test_a_dashed_key_is_written_as_given_without_reading_underscores_as_dashes(tmp_path: Path) -> None:
+    assert ini_headers(tmp_path, "--mail_type = END\n")[0] == "#SBATCH --mail_type=END"
+
+
+def test_a_dashed_comment_keeps_the_submission_tag(tmp_path: Path) -> None:
+    tag = SlurmBackend().tag_resources("cj-0123456789-abcdef")
+    assert ini_headers(tmp_path, "--comment = project-x\n", **tag) == [
+        '#SBATCH --comment="project-x cj-0123456789-abcdef"',
+        "#SBATCH --job-name=j",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ("-J = other", "resource '-J'='other': resource jobname='j' already sets --job-name; "
+                       "jobname is clusterjob's own key for it: set jobname instead of -J"),
+        ("--job-name = other", "resource '--job-name'='other': resource jobname='j' already sets --job-name"),
+        ("time = 10\n--time = 20", "resource '--time'='20': resource time='10' already sets --time"),
+        ("time = 10\n-t = 20", "resource '-t'='20': resource time='10' already sets --time"),
+        ("queue = debug\n-p = long", "resource '-p'='long': resource queue='debug' already sets --partition"),
+        ("ppn = 2\n--ntasks-per-node = 4", "resource '--ntasks-per-node'='4': resource ppn=2 already sets "
+                                           "--ntasks-per-node"),
+        ("-A = a1\n--account = a2", "resource '-A'='a1': resource '--account'='a2' already sets --account; "
+                                    "keep one of the two"),
+        ("qos = low\n--qos = high", "resource '--qos'='high': resource qos='low' already sets --qos"),
+        ("mail_type = END\n--mail-type = FAIL", "resource '--mail-type'='FAIL': resource mail_type='END' already "
+                                                "sets --mail-type"),
+    ],
+)  # fmt: skip
+def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
+    tmp_path: Path, resources: str, message: str
+) -> None:
+    with pytest.raises(ResourcesNotSupportedError, match="^backend 'slurm' cannot express " + re.escape(message)):
+        ini_headers(tmp_path, resources + "\n")
+
+
+def test_a_dashed_dependency_next_to_after_is_refused() -> None:
+    job = JobScript("true", jobname="j", backend="slurm", **{"-d": "singleton"})
+    job.resources.update(SlurmBackend().dependency_resources(["7"]))
+    with pytest.raises(ResourcesNotSupportedError, match=r"resource '-d'='singleton': resource dependency='afterok:7'"):
+        str(job)
+
+
+@pytest.mark.parametrize("key", ["-", "---qos", "-A B", "--qos=high", "--qos high"])
+def test_a_malformed_dashed_key_is_refused_naming_it(key: str) -> None:
+    with pytest.raises(ResourcesNotSupportedError, match=f"^backend 'slurm' cannot express resource {re.escape(repr(key))}="):
+        headers(jobname="j", **{key: "x"})

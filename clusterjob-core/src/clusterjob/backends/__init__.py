@@ -350,9 +350,10 @@ class ClusterjobBackend:
                     if other in self.translated_keys()
                     else "keep one of the two"
                 )
+                other_text = f"{other!r}" if is_dashed(other) else other
                 raise ResourcesNotSupportedError(
                     f"backend {self.name!r} cannot express resource {key!r}={resources[key]!r}: "
-                    f"resource {other}={resources[other]!r} already sets {option}; {remedy}"
+                    f"resource {other_text}={resources[other]!r} already sets {option}; {remedy}"
                 )
 
     def _undashed_key(self, key: str) -> str:
