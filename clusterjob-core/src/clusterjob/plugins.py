@@ -12,13 +12,18 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import threading
 import warnings
-from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from types import ModuleType
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, cast
+
+if sys.version_info >= (3, 10):
+    from importlib.metadata import entry_points
+else:  # entry_points(group=...) arrived in the standard library with 3.10
+    from importlib_metadata import entry_points
 
 import pluggy
 
