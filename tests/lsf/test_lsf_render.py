@@ -194,8 +194,8 @@ def test_dashed_R_w_and_Jd_merge_with_the_layout_dependencies_and_the_tag(tmp_pa
 @pytest.mark.parametrize(
     ("resources", "message"),
     [
-        ("-J = other", "resource '-J'='other': resource jobname='job' already sets -J; "
-                       "jobname is clusterjob's own key for it: set jobname instead of -J"),
+        ("-J = other", ("resource '-J'='other': resource jobname='job' already sets -J; "
+                        "jobname is clusterjob's own key for it: set jobname instead of -J")),
         ("time = 10\n-W = 20", "resource '-W'='20': resource time='10' already sets -W"),
         ("nodes = 2\n-n = 4", "resource '-n'='4': resource nodes=2 already sets -n"),
         ("P = a\n-P = b", "resource '-P'='b': resource P='a' already sets -P; keep one of the two"),

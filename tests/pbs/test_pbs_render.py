@@ -253,18 +253,19 @@ def test_dashed_W_and_v_merge_with_dependencies_and_the_tag(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("backend", "resources", "message"),
     [
-        ("pbs", "-N = other", "resource '-N'='other': resource jobname='job' already sets -N; "
-                              "jobname is clusterjob's own key for it: set jobname instead of -N"),
+        ("pbs", "-N = other", (
+            "resource '-N'='other': resource jobname='job' already sets -N; "
+            "jobname is clusterjob's own key for it: set jobname instead of -N")),
         ("pbs", "queue = batch\n-q = long", "resource '-q'='long': resource queue='batch' already sets -q"),
         ("pbs", "-o = out.txt\nstdout = job.out", "resource '-o'='out.txt': resource stdout='job.out' already sets -o"),
         ("pbs", "A = acct1\n-A = acct2", "resource '-A'='acct2': resource A='acct1' already sets -A; keep one of the two"),
-        ("pbs", "time = 10\n-l = walltime=1:00:00", "resource '-l'='walltime=1:00:00': resource time='10' already "
-                                                    "sets -l walltime"),
+        ("pbs", "time = 10\n-l = walltime=1:00:00", (
+            "resource '-l'='walltime=1:00:00': resource time='10' already sets -l walltime")),
         ("pbs", "nodes = 1\n-l = nodes=2:ppn=4", "resource '-l'='nodes=2:ppn=4': resource nodes=1 already sets -l nodes"),
-        ("pbspro", "threads = 4\n-l = select=1:ncpus=4", "resource '-l'='select=1:ncpus=4': resource threads=4 "
-                                                         "already sets -l select"),
-        ("pbs", "software = abaqus\n-l = software=ansys", "resource '-l'='software=ansys': resource "
-                                                          "software='abaqus' already sets -l software"),
+        ("pbspro", "threads = 4\n-l = select=1:ncpus=4", (
+            "resource '-l'='select=1:ncpus=4': resource threads=4 already sets -l select")),
+        ("pbs", "software = abaqus\n-l = software=ansys", (
+            "resource '-l'='software=ansys': resource software='abaqus' already sets -l software")),
     ],
 )  # fmt: skip
 def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(

@@ -446,16 +446,16 @@ def test_an_S_that_differs_from_the_jobs_shell_is_refused(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("resources", "message"),
     [
-        ("-N = other", "resource '-N'='other': resource jobname='job' already sets -N; "
-                       "jobname is clusterjob's own key for it: set jobname instead of -N"),
+        ("-N = other", ("resource '-N'='other': resource jobname='job' already sets -N; "
+                        "jobname is clusterjob's own key for it: set jobname instead of -N")),
         ("queue = all.q\n-q = long.q", "resource '-q'='long.q': resource queue='all.q' already sets -q"),
         ("stderr = e.txt\n-e = err.txt", "resource '-e'='err.txt': resource stderr='e.txt' already sets -e"),
         ("time = 10\n-l = h_rt=1:00:00", "resource '-l'='h_rt=1:00:00': resource time='10' already sets -l h_rt"),
-        ("mem = 100\n-l = h_vmem=1G,scratch=1G", "resource '-l'='h_vmem=1G,scratch=1G': resource mem=100 already "
-                                                 "sets -l h_vmem"),
+        ("mem = 100\n-l = h_vmem=1G,scratch=1G", ("resource '-l'='h_vmem=1G,scratch=1G': resource mem=100 already "
+                                                  "sets -l h_vmem")),
         ("threads = 4\n-pe = smp 4", "resource '-pe'='smp 4': resource threads=4 already sets -pe"),
-        ("hold_jid = 1\n-hold_jid = 2", "resource '-hold_jid'='2': resource hold_jid='1' already sets -hold_jid; "
-                                        "keep one of the two"),
+        ("hold_jid = 1\n-hold_jid = 2", ("resource '-hold_jid'='2': resource hold_jid='1' already sets -hold_jid; "
+                                         "keep one of the two")),
     ],
 )  # fmt: skip
 def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(

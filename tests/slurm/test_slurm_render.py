@@ -279,19 +279,19 @@ def test_a_dashed_comment_keeps_the_submission_tag(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("resources", "message"),
     [
-        ("-J = other", "resource '-J'='other': resource jobname='j' already sets --job-name; "
-                       "jobname is clusterjob's own key for it: set jobname instead of -J"),
+        ("-J = other", ("resource '-J'='other': resource jobname='j' already sets --job-name; "
+                        "jobname is clusterjob's own key for it: set jobname instead of -J")),
         ("--job-name = other", "resource '--job-name'='other': resource jobname='j' already sets --job-name"),
         ("time = 10\n--time = 20", "resource '--time'='20': resource time='10' already sets --time"),
         ("time = 10\n-t = 20", "resource '-t'='20': resource time='10' already sets --time"),
         ("queue = debug\n-p = long", "resource '-p'='long': resource queue='debug' already sets --partition"),
-        ("ppn = 2\n--ntasks-per-node = 4", "resource '--ntasks-per-node'='4': resource ppn=2 already sets "
-                                           "--ntasks-per-node"),
-        ("-A = a1\n--account = a2", "resource '-A'='a1': resource '--account'='a2' already sets --account; "
-                                    "keep one of the two"),
+        ("ppn = 2\n--ntasks-per-node = 4", ("resource '--ntasks-per-node'='4': resource ppn=2 already sets "
+                                            "--ntasks-per-node")),
+        ("-A = a1\n--account = a2", ("resource '-A'='a1': resource '--account'='a2' already sets --account; "
+                                     "keep one of the two")),
         ("qos = low\n--qos = high", "resource '--qos'='high': resource qos='low' already sets --qos"),
-        ("mail_type = END\n--mail-type = FAIL", "resource '--mail-type'='FAIL': resource mail_type='END' already "
-                                                "sets --mail-type"),
+        ("mail_type = END\n--mail-type = FAIL", ("resource '--mail-type'='FAIL': resource mail_type='END' already "
+                                                 "sets --mail-type")),
     ],
 )  # fmt: skip
 def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
