@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from clusterjob import JobScript, as_completed, wait_all
+from clusterjob import JobScript, as_completed, hookimpl, wait_all
+from clusterjob.backends import local
 from clusterjob.backends.local import LocalBackend
 from clusterjob.cli import main
+from clusterjob.plugins import create_plugin_manager, reset_plugin_manager
 from clusterjob.status import CANCELLED, COMPLETED, FAILED
 
 
@@ -89,8 +92,49 @@ def test_cli_reports_bad_cache_files(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_cli_lists_backends(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["backends"])
+    assert main(["backends"]) == 0
     assert "local\tlocal" in capsys.readouterr().out.splitlines()
+
+
+def test_cli_backends_exits_1_when_a_plugin_failed(capsys: pytest.CaptureFixture[str]) -> None:
+    broken = ModuleType("clusterjob_broken")
+
+    @hookimpl
+    def clusterjob_backends() -> list[object]:
+        raise ImportError("needs libfoo")
+
+    broken.clusterjob_backends = clusterjob_backends  # type: ignore[attr-defined]
+    with pytest.warns(RuntimeWarning, match="needs libfoo"):
+        registry = create_plugin_manager(load_entrypoints=False, plugins=(local, broken))
+    reset_plugin_manager(registry)
+    assert main(["backends"]) == 1
+    captured = capsys.readouterr()
+    assert "local\tclusterjob.backends.local" in captured.out.splitlines()
+    assert "plugin clusterjob_broken failed: clusterjob_backends() raised ImportError: needs libfoo" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: command"),
+        (["wait"], "the following arguments are required: CACHE_FILE"),
+        (["status", "--no-such-option", "x.cache"], "unrecognized arguments: --no-such-option"),
+        (["submit", "x"], "invalid choice: 'submit'"),
+    ],
+)
+def test_cli_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: clusterjob") and message in err
+
+
+def test_cli_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--help"])
+    assert stopped.value.code == 0
+    assert "backends" in capsys.readouterr().out
 
 
 class QueueOnlyBatch(LocalBackend):
