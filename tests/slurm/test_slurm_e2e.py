@@ -169,6 +169,21 @@ def test_dependency_on_a_failed_job_is_final(cluster: Cluster) -> None:
     assert "DependencyNeverSatisfied" in sh("squeue", "-h", "-o", "%r", "-j", child.job_id)
 
 
+def test_an_ini_file_with_dashed_keys_is_accepted_by_sbatch_as_meant(cluster: Cluster, tmp_path: Path) -> None:
+    """Options written with their dashes, as INI files for the original clusterjob do."""
+    ini = tmp_path / "dashed.ini"
+    ini.write_text("[Resources]\n-A = clusterjob\n--qos = normal\n-o = dashed.out\n--no-requeue = true\n")
+    job = cluster.job("echo out; echo err >&2", "dashed")
+    job.read_settings(str(ini))
+    result = job.submit()
+    assert result.get(TIMEOUT) == COMPLETED
+    # The controller still knows the job (MinJobAge); sacct of SLURM 22.05 shows its QOS as "Unknown".
+    fields = dict(item.split("=", 1) for item in sh("scontrol", "show", "job", "-o", result.job_id).split() if "=" in item)
+    assert (fields["Account"], fields["QOS"]) == ("clusterjob", "normal")  # root's default account is root
+    assert fields["Requeue"] == "0"
+    assert (tmp_path / "dashed.out").read_text() == "out\nerr\n"  # -o without -e: both streams there
+
+
 def test_parallelization_table_means_what_the_spec_says(cluster: Cluster, slurm_env: dict[str, str]) -> None:
     """nodes=1, ppn=1, threads=2 asks SLURM for what the spec writes as ``-n1 -c2`` (row 2, scaled to this node)."""
     ours = cluster.job("true", "par", nodes=1, ppn=1, threads=2, hold=True).submit()
