@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from clusterjob import JobScript, wait_all
+from clusterjob.backends.local import LocalBackend
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 
 
@@ -157,3 +158,45 @@ def test_task_status_needs_backend_support() -> None:
     result = JobScript("true", jobname="notarray").submit()
     with pytest.raises(NotImplementedError, match="backend 'local' cannot report the tasks of array jobs"):
         result.task_status()
+
+
+# -- answers through a noisy login shell (the runner over ssh) ------------------------
+
+
+def test_job_id_amid_a_login_banner(login_noise, caplog: pytest.LogCaptureFixture) -> None:
+    """Over ssh the runner's output follows whatever the remote login shell prints."""
+    backend = LocalBackend()
+    assert backend.get_job_id(login_noise("17\n")) == "17"
+    assert backend.get_job_id("Welcome to cluster X (2 nodes)\nLast login: Mon Jun  3 09:12:44 2024\n") is None
+    assert backend.get_job_id("2024\n17\n") is None  # two bare numbers: which one is the job?
+    assert "several job IDs (2024, 17)" in caplog.text
+
+
+def test_status_lines_amid_a_login_banner(login_noise) -> None:
+    """A banner line was read as a job (``Welcome`` -> None), so one job's status was not found."""
+    backend = LocalBackend()
+    answer = "7 RUNNING\n8 COMPLETED\n9 UNKNOWN\n"
+    assert backend.get_status_many(login_noise(answer), []) == backend.get_status_many(answer, []) == {
+        "7": RUNNING, "8": COMPLETED, "9": None,
+    }  # fmt: skip
+    assert backend.get_status(login_noise("7 RUNNING\n")) == RUNNING
+    assert backend.get_status("Last login: Mon Jun  3 09:12:44 2024\n7 CANCELLED\n") == CANCELLED
+    assert backend.get_status(login_noise("")) is None
+    assert backend.get_status_many(login_noise(""), []) == {}
+
+
+class NoisyShellLocalBackend(LocalBackend):
+    """The local backend with every runner command behind a shell that prints what login shells
+    print: a window title without a line break, a coloured banner with numbers, blank lines."""
+
+    @staticmethod
+    def _runner(remote: str | None) -> list[str]:
+        banner = "printf '\\033]0;login1\\007\\033[1mWelcome to cluster X (2 nodes)\\033[0m\\r\\n\\r\\n'"
+        return ["sh", "-c", f'{banner}; exec "$@"', "sh", *LocalBackend._runner(remote)]
+
+
+def test_submit_and_poll_through_a_noisy_shell() -> None:
+    JobScript.register_backend(NoisyShellLocalBackend(), name="local")
+    result = JobScript("sleep 1", jobname="noisy").submit()
+    assert result.job_id.isdigit()
+    assert result.get(timeout=30) == COMPLETED
