@@ -117,6 +117,26 @@ def test_job_completes_with_grid_engine_variables(sge: Path) -> None:
     assert lines["shell"]  # -S /bin/bash
 
 
+def test_an_ini_file_with_dashed_keys_is_accepted_by_qsub_as_meant(
+    sge: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The original clusterjob's SGE options (``-V``, ``-j y``, ``-S /bin/bash``) written with their dashes."""
+    (sge / "dashed.ini").write_text(
+        "[Resources]\n-V = true\n-j = y\n-S = /bin/bash\n-o = dashed.out\n"
+    )
+    monkeypatch.setenv("CJ_DASHED_EXPORTED", "yes")  # reaches the job only through -V
+    job = JobScript(
+        'echo "out $CJ_DASHED_EXPORTED $BASH_VERSION"\necho err >&2', jobname="cj_sge_dashed"
+    )
+    job.read_settings(str(sge / "dashed.ini"))
+    result = submit(job)
+    result.wait(timeout=TIMEOUT)
+    assert result.status == COMPLETED
+    out, exported, bash_version, err = (sge / "dashed.out").read_text().split()
+    assert (out, exported, err) == ("out", "yes", "err")  # -V exported, -j y joined the streams
+    assert bash_version  # -S /bin/bash
+
+
 def test_failing_job_is_failed(sge: Path) -> None:
     job = JobScript(
         "echo failing\nexit 3", jobname="cj_sge_fail", stdout="fail.out", stderr="fail.err"
