@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from clusterjob import JobScript, wait_all
 from clusterjob.backends.local import LocalBackend
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
@@ -150,7 +149,7 @@ def test_hostile_names_are_not_executed(tmp_path: Path) -> None:
 def test_dependency_given_twice_is_an_error() -> None:
     first = JobScript("true", jobname="first").submit()
     job = JobScript("true", jobname="second", dependency="afterok:999")
-    with pytest.raises(ValueError, match=r"submit\(after=...\) sets resource dependency='afterok:%s', but the job already has dependency='afterok:999'" % first.job_id):
+    with pytest.raises(ValueError, match=rf"submit\(after=...\) sets resource dependency='afterok:{first.job_id}', but the job already has dependency='afterok:999'"):
         job.submit(after=[first])
 
 
