@@ -67,7 +67,7 @@ def is_dashed(key: str) -> bool:
     return key.startswith("-")
 
 
-def dashed_key_problem(key: str, value: Any) -> str | None:
+def dashed_key_problem(key: str) -> str | None:
     """Why ``key`` (which starts with ``-``) is no option name, with the remedy; None if it is one.
 
     INI files written for the original clusterjob wrote options with their
@@ -81,7 +81,7 @@ def dashed_key_problem(key: str, value: Any) -> str | None:
         "or two dashes and a name (--qos, --mail-type)"
     )
     option, _, rest = key.replace("=", " ", 1).partition(" ")
-    if rest.strip() and dashed_key_problem(option, value) is None:
+    if rest.strip() and dashed_key_problem(option) is None:
         return f"{why}; write the option's value after the '=' of the INI line: {option} = {rest.strip()}"
     return why
 
@@ -107,7 +107,7 @@ def format_option(key: str, value: Any, quote: Callable[[str], str] = str) -> li
     if value is None or value is False:
         return []
     if is_dashed(key):
-        problem = dashed_key_problem(key, value)
+        problem = dashed_key_problem(key)
         if problem:
             raise ResourcesNotSupportedError(f"cannot express resource {key!r}={value!r}: {problem}")
         flag, joined = key, key.startswith("--")
@@ -289,7 +289,7 @@ class ClusterjobBackend:
         """
         given = {k: v for k, v in resources.items() if not (is_dashed(k) and (v is None or v is False))}
         for key, value in given.items():
-            problem = dashed_key_problem(key, value) if is_dashed(key) else None
+            problem = dashed_key_problem(key) if is_dashed(key) else None
             if problem:
                 raise ResourcesNotSupportedError(
                     f"backend {self.name!r} cannot express resource {key!r}={value!r}: {problem}"
@@ -335,6 +335,7 @@ class ClusterjobBackend:
         return {self.option_aliases.get(option, option)} if option else set()
 
     def _check_option_conflicts(self, resources: Mapping[str, Any]) -> None:
+        """Refuse a dashed key that sets an option another resource sets (see :meth:`read_dashed_keys`)."""
         setters: dict[str, list[str]] = {}
         for key, value in resources.items():
             if value is not None and value is not False:
