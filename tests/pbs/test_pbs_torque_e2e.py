@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 from clusterjob import JobScript
 from clusterjob.async_result import AsyncResult
+from clusterjob.polling import poll
 from clusterjob.status import CANCELLED, COMPLETED, PENDING, RUNNING, is_finished
 from clusterjob_pbs import PbsBackend
 from clusterjob_pbs.qstat import parse_qstat_full
@@ -143,14 +145,34 @@ def test_dependency_waits_for_the_first_job(torque: Path) -> None:
     assert (torque / "second.txt").read_text() == "first\n"
 
 
-def test_batched_status_of_several_jobs(torque: Path) -> None:
+@pytest.fixture
+def qstat_calls(torque: Path, torque_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``qstat`` first on PATH that appends its arguments to the returned file, then runs the wrapper's."""
+    folder = torque / "logging-bin"
+    folder.mkdir()
+    log = torque / "qstat-calls.log"
+    log.touch()
+    real = shlex.quote(os.path.join(torque_env["TORQUE_BIN"], "qstat"))
+    script = folder / "qstat"
+    script.write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\nexec {real} "$@"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
+def test_one_qstat_f_per_poll_cycle_for_all_jobs(torque: Path, qstat_calls: Path) -> None:
     jobs = [JobScript(f"echo {i}", jobname=f"cj_pbs_many{i}", stdout=f"m{i}.out", stderr=f"m{i}.err") for i in range(3)]
-    results = [job.submit() for job in jobs]
-    backend = PbsBackend()
-    runs = [r for r in results if isinstance(r, AsyncResult)]
-
-    def all_completed() -> bool:
-        answer = subprocess.run(backend.cmd_status_many(runs), check=False, capture_output=True, text=True)  # type: ignore[arg-type]
-        return set(backend.get_status_many(answer.stdout, runs).values()) == {COMPLETED}
-
-    wait_for(all_completed, "three jobs to complete (one qstat -f for all)")
+    runs = [r for r in (job.submit() for job in jobs) if isinstance(r, AsyncResult)]
+    assert len(runs) == 3
+    deadline = time.monotonic() + TIMEOUT
+    cycles = 0
+    while unfinished := [str(r.job_id) for r in runs if not is_finished(r._status)]:
+        assert time.monotonic() < deadline, f"timed out after {TIMEOUT} s waiting for jobs {unfinished}"
+        before = len(qstat_calls.read_text().splitlines())
+        poll(runs)
+        calls = qstat_calls.read_text().splitlines()[before:]
+        assert calls == ["-f " + " ".join(unfinished)], f"poll cycle {cycles + 1}"
+        cycles += 1
+        time.sleep(1)
+    assert [r.status for r in runs] == [COMPLETED] * 3
+    assert cycles >= 1 and len(qstat_calls.read_text().splitlines()) == cycles
