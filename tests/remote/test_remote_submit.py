@@ -9,6 +9,8 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +81,75 @@ def test_local_backend_over_ssh(remote, local_over_ssh, tmp_path: Path) -> None:
                      rootdir=str(tmp_path / "remote"), max_sleep_interval=1).submit(cache_id="long")  # fmt: skip
     long.cancel()
     assert long.get(60) == CANCELLED
+
+
+# -- a remote login shell that prints a banner before every command --------------------
+
+#: What the remote's login shell prints first: a coloured banner with a number in it, Last login,
+#: a blank line (``\r\n`` line ends), then (``.bashrc``) a window title without a line break of
+#: its own, so that it is glued to the first line of the command's output.
+REMOTE_BANNER = (
+    "\\033[1;33mWelcome to cluster X (2 nodes)\\033[0m\\r\\n"
+    "Last login: Mon Jun  3 09:12:44 2024 from 10.0.0.7\\r\\n\\r\\n"
+    "\\033]0;login1: ~\\007"
+)
+
+
+@pytest.fixture
+def banner_ssh(remote, tmp_path: Path) -> str:
+    """An ``ssh`` command whose remote login shell prints :data:`REMOTE_BANNER` before every command.
+
+    The last argument of a command ssh (``-- host COMMAND``) is the command line for the remote's
+    login shell; a ``printf`` is put in front of it there, so the banner comes from the remote side,
+    through sshd, as a site's profile would print it. Control commands (``-O exit``) pass unchanged.
+    """
+    wrapper = tmp_path / "banner-ssh"
+    wrapper.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        f"banner = {REMOTE_BANNER!r}\n"
+        "args = sys.argv[1:]\n"
+        "if len(args) >= 3 and args[-3] == '--':\n"
+        "    args[-1] = \"printf '\" + banner + \"'; \" + args[-1]\n"
+        "os.execvp('ssh', ['ssh', *args])\n"
+    )
+    wrapper.chmod(0o755)
+    ssh = f"{wrapper} -F {remote.config}"
+    probe = subprocess.run([*ssh.split(), "--", remote.host, "echo probe"], capture_output=True, text=True, check=True)
+    assert probe.stdout.startswith("\x1b[1;33mWelcome") and probe.stdout.endswith("\n\n\x1b]0;login1: ~\x07probe\n")
+    return ssh
+
+
+@pytest.mark.slurm
+def test_slurm_over_ssh_through_a_login_shell_that_prints_a_banner(
+    remote, banner_ssh: str, prefix: str, slurm_jobs, tmp_path: Path
+) -> None:
+    """The job IDs of sbatch and the states of squeue and sacct are read past the banner (the window
+    title glued to the first line of squeue/sacct output hid that job's record: with one job per
+    query, its status was never found). One job at a time, so that each query is about one job."""
+    JobScript.backend = "slurm"
+    JobScript.remote = remote.host
+    JobScript.ssh = banner_ssh
+    JobScript.scp = remote.scp
+    JobScript.rootdir = str(tmp_path / "remote")
+    JobScript.max_sleep_interval = 2
+    ok = JobScript("true", jobname=f"{prefix}-banner-ok", workdir="ok", time="1").submit()
+    assert ok.job_id.isdigit()
+    assert ok.get(120) == COMPLETED
+    failing = JobScript("exit 3", jobname=f"{prefix}-banner-fail", workdir="fail", time="1").submit()
+    assert failing.get(120) == FAILED
+    assert slurm_jobs(prefix) == {f"{prefix}-banner-ok": [ok.job_id], f"{prefix}-banner-fail": [failing.job_id]}
+
+
+def test_local_backend_over_ssh_through_a_login_shell_that_prints_a_banner(
+    remote, banner_ssh: str, local_over_ssh, tmp_path: Path
+) -> None:
+    JobScript.cache_folder = str(tmp_path / "cache")
+    job = JobScript("sleep 1", jobname="banner", backend="local", remote=remote.host, ssh=banner_ssh,
+                    scp=remote.scp, rootdir=str(tmp_path / "remote"), max_sleep_interval=1)  # fmt: skip
+    result = job.submit(cache_id="banner")
+    assert result.job_id.isdigit()
+    assert result.get(60) == COMPLETED
 
 
 # -- the documented rsync prologue and epilogue ------------------------------------------
