@@ -190,7 +190,9 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             "remote": remote.host if outcome.where == "ssh" else None,
             "ssh": remote.ssh if outcome.where == "ssh" else "ssh",
             "scp": remote.scp if outcome.where == "ssh" else "scp",
-            "remote_runner": remote_runner(str(outcome.folder / "spool")) if outcome.where == "ssh" else None,
+            "remote_runner": (
+                remote_runner(str(outcome.folder / "spool")) if (outcome.backend, outcome.where) == ("local", "ssh") else None
+            ),
             "wait": 0,
         }
         crashed = run_workflow(outcome.folder, cfg, fault=outcome.point)
