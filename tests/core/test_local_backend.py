@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from clusterjob import JobScript, wait_all
 from clusterjob.backends.local import LocalBackend
+from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 
 
@@ -199,3 +200,25 @@ def test_submit_and_poll_through_a_noisy_shell() -> None:
     result = JobScript("sleep 1", jobname="noisy").submit()
     assert result.job_id.isdigit()
     assert result.get(timeout=30) == COMPLETED
+
+
+class NumberBannerLocalBackend(LocalBackend):
+    """The local backend behind a shell whose banner is a bare number, shaped like a job ID."""
+
+    @staticmethod
+    def _runner(remote: str | None) -> list[str]:
+        return ["sh", "-c", 'echo 2024; exec "$@"', "sh", *LocalBackend._runner(remote)]
+
+
+def test_a_banner_shaped_like_a_job_id_is_refused_and_the_job_found_again(tmp_path: Path) -> None:
+    """Two candidate IDs: clusterjob does not pick one; the intent kept finds the job by its tag."""
+    JobScript.cache_folder = str(tmp_path / "cache")
+    JobScript.register_backend(NumberBannerLocalBackend(), name="local")
+    job = JobScript("sleep 1", jobname="ambiguous")
+    with pytest.raises(SubmitError, match=r"could not read a job ID .*stdout='2024\\n\d+'.*find the job by its tag"):
+        job.submit(cache_id="ambiguous")
+    JobScript.register_backend(LocalBackend(), name="local")  # the banner is gone
+    result = job.submit(cache_id="ambiguous")
+    assert result.resumed
+    assert result.get(timeout=30) == COMPLETED
+    assert len(list((tmp_path / "local-spool").glob("*/meta.json"))) == 1
