@@ -213,3 +213,15 @@ def test_login_noise_alone_is_no_status(login_noise) -> None:
     assert parse_bjobs(noise) == {}
     assert LsfBackend().get_status(noise) is None
     assert LsfBackend().get_status_many(noise, [run("12")]) == {"12": None}
+
+
+def test_find_tag_through_a_noisy_login_shell(login_noise) -> None:
+    """A hit behind a window title glued to the first listed line was lost, and the other listed
+    jobs made "no job carries the tag" look proven: the job would be submitted twice."""
+    backend = LsfBackend()
+    listing = read("bjobs_o_descriptions.txt")
+    for tag in ("cj-1a2b3c4d5e-9f8e7d", "cj-0000000000-aaaaaa", "cj-ffffffffff-000000"):
+        assert backend.get_job_ids_for_tag(login_noise(listing), tag) == backend.get_job_ids_for_tag(listing, tag)
+    hit_first = "3002|cj-1a2b3c4d5e-9f8e7d\n3001|-\n"
+    assert backend.get_job_ids_for_tag(login_noise(hit_first), "cj-1a2b3c4d5e-9f8e7d") == ["3002"]
+    assert backend.get_job_ids_for_tag(login_noise(read("bjobs_no_job_found.txt")), "cj-1") == []

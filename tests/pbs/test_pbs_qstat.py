@@ -324,3 +324,17 @@ def test_login_noise_alone_is_no_job_and_no_status(login_noise) -> None:
     for backend in (PbsBackend(), PbsProBackend(), LPbsBackend()):
         assert backend.get_status(noise) is None
         assert backend.get_status(noise, finished=True) is None
+
+
+def test_find_tag_through_a_noisy_login_shell(login_noise) -> None:
+    """PBS Professional Reference Guide, qstat -f (Variable_List): the tag is found, and its
+    absence proven, with a banner before the answer and a window title glued to its first line."""
+    backend = PbsProBackend()
+    tag = "cj-1a2b3c4d5e-9f8e7d"
+    assert backend.get_job_ids_for_tag(login_noise(read("pbspro_qstat_xf_all_tagged.txt")), tag) == ["1251.pbsserver"]
+    assert backend.get_job_ids_for_tag(login_noise(read("pbspro_qstat_xf_all_untagged.txt")), tag) == []
+    # Another user's job without Variable_List: the "qstat user" line behind the title still says whose.
+    others = read("pbspro_qstat_xf_deleted_queued.txt").replace("    Variable_List = ", "    Hidden_List = ")
+    response = read("pbspro_qstat_xf_all_untagged.txt").replace("qstat exit status: 0\n", "")
+    response += others.replace("user1@", "user2@") + "qstat exit status: 0\n"
+    assert backend.get_job_ids_for_tag(login_noise(response), tag) == []

@@ -305,3 +305,9 @@ def test_login_noise_alone_is_no_status(login_noise) -> None:
     assert queue_statuses(noise) == finished_statuses(noise) == task_statuses(noise) == {}
     assert backend.get_status(noise) is None
     assert backend.get_status(noise, finished=True) is None
+
+
+def test_tag_hit_behind_a_window_title_is_found(login_noise) -> None:
+    """The title glued to the one ``queue|`` hit hid it: "provably no such job", submitted twice."""
+    answer = "queue|41|cj-1a2b3c4d5e-9f8e7d\ndone|\n"
+    assert backend.get_job_ids_for_tag(login_noise(answer), "cj-1a2b3c4d5e-9f8e7d") == ["41"]

@@ -16,7 +16,7 @@ from clusterjob.backends import (
     is_dashed,
     positive_int,
 )
-from clusterjob.backends.output import find_job_id
+from clusterjob.backends.output import find_job_id, output_lines
 from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 
@@ -288,8 +288,8 @@ class LsfBackend(ClusterjobBackend):
         """
         listed = False
         found = []
-        for line in response.splitlines():
-            job_id, sep, description = line.strip().partition("|")
+        for line in output_lines(response):  # a window title glued to a line must not hide it
+            job_id, sep, description = line.partition("|")
             if sep and job_id.strip().isdigit():
                 listed = True
                 if tag in description.split():

@@ -16,7 +16,7 @@ from clusterjob.backends import (
     positive_int,
     resource_list_names,
 )
-from clusterjob.backends.output import find_job_id
+from clusterjob.backends.output import clean_output, find_job_id
 from clusterjob.errors import SubmitError
 from clusterjob.status import COMPLETED, PENDING, RUNNING
 
@@ -383,6 +383,7 @@ class PbsBackend(ClusterjobBackend):
             SubmitError: if the output cannot prove that no job carries the
                 tag (``qstat`` failed, or shows no ``Variable_List``).
         """
+        response = clean_output(response)  # a window title glued to the "qstat user" line
         jobs = parse_qstat_full(response)
         variable = self.tag_variable or ""
         found = [job.job_id for job in jobs if job.variables().get(variable) == tag]

@@ -309,7 +309,7 @@ def tag_lookup(response: str, tag: str) -> tuple[list[str], str | None, bool]:
     found: list[str] = []
     error = None
     complete = False
-    for line in response.splitlines():
+    for line in clean_output(response).splitlines():  # a window title glued to a hit must not hide it
         source, _, rest = line.partition("|")
         if source == "done":
             complete = True
