@@ -222,3 +222,25 @@ def test_a_banner_shaped_like_a_job_id_is_refused_and_the_job_found_again(tmp_pa
     assert result.resumed
     assert result.get(timeout=30) == COMPLETED
     assert len(list((tmp_path / "local-spool").glob("*/meta.json"))) == 1
+
+
+def test_a_banner_shaped_like_a_job_id_is_not_adopted_as_the_tagged_job(tmp_path: Path) -> None:
+    """Regression: the tag lookup took every all-digit line for a job carrying the tag, so a
+    ``2024`` banner was adopted (the first of "several jobs") instead of the real job."""
+    JobScript.cache_folder = str(tmp_path / "cache")
+    JobScript.register_backend(NumberBannerLocalBackend(), name="local")
+    job = JobScript("sleep 1", jobname="banner-tag")
+    with pytest.raises(SubmitError, match="could not read a job ID"):
+        job.submit(cache_id="banner-tag")
+    result = job.submit(cache_id="banner-tag")  # the banner is still there
+    (spooled,) = (meta.parent.name for meta in (tmp_path / "local-spool").glob("*/meta.json"))
+    assert result.resumed
+    assert result.job_id == spooled
+    assert result.get(timeout=30) == COMPLETED
+
+
+def test_tag_lookup_reads_only_the_runners_id_tag_lines(login_noise) -> None:
+    backend = LocalBackend()
+    answer = "12 cj-abc\n15 cj-abc\n"
+    assert backend.get_job_ids_for_tag(login_noise(answer), "cj-abc") == ["12", "15"]
+    assert backend.get_job_ids_for_tag("2024\n12 cj-other\n", "cj-abc") == []

@@ -151,7 +151,13 @@ class LocalBackend(ClusterjobBackend):
         return [*self._runner(remote), "find-tag", tag]
 
     def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
-        return [line.strip() for line in response.splitlines() if line.strip().isdigit()]
+        """The IDs of the runner's ``ID TAG`` lines; other lines (a login banner) are not jobs."""
+        found = []
+        for line in output_lines(response):
+            words = line.split()
+            if len(words) == 2 and words[0].isdigit() and words[1] == tag:
+                found.append(words[0])
+        return found
 
 
 @hookimpl

@@ -128,17 +128,16 @@ def submit(script: str) -> str:
         "submit_host": socket.gethostname(),
     }
     write_json(os.path.join(folder, "meta.json"), meta)
-    log = open(os.path.join(folder, "supervisor.log"), "ab")
-    subprocess.Popen(
-        [sys.executable, "-m", "clusterjob.backends.local_runner", "supervise", job_id],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-        close_fds=True,
-        cwd=workdir,
-    )
-    log.close()
+    with open(os.path.join(folder, "supervisor.log"), "ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "clusterjob.backends.local_runner", "supervise", job_id],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+            cwd=workdir,
+        )
     return job_id
 
 
@@ -196,7 +195,7 @@ def supervise(job_id: str) -> None:
     assert meta is not None
     me = os.getpid()
     write_json(os.path.join(folder, "supervisor"), {"pid": me, "start": process_start_time(me)})
-    cancelled = lambda: os.path.exists(os.path.join(folder, "cancel"))  # noqa: E731
+    cancelled = lambda: os.path.exists(os.path.join(folder, "cancel"))
     while meta["dependency"]:
         states = [state_of(dep) for dep in meta["dependency"]]
         if cancelled():
@@ -218,15 +217,17 @@ def supervise(job_id: str) -> None:
     )
     if meta.get("threads"):
         env["OMP_NUM_THREADS"] = str(meta["threads"])
-    stdout = open(meta["stdout"], "ab")
-    stderr = open(meta["stderr"], "ab") if meta["stderr"] else subprocess.STDOUT
-    try:
-        proc = subprocess.Popen(
-            [meta["script"]], cwd=meta["workdir"], env=env, stdin=subprocess.DEVNULL,
-            stdout=stdout, stderr=stderr, start_new_session=True,
-        )  # fmt: skip
-    except OSError as exc:
-        return finish(folder, "FAILED", None, f"cannot start {meta['script']}: {exc}")
+    # The job holds its own copies of the output files; the supervisor closes its own at once.
+    with contextlib.ExitStack() as files:
+        stdout = files.enter_context(open(meta["stdout"], "ab"))
+        stderr = files.enter_context(open(meta["stderr"], "ab")) if meta["stderr"] else subprocess.STDOUT
+        try:
+            proc = subprocess.Popen(
+                [meta["script"]], cwd=meta["workdir"], env=env, stdin=subprocess.DEVNULL,
+                stdout=stdout, stderr=stderr, start_new_session=True,
+            )  # fmt: skip
+        except OSError as exc:
+            return finish(folder, "FAILED", None, f"cannot start {meta['script']}: {exc}")
     write_json(os.path.join(folder, "job"), {"pid": proc.pid, "pgid": proc.pid})
     with open(os.path.join(folder, "started"), "w", encoding="utf-8"):
         pass
@@ -272,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "cancel":
         cancel(args.job_id)
     elif args.command == "find-tag":
-        print("\n".join(find_tag(args.tag)))
+        # "ID TAG": a line that a login shell printed cannot carry the tag by chance.
+        for job_id in find_tag(args.tag):
+            print(job_id, args.tag)
     else:
         supervise(args.job_id)
     return 0
