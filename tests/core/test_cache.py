@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from clusterjob import AsyncResult, JobScript
 from clusterjob.backends.local import RUNNER_MODULE, LocalBackend
 from clusterjob.errors import CacheError, SchedulerError, SubmitError
@@ -231,7 +230,7 @@ def run_workflow(tmp_path: Path, fault: str | None = None, wait: bool = False) -
     if fault:
         env["CLUSTERJOB_FAULT_INJECT"] = fault
     args = [sys.executable, "-c", WORKFLOW, str(tmp_path)] + (["wait"] if wait else [])
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
 
 
 INJECTION_TABLE: list[str] = []

@@ -7,7 +7,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 import pytest
-
 from clusterjob import JobScript
 from clusterjob.backends import ClusterjobBackend, ResourcesNotSupportedError, format_option
 from clusterjob.errors import BackendNotInstalledError, ConfigError

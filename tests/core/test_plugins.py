@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from clusterjob import JobScript, hookimpl
 from clusterjob.backends import ClusterjobBackend
 from clusterjob.backends.local import LocalBackend
@@ -168,7 +167,7 @@ def test_pip_installed_plugin_is_discovered_and_a_broken_one_is_not_fatal(tmp_pa
     assert "plugin 'broken' from distribution 'clusterjob-broken' failed to load" in out.stderr
     assert "needs libfoo" in out.stderr
     cli = subprocess.run(
-        [sys.executable, "-m", "clusterjob.cli", "backends"], capture_output=True, text=True, timeout=60, env=env
+        [sys.executable, "-m", "clusterjob.cli", "backends"], capture_output=True, text=True, timeout=60, env=env, check=False
     )
     assert cli.returncode == 1
     assert "mysite\tmysite" in cli.stdout

@@ -6,7 +6,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from clusterjob import JobScript, as_completed, hookimpl, wait_all
 from clusterjob.backends import local
 from clusterjob.backends.local import LocalBackend
@@ -155,5 +154,5 @@ class QueueOnlyBatch(LocalBackend):
 def test_jobs_unknown_to_the_batched_query_are_asked_about_one_by_one() -> None:
     """Regression: without a batched finished-job query, unknown jobs were never asked again."""
     JobScript.register_backend(QueueOnlyBatch())
-    results = [JobScript("exit %d" % (i % 2), jobname=f"q{i}", backend="queueonly").submit() for i in range(3)]
+    results = [JobScript(f"exit {i % 2}", jobname=f"q{i}", backend="queueonly").submit() for i in range(3)]
     assert wait_all(results, timeout=60) == [COMPLETED, FAILED, COMPLETED]

@@ -6,9 +6,16 @@ import os
 import subprocess
 
 import pytest
-
 from clusterjob import status
-from clusterjob.utils import mkdir, read_file, run_cmd, set_executable, split_seq, time_to_seconds, write_file
+from clusterjob.utils import (
+    mkdir,
+    read_file,
+    run_cmd,
+    set_executable,
+    split_seq,
+    time_to_seconds,
+    write_file,
+)
 
 
 def test_status_order_and_names() -> None:
@@ -55,11 +62,11 @@ def test_split_seq_documented_examples() -> None:
 
 
 def test_split_seq_keeps_every_item_once() -> None:
-    for n_items in range(0, 30):
+    for n_items in range(30):
         for n_chunks in range(1, 8):
             chunks = split_seq(list(range(n_items)), n_chunks)
             assert len(chunks) == n_chunks
-            assert sum(chunks, []) == list(range(n_items))
+            assert [item for chunk in chunks for item in chunk] == list(range(n_items))
             assert max(map(len, chunks)) - min(map(len, chunks)) <= 1
 
 

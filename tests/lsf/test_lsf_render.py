@@ -54,7 +54,7 @@ def test_common_resources() -> None:
         jobname="printenv", backend="lsf", queue="test", time="00:05:00", nodes=1, threads=1,
         mem=100, stdout="printenv.out", stderr="printenv.err",
     )
-    assert str(job) == "\n".join([
+    assert str(job) == "\n".join([  # noqa: FLY002 - a list reads like the script
         "#!/bin/bash",
         "#BSUB -J printenv",
         "#BSUB -q test",

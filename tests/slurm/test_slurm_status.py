@@ -64,7 +64,7 @@ def test_status_mapping_of_a_site_subclass_is_honoured() -> None:
 
     class CheckpointingSite(SlurmBackend):
         # Jobs here checkpoint and stop at their walltime: that is success.
-        status_mapping = {**SlurmBackend.status_mapping, "TIMEOUT": COMPLETED}  # noqa: RUF012
+        status_mapping = {**SlurmBackend.status_mapping, "TIMEOUT": COMPLETED}
 
     site = CheckpointingSite()
     runs = [Run("5"), Run("6")]

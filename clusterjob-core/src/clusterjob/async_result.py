@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from clusterjob import cache
 from clusterjob.errors import BackendNotInstalledError, CacheError, TransientTransportError
-from clusterjob.status import CANCELLED, COMPLETED, PENDING, is_finished, status_from_str, str_status
+from clusterjob.status import (
+    CANCELLED,
+    COMPLETED,
+    PENDING,
+    is_finished,
+    status_from_str,
+    str_status,
+)
 from clusterjob.transport import Transport, get_transport
 
 if TYPE_CHECKING:  # pragma: no cover

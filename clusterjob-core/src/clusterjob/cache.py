@@ -33,11 +33,11 @@ from clusterjob.faults import checkpoint
 
 __all__ = [
     "CACHE_FORMAT",
+    "atomic_write_json",
     "cache_path",
     "check_cache_id",
-    "atomic_write_json",
-    "read_record",
     "locked",
+    "read_record",
     "set_aside",
 ]
 

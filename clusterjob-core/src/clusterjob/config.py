@@ -15,7 +15,7 @@ from typing import Any
 
 from clusterjob.errors import ConfigError
 
-__all__ = ["Settings", "read_ini", "RESERVED_KEYS", "convert_resource_value"]
+__all__ = ["RESERVED_KEYS", "Settings", "convert_resource_value", "read_ini"]
 
 SECTIONS = ("Attributes", "Resources")
 RESERVED_KEYS = ("resources", "backends")

@@ -10,12 +10,17 @@ import re
 import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob.config import read_ini
 from clusterjob.errors import ConfigError
-from clusterjob.plugins import backend_names, check_backend_interface, get_backend, registered_backends
+from clusterjob.plugins import (
+    backend_names,
+    check_backend_interface,
+    get_backend,
+    registered_backends,
+)
 from clusterjob.transport import get_transport
 from clusterjob.utils import join_dirs
 
@@ -119,17 +124,17 @@ class JobScript(metaclass=_JobScriptMeta):
     aux_scripts: dict[str, str]
 
     # class-only attributes
-    cache_folder: Union[str, None] = None
+    cache_folder: str | None = None
     cache_prefix: str = "clusterjob"
-    resources: "OrderedDict[str, Any]" = OrderedDict()
+    resources: OrderedDict[str, Any] = OrderedDict()
 
     # class/instance attributes
     backend: str = "slurm"
     shell: str = "/bin/bash"
-    remote: Union[str, None] = None
+    remote: str | None = None
     rootdir: str = "."
     workdir: str = "."
-    filename: Union[str, None] = None
+    filename: str | None = None
     prologue: str = ""
     epilogue: str = ""
     max_sleep_interval: int = 900
@@ -138,7 +143,7 @@ class JobScript(metaclass=_JobScriptMeta):
 
     def __init__(self, body: str, jobname: str, aux_scripts: dict[str, str] | None = None, **kwargs: Any) -> None:
         if not isinstance(body, str):
-            raise ValueError(f"JobScript body must be a string, not {body!r}")
+            raise ValueError(f"JobScript body must be a string, not {body!r}")  # noqa: TRY004 - as the original
         if not isinstance(jobname, str) or not jobname:
             raise ValueError(f"JobScript jobname must be a non-empty string, not {jobname!r}")
         object.__setattr__(self, "body", body)

@@ -35,17 +35,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "PluginRegistry",
-    "create_plugin_manager",
-    "get_registry",
-    "reset_plugin_manager",
-    "get_backend",
-    "backend_names",
-    "registered_backends",
-    "distribution_for",
-    "import_backend_distribution",
-    "check_backend_interface",
     "KNOWN_DISTRIBUTIONS",
+    "PluginRegistry",
+    "backend_names",
+    "check_backend_interface",
+    "create_plugin_manager",
+    "distribution_for",
+    "get_backend",
+    "get_registry",
+    "import_backend_distribution",
+    "registered_backends",
+    "reset_plugin_manager",
 ]
 
 logger = logging.getLogger("clusterjob.plugins")
@@ -98,7 +98,7 @@ def _load_entry_points(manager: pluggy.PluginManager, failures: dict[str, str]) 
         try:
             plugin = ep.load()
             manager.register(plugin, name=ep.name)
-        except Exception as exc:  # a broken plugin must not break the others
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
             message = f"{type(exc).__name__}: {exc}"
             failures[f"{ep.name} ({dist_name})"] = message
             warnings.warn(
@@ -125,7 +125,7 @@ def create_plugin_manager(load_entrypoints: bool = True, plugins: tuple[object, 
         plugin_name = impl.plugin_name
         try:
             offered: list[object] = list(cast("Iterable[object]", impl.function() or []))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - nor may a plugin whose hook raises
             registry.failures[plugin_name] = f"clusterjob_backends() raised {type(exc).__name__}: {exc}"
             warnings.warn(f"clusterjob plugin {plugin_name!r}: {registry.failures[plugin_name]}", RuntimeWarning, stacklevel=2)
             continue

@@ -20,7 +20,7 @@ from clusterjob.status import CANCELLED, COMPLETED, FAILED, is_finished
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
 
-__all__ = ["poll", "wait_all", "as_completed"]
+__all__ = ["as_completed", "poll", "wait_all"]
 
 logger = logging.getLogger("clusterjob")
 

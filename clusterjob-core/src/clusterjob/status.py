@@ -13,16 +13,16 @@ COMPLETED
 from __future__ import annotations
 
 __all__ = [
+    "CANCELLED",
+    "COMPLETED",
+    "FAILED",
+    "FINISHED_STATUS",
     "PENDING",
     "RUNNING",
-    "COMPLETED",
-    "CANCELLED",
-    "FAILED",
     "STATUS_CODES",
-    "str_status",
-    "FINISHED_STATUS",
     "is_finished",
     "status_from_str",
+    "str_status",
 ]
 
 PENDING: int = -2

@@ -21,7 +21,6 @@ import hashlib
 import inspect
 import logging
 import os
-
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -36,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.backends import ClusterjobBackend, Command
     from clusterjob.jobscript import JobScript
 
-__all__ = ["submit", "default_cache_id"]
+__all__ = ["default_cache_id", "submit"]
 
 logger = logging.getLogger("clusterjob")
 

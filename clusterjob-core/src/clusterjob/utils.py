@@ -13,14 +13,14 @@ from typing import TypeVar
 from clusterjob.transport import get_transport
 
 __all__ = [
-    "set_executable",
-    "write_file",
-    "read_file",
-    "split_seq",
-    "upload_file",
-    "run_cmd",
-    "time_to_seconds",
     "mkdir",
+    "read_file",
+    "run_cmd",
+    "set_executable",
+    "split_seq",
+    "time_to_seconds",
+    "upload_file",
+    "write_file",
 ]
 
 T = TypeVar("T")

@@ -34,7 +34,7 @@ class PbsProBackend(PbsBackend):
     name = "pbspro"
     history_option = "-x"
     tag_variable = "CLUSTERJOB_TAG"
-    layout_resources = {"nodes": "select", "ppn": "select", "threads": "select", "mem": "select"}  # noqa: RUF012
+    layout_resources = {"nodes": "select", "ppn": "select", "threads": "select", "mem": "select"}
 
     def node_resources(self, resources: dict[str, Any]) -> list[str]:
         """``select=N:ncpus=C:mpiprocs=P:ompthreads=T[:mem=Mmb]`` (popped from ``resources``).

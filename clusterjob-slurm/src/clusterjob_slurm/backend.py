@@ -122,8 +122,8 @@ class SlurmBackend(ClusterjobBackend):
     extension = "slr"
     prefix = "#SBATCH"
     # Plain class attributes, as in the documented base class (a site subclass may replace them).
-    status_mapping = dict(STATUS_MAPPING)  # noqa: RUF012
-    resource_replacements = {  # noqa: RUF012
+    status_mapping = dict(STATUS_MAPPING)
+    resource_replacements = {
         "jobname": "job-name",
         "queue": "partition",
         "time": "time",
@@ -136,11 +136,11 @@ class SlurmBackend(ClusterjobBackend):
     }
     #: sbatch's one-letter options -> their long names (``sbatch --help``, SLURM 22.05), and
     #: ``--tasks-per-node``, which sbatch reads as ``--ntasks-per-node``.
-    option_aliases = {  # noqa: RUF012
+    option_aliases = {
         **{f"-{letter}": f"--{name}" for letter, name in _SHORT_OPTIONS.items()},
         "--tasks-per-node": "--ntasks-per-node",
     }
-    job_vars = {  # noqa: RUF012
+    job_vars = {
         "CLUSTERJOB_ID": "SLURM_JOB_ID",
         "CLUSTERJOB_WORKDIR": "SLURM_SUBMIT_DIR",
         "CLUSTERJOB_SUBMIT_HOST": "SLURM_SUBMIT_HOST",
