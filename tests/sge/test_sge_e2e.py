@@ -255,20 +255,28 @@ def test_parent_exiting_100_keeps_its_dependents_held(sge: Path) -> None:
 
 
 def test_many_jobs_are_polled_with_one_qstat(sge: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[bool] = []
-    original = SgeBackend.cmd_status_many
+    """Every poll asks about all unfinished jobs in one command, never one command per job."""
+    batched: list[tuple[bool, int]] = []
+    single: list[str] = []
+    original_many, original_single = SgeBackend.cmd_status_many, SgeBackend.cmd_status
 
-    def counting(self: SgeBackend, runs, finished=False):  # type: ignore[no-untyped-def]
-        calls.append(finished)
-        return original(self, runs, finished)
+    def counting_many(self: SgeBackend, runs, finished=False):  # type: ignore[no-untyped-def]
+        batched.append((finished, len(runs)))
+        return original_many(self, runs, finished)
 
-    monkeypatch.setattr(SgeBackend, "cmd_status_many", counting)
+    def counting_single(self: SgeBackend, run, finished=False):  # type: ignore[no-untyped-def]
+        single.append(run.job_id)
+        return original_single(self, run, finished)
+
+    monkeypatch.setattr(SgeBackend, "cmd_status_many", counting_many)
+    monkeypatch.setattr(SgeBackend, "cmd_status", counting_single)
     results = [
         submit(JobScript(body, jobname=f"cj_sge_many{i}", stdout=f"m{i}.out", stderr=f"m{i}.err"))
         for i, body in enumerate(["true", "exit 2", "sleep 2"])
     ]
     assert wait_all(results, timeout=TIMEOUT) == [COMPLETED, FAILED, COMPLETED]
-    assert calls and calls.count(False) >= 1
+    assert batched[0] == (False, 3)  # the first poll: one qstat for all three jobs
+    assert single == []
 
 
 RUN = secrets.token_hex(3)

@@ -33,7 +33,6 @@ __all__ = [
     "aggregate",
     "parse_records",
     "state_to_status",
-    "statuses_by_job",
 ]
 
 logger = logging.getLogger("clusterjob.slurm")
@@ -166,18 +165,3 @@ def aggregate(statuses: Iterable[int | None]) -> int | None:
         if final in codes:
             return final
     return COMPLETED
-
-
-def statuses_by_job(
-    records: Iterable[Record], mapping: Mapping[str, int] = STATUS_MAPPING
-) -> Mapping[str, int | None]:
-    """Aggregate status per submitted job: keyed by base ID, and by the full ID of each record.
-
-    The full IDs let a run that holds one array task (``123_4``) find its own status.
-    """
-    grouped: dict[str, list[int | None]] = {}
-    for record in records:
-        grouped.setdefault(record.base_id, []).append(record.status_in(mapping))
-        if record.job_id != record.base_id:
-            grouped.setdefault(record.job_id, []).append(record.status_in(mapping))
-    return {job_id: aggregate(codes) for job_id, codes in grouped.items()}
