@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from clusterjob import AsyncResult, JobScript
 from clusterjob.backends import ResourcesNotSupportedError
+from clusterjob.backends import local as local_plugin
 from clusterjob.errors import (
     BackendNotInstalledError,
     CacheError,
@@ -24,7 +25,7 @@ from clusterjob.errors import (
     SchedulerError,
     SubmitError,
 )
-from clusterjob.plugins import reset_plugin_manager
+from clusterjob.plugins import create_plugin_manager, reset_plugin_manager
 from clusterjob.status import COMPLETED, PENDING, RUNNING
 
 # -- INI files (the cases tests/core/test_jobscript.py does not have) -----------------
@@ -97,15 +98,14 @@ def test_unknown_backend_names_the_distribution_to_install(tmp_path: Path) -> No
         JobScript("true", jobname="x", backend="nosuch", rootdir=str(tmp_path)).submit()
 
 
-def test_cached_job_of_a_backend_no_longer_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_job_of_a_backend_no_longer_installed(tmp_path: Path) -> None:
     """Resuming a workflow after uninstalling a backend names the distribution and keeps the cache file."""
     JobScript.cache_folder = str(tmp_path / "cache")
     (tmp_path / "cache").mkdir()
     path = tmp_path / "cache" / "clusterjob.old.cache"
     record = {"clusterjob_cache": 1, "state": "submitted", "backend": "slurm", "status": "RUNNING", "job_id": "42"}
     path.write_text(json.dumps(record))
-    monkeypatch.setenv("CLUSTERJOB_DISABLE_PLUGINS", "slurm")
-    reset_plugin_manager()
+    reset_plugin_manager(create_plugin_manager(load_entrypoints=False, plugins=(local_plugin,)))  # only core installed
     with pytest.raises(BackendNotInstalledError, match="backend 'slurm' is not installed: pip install clusterjob-slurm"):
         JobScript("true", jobname="old", backend="local").submit(cache_id="old")
     with pytest.raises(BackendNotInstalledError, match="pip install clusterjob-slurm"):

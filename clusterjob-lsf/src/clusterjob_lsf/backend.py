@@ -58,6 +58,7 @@ class LsfBackend(ClusterjobBackend):
     name = "lsf"
     extension = "lsf"
     prefix = "#BSUB"
+    commands = ("bsub", "bjobs", "bkill")
     status_mapping = {
         "PEND": PENDING,  # waiting to be scheduled
         "PSUSP": PENDING,  # suspended by its owner or an administrator while pending

@@ -80,6 +80,7 @@ class PbsBackend(ClusterjobBackend):
     qsub = "qsub"
     qstat = "qstat"
     qdel = "qdel"
+    commands = ("qsub", "qstat", "qdel")
     history_option: str | None = None
     tag_variable: str | None = None
     #: The ``-l`` resource each layout key is written into (see :meth:`node_resources`).

@@ -73,6 +73,7 @@ class LPbsBackend(PbsBackend):
     qsub = "lqsub"
     qstat = "lqstat"
     qdel = "lqdel"
+    commands = ("lqsub", "lqstat", "lqdel")
 
     def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
         """``lqstat -f <id>``, followed by ``lqstat exit status: N``."""

@@ -95,6 +95,7 @@ class SgeBackend(ClusterjobBackend):
     name = "sge"
     extension = "sge"
     prefix = "#$"
+    commands = ("qsub", "qstat", "qacct", "qdel")
     resource_replacements: dict[str, str] = {
         "jobname": "N",
         "queue": "q",

@@ -121,6 +121,7 @@ class SlurmBackend(ClusterjobBackend):
     name = "slurm"
     extension = "slr"
     prefix = "#SBATCH"
+    commands = ("sbatch", "squeue", "sacct", "scancel")
     # Plain class attributes, as in the documented base class (a site subclass may replace them).
     status_mapping = dict(STATUS_MAPPING)
     resource_replacements = {

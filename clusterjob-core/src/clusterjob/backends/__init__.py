@@ -174,11 +174,14 @@ class ClusterjobBackend:
         job_vars: core variable name (``CLUSTERJOB_ID``) -> scheduler variable
             name (``SLURM_JOB_ID``), both without ``$``.
         status_mapping: scheduler state string -> :mod:`clusterjob.status` code.
+        commands: the scheduler commands the backend runs (``sbatch``, …),
+            listed by ``clusterjob backends``.
     """
 
     name: str = ""
     extension: str = ""
     prefix: str = ""
+    commands: ClassVar[tuple[str, ...]] = ()
     common_keys: ClassVar[list[str]] = [
         "name",
         "queue",

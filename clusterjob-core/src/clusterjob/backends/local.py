@@ -60,6 +60,7 @@ class LocalBackend(ClusterjobBackend):
     name = "local"
     extension = "sh"
     prefix = "#LOCAL"
+    commands = (f"python -m {RUNNER_MODULE}",)
     resource_replacements = dict(_OPTIONS)
     job_vars = {
         "CLUSTERJOB_ID": "LOCAL_JOB_ID",
