@@ -72,5 +72,12 @@ class TransientTransportError(SchedulerError):
     """
 
 
+class ResourcesNotSupportedError(ClusterjobError):
+    """A backend is unable to encode a resource requirement.
+
+    The message names the resource key (and value) the backend cannot express.
+    """
+
+
 class SubmitError(ClusterjobError):
     """Submission did not produce a job ID; nothing is cached as submitted."""

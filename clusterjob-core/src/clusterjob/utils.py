@@ -5,12 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import re
 import stat
 from collections.abc import Sequence
 from typing import TypeVar
 
 from clusterjob.transport import get_transport
+from clusterjob.walltime import time_to_seconds
 
 __all__ = [
     "mkdir",
@@ -107,50 +107,6 @@ def join_dirs(rootdir: str, workdir: str) -> str:
     if not workdir:
         return rootdir
     return posixpath.join(rootdir, workdir)
-
-
-_TIME_PATTERNS = [
-    # (regex, field names) in the order of the documented formats
-    (re.compile(r"^(?P<m>\d+)$"), "minutes"),
-    (re.compile(r"^(?P<m>\d+):(?P<s>\d+)$"), "minutes:seconds"),
-    (re.compile(r"^(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)$"), "hours:minutes:seconds"),
-    (re.compile(r"^(?P<d>\d+)-(?P<h>\d+)$"), "days-hours"),
-    (re.compile(r"^(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+)$"), "days-hours:minutes"),
-    (re.compile(r"^(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)$"), "days-hours:minutes:seconds"),
-    (re.compile(r"^(?P<d>\d+):(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)$"), "days:hours:minutes:seconds"),
-]
-
-
-def time_to_seconds(time_str: str) -> int:
-    """Convert a duration string into seconds.
-
-    Supported formats (SLURM's): ``minutes``, ``minutes:seconds``,
-    ``hours:minutes:seconds``, ``days-hours``, ``days-hours:minutes``,
-    ``days-hours:minutes:seconds``, ``days:hours:minutes:seconds``.
-
-    >>> time_to_seconds('1-1:10:30')
-    90630
-    >>> time_to_seconds('1 1:10:30')
-    Traceback (most recent call last):
-    ...
-    ValueError: '1 1:10:30' has invalid pattern
-
-    Raises:
-        ValueError: if ``time_str`` has an invalid format.
-    """
-    text = str(time_str).strip() if isinstance(time_str, (int, str)) else None
-    if text is not None:
-        for pattern, _ in _TIME_PATTERNS:
-            match = pattern.match(text)
-            if match:
-                fields = {k: int(v) for k, v in match.groupdict().items()}
-                return (
-                    fields.get("d", 0) * 86400
-                    + fields.get("h", 0) * 3600
-                    + fields.get("m", 0) * 60
-                    + fields.get("s", 0)
-                )
-    raise ValueError(f"{time_str!r} has invalid pattern")
 
 
 def mkdir(name: str, mode: int = 0o750) -> None:
