@@ -27,6 +27,7 @@ from clusterjob.utils import join_dirs
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
     from clusterjob.backends import ClusterjobBackend
+    from clusterjob.rendering import SubmissionContext
 
 __all__ = ["JobScript"]
 
@@ -251,7 +252,9 @@ class JobScript(metaclass=_JobScriptMeta):
         values.update(self.resources)
         return values
 
-    def render_script(self, scriptbody: str, jobscript: bool = False) -> str:
+    def render_script(
+        self, scriptbody: str, jobscript: bool = False, *, context: SubmissionContext | None = None
+    ) -> str:
         """Render a script body: shebang, resource headers (for the job script), variables, placeholders.
 
         Steps, as documented: (1) add ``#!{shell}`` unless the first line is a
@@ -260,6 +263,9 @@ class JobScript(metaclass=_JobScriptMeta):
         format each line with known attributes. A line whose other braces
         are not valid format syntax (``${HOME}``, awk programs) keeps them:
         only the known ``{name}`` placeholders on it are replaced.
+
+        ``context`` (given by :meth:`submit`) is what the submission adds to
+        the headers: the crash-recovery tag and the jobs to wait for.
         """
         backend = self._get_backend()
         first, _, rest = scriptbody.partition("\n")
@@ -269,7 +275,12 @@ class JobScript(metaclass=_JobScriptMeta):
             shebang, body = f"#!{self.shell}", scriptbody
         lines = [shebang]
         if jobscript:
-            lines.extend(_single_lines(backend.resource_headers(self), self.resources, backend.name))
+            headers = (
+                backend.resource_headers(self)
+                if context is None
+                else backend.resource_headers(self, context=context)
+            )
+            lines.extend(_single_lines(headers, self.resources, backend.name))
         rendered = "\n".join(lines) + "\n" + backend.replace_body_vars(body)
         values = self.template_values()
         return "\n".join(_format_line(line, values) for line in rendered.split("\n"))
@@ -299,8 +310,16 @@ class JobScript(metaclass=_JobScriptMeta):
         """
         self.write_files(filename)
 
-    def write_files(self, filename: str | None = None, after_script: Callable[[], None] | None = None) -> None:
-        """:meth:`write`, calling ``after_script`` between the job script and the auxiliary scripts."""
+    def write_files(
+        self,
+        filename: str | None = None,
+        after_script: Callable[[], None] | None = None,
+        context: SubmissionContext | None = None,
+    ) -> None:
+        """:meth:`write`, calling ``after_script`` between the job script and the auxiliary scripts.
+
+        The job script is rendered with the submission ``context`` (see :meth:`render_script`).
+        """
         if filename is not None:
             path = os.path.expanduser(filename)
             folder = os.path.dirname(path)
@@ -311,7 +330,7 @@ class JobScript(metaclass=_JobScriptMeta):
             transport = get_transport(self.remote, ssh=self.ssh, scp=self.scp)
         if folder:
             transport.mkdir(folder)
-        transport.write_file(path, str(self), executable=True)
+        transport.write_file(path, self.render_script(self.body, jobscript=True, context=context), executable=True)
         if after_script is not None:
             after_script()
         for aux_name, aux_body in self.aux_scripts.items():
