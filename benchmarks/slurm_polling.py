@@ -11,8 +11,8 @@ how a job ends.) The SLURM commands sit behind a PATH shim that logs every
 call, and a marker is written at the start of every poll cycle. Prints the
 commands per cycle and the time per cycle. The baseline, measured in the
 same run on the same 1,000 jobs right after submission, is polling them one
-by one (the fallback of a backend without a batched query): one ``squeue``
-per job per cycle.
+by one (what a backend with only the single-job ``cmd_status``/``get_status``
+costs): one ``squeue`` per job per cycle.
 
 Leaves nothing in the queue: whatever is still there at the end is cancelled.
 
@@ -82,7 +82,7 @@ def main() -> None:
             log.touch()
             os.environ.update(CJ_CALL_LOG=str(log), CJ_REAL_PATH=real_path, PATH=f"{shim}:{real_path}")
 
-            # baseline: one cycle of per-job polling (what a backend without cmd_status_many costs)
+            # baseline: one cycle of per-job polling (what a backend with only cmd_status/get_status costs)
             backend = results[0].backend
             start = time.perf_counter()
             for result in results:

@@ -178,12 +178,13 @@ def test_interrupted_submission_without_tag_support_is_not_guessed(local_cached:
 
 def test_tag_lookup_of_the_local_backend_runs_with_the_python_of_the_host_it_asks() -> None:
     """Regression: the lookup sent this machine's interpreter path to the remote."""
-    assert LocalBackend().cmd_find_tag("cj-x", remote="cluster")[:3] == ["python3", "-m", RUNNER_MODULE]
-    assert LocalBackend().cmd_find_tag("cj-x", remote=None)[:3] == [sys.executable, "-m", RUNNER_MODULE]
+    assert LocalBackend().tag_lookup_command("cj-x", remote="cluster")[:3] == ["python3", "-m", RUNNER_MODULE]
+    assert LocalBackend().tag_lookup_command("cj-x", remote=None)[:3] == [sys.executable, "-m", RUNNER_MODULE]
 
 
 def test_backend_with_the_older_tag_lookup_signature_still_adopts(local_cached: Path) -> None:
-    """A third-party ``cmd_find_tag(self, tag)`` (no ``remote``) is called without it."""
+    """A third-party ``cmd_find_tag(self, tag)`` (no ``remote``) and ``get_job_ids_for_tag(stdout, tag)``,
+    the names before ``tag_lookup_command``/``parse_tag_lookup``, are still called (and win over the parent's)."""
 
     class Mumbling(LocalBackend):
         name = "older"
@@ -195,7 +196,10 @@ def test_backend_with_the_older_tag_lookup_signature_still_adopts(local_cached: 
         name = "older"
 
         def cmd_find_tag(self, tag):
-            return super().cmd_find_tag(tag)
+            return [sys.executable, "-m", RUNNER_MODULE, "find-tag", tag]
+
+        def get_job_ids_for_tag(self, response, tag):
+            return [line.split()[0] for line in response.splitlines() if line.endswith(" " + tag)]
 
     JobScript.register_backend(Mumbling())
     with pytest.raises(SubmitError, match="could not read a job ID"):

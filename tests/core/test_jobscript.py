@@ -276,7 +276,7 @@ def test_local_backend_rejects_what_it_cannot_do() -> None:
         str(jobscript)
     with pytest.raises(ResourcesNotSupportedError, match="nodes=2 is not supported"):
         str(JobScript("true", jobname="x", backend="local", nodes=2))
-    with pytest.raises(ResourcesNotSupportedError, match="time='1 day'.*has invalid pattern"):
+    with pytest.raises(ResourcesNotSupportedError, match="resource time='1 day': a walltime is minutes, minutes:seconds"):
         str(JobScript("true", jobname="x", backend="local", time="1 day"))
 
 

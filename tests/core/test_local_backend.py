@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from clusterjob import JobScript, wait_all
+from clusterjob.backends import CommandResult, ResourcesNotSupportedError
 from clusterjob.backends.local import LocalBackend
 from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
@@ -147,11 +149,51 @@ def test_hostile_names_are_not_executed(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("PWNED*"))
 
 
-def test_dependency_given_twice_is_an_error() -> None:
+def test_after_joins_the_jobs_own_dependency(tmp_path: Path) -> None:
+    """Changed on purpose: a ``dependency`` resource next to ``after=`` used to be refused; both now hold."""
     first = JobScript("true", jobname="first").submit()
-    job = JobScript("true", jobname="second", dependency="afterok:999")
-    with pytest.raises(ValueError, match=rf"submit\(after=...\) sets resource dependency='afterok:{first.job_id}', but the job already has dependency='afterok:999'"):
-        job.submit(after=[first])
+    second = JobScript("true", jobname="second").submit()
+    job = JobScript("true", jobname="third", dependency=f"afterok:{first.job_id}")
+    result = job.submit(after=[second])
+    assert f"#LOCAL --dependency=afterok:{first.job_id}:{second.job_id}" in (tmp_path / "third.sh").read_text()
+    assert result.get(timeout=30) == COMPLETED
+
+
+def test_the_submission_tag_is_written_from_the_context_not_the_resources(tmp_path: Path) -> None:
+    JobScript.cache_folder = str(tmp_path / "cache")
+    job = JobScript("true", jobname="tagged")
+    result = job.submit(cache_id="tagged")
+    tag = json.loads(Path(result.cache_file).read_text())["tag"]
+    assert f"#LOCAL --tag={tag}" in (tmp_path / "tagged.sh").read_text()
+    assert "tag" not in job.resources and "#LOCAL --tag" not in str(job)
+    with pytest.raises(ResourcesNotSupportedError, match="the local backend does not support resource tag='x'"):
+        str(JobScript("true", jobname="x", tag="x"))
+
+
+class OriginalStyleLocal(LocalBackend):
+    """A subclass written against the original's ``resource_headers(self, jobscript)``."""
+
+    name = "original-local"
+
+    def resource_headers(self, jobscript):  # type: ignore[no-untyped-def, override]
+        return [*super().resource_headers(jobscript), "#LOCAL --threads=1"]
+
+
+def test_an_override_of_the_original_resource_headers_works_without_tag_or_dependencies(tmp_path: Path) -> None:
+    """Its headers cannot carry the tag: none is recorded, so a crash is reported, never a second job."""
+    JobScript.register_backend(OriginalStyleLocal())
+    JobScript.cache_folder = str(tmp_path / "cache")
+    result = JobScript("true", jobname="old", backend="original-local").submit(cache_id="old")
+    assert result.get(timeout=30) == COMPLETED
+    assert json.loads(Path(result.cache_file).read_text())["tag"] is None
+    assert (tmp_path / "old.sh").read_text().splitlines()[1:] == ["#LOCAL --job-name=old", "#LOCAL --threads=1", "true"]
+    with pytest.raises(ResourcesNotSupportedError) as err:
+        JobScript("true", jobname="next", backend="original-local").submit(after=[result])
+    assert str(err.value) == (
+        "backend 'original-local' cannot express job dependencies (after=...): its resource_headers(jobscript) "
+        "takes no submission context; add a parameter context=None and pass it on to "
+        "super().resource_headers(jobscript, context)"
+    )
 
 
 def test_task_status_needs_backend_support() -> None:
@@ -176,13 +218,22 @@ def test_status_lines_amid_a_login_banner(login_noise) -> None:
     """A banner line was read as a job (``Welcome`` -> None), so one job's status was not found."""
     backend = LocalBackend()
     answer = "7 RUNNING\n8 COMPLETED\n9 UNKNOWN\n"
-    assert backend.get_status_many(login_noise(answer), []) == backend.get_status_many(answer, []) == {
-        "7": RUNNING, "8": COMPLETED, "9": None,
-    }  # fmt: skip
+    ids = ["7", "8", "9"]
+    noisy = backend.parse_status(CommandResult(0, login_noise(answer)), ids)
+    assert noisy == backend.parse_status(CommandResult(0, answer), ids) == {"7": RUNNING, "8": COMPLETED, "9": None}
     assert backend.get_status(login_noise("7 RUNNING\n")) == RUNNING
     assert backend.get_status("Last login: Mon Jun  3 09:12:44 2024\n7 CANCELLED\n") == CANCELLED
     assert backend.get_status(login_noise("")) is None
-    assert backend.get_status_many(login_noise(""), []) == {}
+    assert backend.parse_status(CommandResult(0, login_noise("")), ["7"]) == {"7": None}
+
+
+def test_a_failed_runner_tells_no_status_and_proves_no_absence() -> None:
+    """The runner could not read its spool: every job unknown, and a tag lookup refuses to conclude."""
+    backend = LocalBackend()
+    failed = CommandResult(1, "7 RUNNING\n", "PermissionError: [Errno 13] Permission denied: '/spool/7'\n")
+    assert backend.parse_status(failed, ["7"]) == {"7": None}
+    with pytest.raises(SubmitError, match=r"find-tag exited with 1: PermissionError.*CLUSTERJOB_LOCAL_SPOOL.*force=True"):
+        backend.parse_tag_lookup(failed, "cj-abc")
 
 
 class NoisyShellLocalBackend(LocalBackend):
@@ -242,5 +293,5 @@ def test_a_banner_shaped_like_a_job_id_is_not_adopted_as_the_tagged_job(tmp_path
 def test_tag_lookup_reads_only_the_runners_id_tag_lines(login_noise) -> None:
     backend = LocalBackend()
     answer = "12 cj-abc\n15 cj-abc\n"
-    assert backend.get_job_ids_for_tag(login_noise(answer), "cj-abc") == ["12", "15"]
-    assert backend.get_job_ids_for_tag("2024\n12 cj-other\n", "cj-abc") == []
+    assert backend.parse_tag_lookup(CommandResult(0, login_noise(answer)), "cj-abc") == ["12", "15"]
+    assert backend.parse_tag_lookup(CommandResult(0, "2024\n12 cj-other\n"), "cj-abc") == []

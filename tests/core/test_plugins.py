@@ -713,5 +713,6 @@ def test_backend_base_class_methods_raise_until_implemented() -> None:
     backend = ClusterjobBackend()
     with pytest.raises(NotImplementedError):
         backend.cmd_submit(None)  # type: ignore[arg-type]
-    assert backend.cmd_status_many([]) is None
-    assert backend.cmd_find_tag("t") is None
+    with pytest.raises(NotImplementedError, match="implement status_command.*or cmd_status"):
+        backend.status_command([])
+    assert backend.tag_lookup_command("t") is None

@@ -15,20 +15,15 @@ from clusterjob.status import CANCELLED, COMPLETED, FAILED
 
 
 class CountingLocal(LocalBackend):
-    """The local backend, counting the status commands it hands out."""
+    """The local backend, counting the status commands it hands out (and how many jobs each asks about)."""
 
     name = "counting"
 
     def __init__(self) -> None:
-        self.single = 0
         self.batched: list[int] = []
 
-    def cmd_status(self, run, finished=False):
-        self.single += 1
-        return super().cmd_status(run, finished)
-
-    def cmd_status_many(self, runs, finished=False):
-        command = super().cmd_status_many(runs, finished)
+    def status_command(self, runs, finished=False):
+        command = super().status_command(runs, finished)
         if command is not None:
             self.batched.append(len(runs))
         return command
@@ -46,8 +41,7 @@ def test_wait_all_uses_one_command_per_cycle() -> None:
     JobScript.register_backend(backend)
     results = [JobScript(f"sleep {i % 3}", jobname=f"b{i}", backend="counting").submit() for i in range(20)]
     assert wait_all(results, timeout=120) == [COMPLETED] * 20
-    # One command per cycle: batched while several jobs remain, the documented single query for the last one.
-    assert backend.single <= 1
+    # One command per cycle, for all unfinished jobs (the last one too: a batch of one).
     assert backend.batched[0] == 20
     assert backend.batched == sorted(backend.batched, reverse=True)  # only unfinished jobs are asked about
 
@@ -139,22 +133,19 @@ def test_cli_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 class QueueOnlyBatch(LocalBackend):
-    """Batched query that knows only queued jobs (like squeue), and no batched finished query."""
+    """A first query that knows only queued jobs (like squeue); finished jobs come from the second."""
 
     name = "queueonly"
 
-    def cmd_status_many(self, runs, finished=False):
-        return None if finished else ["true"]  # says nothing about any job
+    def status_command(self, runs, finished=False):
+        return super().status_command(runs) if finished else ["true"]  # says nothing about any job
 
-    def get_status_many(self, response, runs, finished=False):
-        return {}
-
-    def get_status(self, response, finished=False):
-        return super().get_status(response) if finished else None
+    def parse_status(self, result, job_ids, finished=False):
+        return super().parse_status(result, job_ids) if finished else {}
 
 
-def test_jobs_unknown_to_the_batched_query_are_asked_about_one_by_one() -> None:
-    """Regression: without a batched finished-job query, unknown jobs were never asked again."""
+def test_jobs_unknown_to_the_first_query_are_asked_with_the_finished_query() -> None:
+    """Regression: jobs the first query did not report were never asked again."""
     JobScript.register_backend(QueueOnlyBatch())
     results = [JobScript(f"exit {i % 2}", jobname=f"q{i}", backend="queueonly").submit() for i in range(3)]
     assert wait_all(results, timeout=60) == [COMPLETED, FAILED, COMPLETED]

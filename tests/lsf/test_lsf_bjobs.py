@@ -12,8 +12,10 @@ Fixture files in ``data/``, named after what they show:
   reasons of "Termination reasons displayed by bacct, bhist, and bjobs"
   (TERM_OWNER, TERM_FORCE_ADMIN, TERM_RUNLIMIT …).
 * ``bjobs_o_descriptions.txt``: ``bjobs -a -noheader -o "jobid job_description
-  delimiter='|'"`` (the tag lookup), ``bjobs_no_job_found.txt`` its answer
-  when the user has no job.
+  delimiter='|'"`` (the tag lookup), ``bjobs_no_job_found.stderr`` what bjobs
+  writes on stderr when the user has no job (it then exits non-zero).
+
+Parsers get the whole result (exit code, stdout, stderr) of the command.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import pytest
 from clusterjob import JobScript
 from clusterjob.async_result import AsyncResult
+from clusterjob.backends import CommandResult
 from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_lsf import LsfBackend
@@ -41,6 +44,16 @@ def run(job_id: str) -> AsyncResult:
     result = AsyncResult(LsfBackend())
     result.job_id = job_id
     return result
+
+
+def ok(stdout: str) -> CommandResult:
+    """The result of a command that succeeded."""
+    return CommandResult(0, stdout)
+
+
+#: What bjobs answers when the user has no job: the message on stderr, exit 255
+#: (IBM Spectrum LSF 10.1, lsf.conf LSB_BJOBS_CONSISTENT_EXIT_CODE=Y).
+NO_JOB_FOUND = CommandResult(255, "", read("bjobs_no_job_found.stderr"))
 
 
 def test_submit_pipes_the_quoted_script_into_bsub() -> None:
@@ -87,7 +100,8 @@ def test_status_and_cancel_commands() -> None:
     fmt = "jobid stat exit_code exit_reason delimiter='|'"
     assert backend.cmd_status(run("12")) == ["bjobs", "-a", "-noheader", "-o", fmt, "12"]
     assert backend.cmd_status(run("12"), finished=True) == ["bjobs", "-a", "-noheader", "-o", fmt, "12"]
-    assert backend.cmd_status_many([run("1"), run("2")]) == ["bjobs", "-a", "-noheader", "-o", fmt, "1", "2"]
+    assert backend.status_command([run("1"), run("2")]) == ["bjobs", "-a", "-noheader", "-o", fmt, "1", "2"]
+    assert backend.status_command([run("1")], finished=True) is None  # -a: the first query covers finished jobs
     assert backend.cmd_cancel(run("12")) == ["bkill", "12"]
 
 
@@ -96,8 +110,8 @@ def test_every_documented_state() -> None:
     SSUSP UNKWN ZOMBI DONE EXIT, in bjobs -o "jobid stat exit_code exit_reason delimiter='|'" lines."""
     backend = LsfBackend()
     ids = [str(n) for n in range(2001, 2012)]
-    statuses = backend.get_status_many(read("bjobs_o_every_state.txt"), [run(i) for i in ids])
-    assert list(statuses.values()) == [PENDING] * 4 + [RUNNING] * 5 + [COMPLETED, FAILED]
+    statuses = backend.parse_status(ok(read("bjobs_o_every_state.txt")), ids)
+    assert [statuses[i] for i in ids] == [PENDING] * 4 + [RUNNING] * 5 + [COMPLETED, FAILED]
     assert set(LsfBackend.status_mapping) == {
         "PEND", "PSUSP", "WAIT", "PROV", "RUN", "USUSP", "SSUSP", "UNKWN", "ZOMBI", "DONE", "EXIT",
     }
@@ -129,7 +143,12 @@ def test_missing_and_unknown_jobs_have_no_status(caplog: pytest.LogCaptureFixtur
     backend = LsfBackend()
     assert backend.get_status("") is None  # "Job <12> is not found" goes to stderr
     assert backend.get_status("Job <12> is not found\n") is None
-    assert backend.get_status_many(read("bjobs_o_done.txt"), [run("2010"), run("9")]) == {"2010": COMPLETED, "9": None}
+    assert backend.parse_status(ok(read("bjobs_o_done.txt")), ["2010", "9"]) == {"2010": COMPLETED, "9": None}
+    # bjobs reports the job it does not know on stderr, exits non-zero, and lists the others
+    partial = CommandResult(255, read("bjobs_o_done.txt"), "Job <9> is not found\n")
+    assert backend.parse_status(partial, ["2010", "9"]) == {"2010": COMPLETED, "9": None}
+    down = CommandResult(255, "", "LSF is down. Please wait ...\n")
+    assert backend.parse_status(down, ["2010"]) == {"2010": None}
     assert backend.get_status("12|WEIRD|-|-\n") is None
     assert "state 'WEIRD', which clusterjob does not know" in caplog.text
 
@@ -137,34 +156,41 @@ def test_missing_and_unknown_jobs_have_no_status(caplog: pytest.LogCaptureFixtur
 def test_find_tag() -> None:
     """IBM Spectrum LSF 10.1, bjobs -o "jobid job_description" (bsub -Jd), and "No job found"."""
     backend = LsfBackend()
-    assert backend.cmd_find_tag("cj-1") == ["sh", "-c", 'bjobs -a -noheader -o "$1" 2>&1', "bjobs",
-                                           "jobid job_description delimiter='|'"]
-    listing = read("bjobs_o_descriptions.txt")
-    assert backend.get_job_ids_for_tag(listing, "cj-1a2b3c4d5e-9f8e7d") == ["3002"]
-    assert backend.get_job_ids_for_tag(listing, "cj-0000000000-aaaaaa") == ["3003"]  # appended to a user's -Jd
-    assert backend.get_job_ids_for_tag(listing, "cj-ffffffffff-000000") == []  # listed, not there
-    assert backend.get_job_ids_for_tag(read("bjobs_no_job_found.txt"), "cj-1") == []
+    assert backend.tag_lookup_command("cj-1") == ["bjobs", "-a", "-noheader", "-o", "jobid job_description delimiter='|'"]
+    assert backend.tag_lookup_command("cj-1", finished=True) is None
+    listing = ok(read("bjobs_o_descriptions.txt"))
+    assert backend.parse_tag_lookup(listing, "cj-1a2b3c4d5e-9f8e7d") == ["3002"]
+    assert backend.parse_tag_lookup(listing, "cj-0000000000-aaaaaa") == ["3003"]  # appended to a user's -Jd
+    assert backend.parse_tag_lookup(listing, "cj-ffffffffff-000000") == []  # listed, not there
+    assert backend.parse_tag_lookup(NO_JOB_FOUND, "cj-1") == []
 
 
-@pytest.mark.parametrize("response", ["", "bjobs: command not found\n", "LSF is down. Please wait ...\n"])
-def test_find_tag_never_claims_absence_it_cannot_prove(response: str) -> None:
-    with pytest.raises(SubmitError, match="cannot tell whether the interrupted submission tagged cj-1 reached LSF"):
-        LsfBackend().get_job_ids_for_tag(response, "cj-1")
+@pytest.mark.parametrize(
+    "result",
+    [
+        CommandResult(0, ""),
+        CommandResult(127, "", "sh: 1: bjobs: not found\n"),
+        CommandResult(255, "", "LSF is down. Please wait ...\n"),
+    ],
+)
+def test_find_tag_never_claims_absence_it_cannot_prove(result: CommandResult) -> None:
+    with pytest.raises(SubmitError, match="cannot tell whether the interrupted submission tagged cj-1 reached LSF: bjobs exited"):
+        LsfBackend().parse_tag_lookup(result, "cj-1")
 
 
 def test_find_tag_command_sees_no_job_found_on_stderr(tmp_path: Path) -> None:
     """A stand-in bjobs answering like LSF without jobs: message on stderr, exit 255
-    (LSB_BJOBS_CONSISTENT_EXIT_CODE=Y); the lookup merges stderr to see it."""
+    (LSB_BJOBS_CONSISTENT_EXIT_CODE=Y); the parser reads stderr from the whole result."""
     folder = tmp_path / "bin"
     folder.mkdir()
     fake = folder / "bjobs"
     fake.write_text('#!/bin/sh\n[ "$4" = "jobid job_description delimiter=\'|\'" ] || exit 2\necho "No job found" >&2\nexit 255\n')
     fake.chmod(0o755)
     backend = LsfBackend()
-    out = subprocess.run(backend.cmd_find_tag("cj-1") or [], env={**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"},
+    out = subprocess.run(backend.tag_lookup_command("cj-1") or [], env={**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"},
                          check=False, capture_output=True, text=True)
-    assert out.stdout == "No job found\n"
-    assert backend.get_job_ids_for_tag(out.stdout, "cj-1") == []
+    assert (out.returncode, out.stdout, out.stderr) == (255, "", "No job found\n")
+    assert backend.parse_tag_lookup(CommandResult(out.returncode, out.stdout, out.stderr), "cj-1") == []
 
 
 # -- answers through a noisy login shell (banners, escape sequences, blank lines) -------
@@ -194,7 +220,7 @@ def test_job_id_only_from_bsubs_whole_line_and_never_a_choice(response: str, job
 
 @pytest.mark.parametrize(
     "fixture",
-    [*sorted(p.name for p in DATA.glob("bjobs_o_*.txt") if p.name != "bjobs_o_descriptions.txt"), "bjobs_no_job_found.txt"],
+    [*sorted(p.name for p in DATA.glob("bjobs_o_*.txt") if p.name != "bjobs_o_descriptions.txt"), "bjobs_no_job_found.stderr"],
 )
 def test_bjobs_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
     """IBM Spectrum LSF 10.1, bjobs -o "... delimiter='|'" -noheader records, with a banner before
@@ -203,8 +229,8 @@ def test_bjobs_answer_is_the_same_through_a_noisy_login_shell(fixture: str, logi
     noisy = login_noise(clean)
     assert parse_bjobs(noisy) == parse_bjobs(clean)
     backend = LsfBackend()
-    runs = [run(job_id) for job_id in parse_bjobs(clean)] or [run("12")]
-    assert backend.get_status_many(noisy, runs) == backend.get_status_many(clean, runs)
+    ids = list(parse_bjobs(clean)) or ["12"]
+    assert backend.parse_status(ok(noisy), ids) == backend.parse_status(ok(clean), ids)
     assert backend.get_status(noisy) == backend.get_status(clean)
 
 
@@ -212,7 +238,7 @@ def test_login_noise_alone_is_no_status(login_noise) -> None:
     noise = login_noise("")
     assert parse_bjobs(noise) == {}
     assert LsfBackend().get_status(noise) is None
-    assert LsfBackend().get_status_many(noise, [run("12")]) == {"12": None}
+    assert LsfBackend().parse_status(ok(noise), ["12"]) == {"12": None}
 
 
 def test_find_tag_through_a_noisy_login_shell(login_noise) -> None:
@@ -221,7 +247,8 @@ def test_find_tag_through_a_noisy_login_shell(login_noise) -> None:
     backend = LsfBackend()
     listing = read("bjobs_o_descriptions.txt")
     for tag in ("cj-1a2b3c4d5e-9f8e7d", "cj-0000000000-aaaaaa", "cj-ffffffffff-000000"):
-        assert backend.get_job_ids_for_tag(login_noise(listing), tag) == backend.get_job_ids_for_tag(listing, tag)
+        assert backend.parse_tag_lookup(ok(login_noise(listing)), tag) == backend.parse_tag_lookup(ok(listing), tag)
     hit_first = "3002|cj-1a2b3c4d5e-9f8e7d\n3001|-\n"
-    assert backend.get_job_ids_for_tag(login_noise(hit_first), "cj-1a2b3c4d5e-9f8e7d") == ["3002"]
-    assert backend.get_job_ids_for_tag(login_noise(read("bjobs_no_job_found.txt")), "cj-1") == []
+    assert backend.parse_tag_lookup(ok(login_noise(hit_first)), "cj-1a2b3c4d5e-9f8e7d") == ["3002"]
+    noisy_none = CommandResult(255, login_noise(""), read("bjobs_no_job_found.stderr"))
+    assert backend.parse_tag_lookup(noisy_none, "cj-1") == []

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from clusterjob import JobScript
-from clusterjob.backends import ResourcesNotSupportedError
+from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
 from clusterjob_lsf import LsfBackend, time_to_minutes
-from clusterjob_lsf.backend import TAG_KEY
+
+TAG = SubmissionContext(tag="cj-1a2b3c4d5e-9f8e7d")
 
 # The "Parallelization Paradigms" table of the documentation (the table writes
 # both "-n64" and "-n 128"; the backend always writes "-n 64").
@@ -22,9 +23,9 @@ PARADIGMS = [
 ]
 
 
-def headers(**resources: Any) -> list[str]:
+def headers(context: SubmissionContext | None = None, **resources: Any) -> list[str]:
     job = JobScript("echo hi", jobname="job", backend="lsf", **resources)
-    return LsfBackend().resource_headers(job)
+    return LsfBackend().resource_headers(job, context)
 
 
 @pytest.mark.parametrize(("layout", "slots"), PARADIGMS)
@@ -117,18 +118,16 @@ def test_arbitrary_keys_are_single_dash_bsub_options() -> None:
 
 
 def test_dependency_condition_is_anded_with_a_user_w() -> None:
-    dep = LsfBackend().dependency_resources(["11", "12"])
-    assert dep == {"depend": "done(11) && done(12)"}
-    assert headers(**dep)[1:] == ['#BSUB -w "done(11) && done(12)"']
-    assert headers(w="ended(7)", **dep)[1:] == ['#BSUB -w "(ended(7)) && done(11) && done(12)"']
-    assert LsfBackend().dependency_resources([]) == {}
+    dep = SubmissionContext(after=("11", "12"))
+    assert headers(dep)[1:] == ['#BSUB -w "done(11) && done(12)"']
+    assert headers(dep, w="ended(7)")[1:] == ['#BSUB -w "(ended(7)) && done(11) && done(12)"']
+    assert headers(w="ended(7)")[1:] == ['#BSUB -w "(ended(7))"']
 
 
 def test_tag_is_the_job_description() -> None:
-    tag = LsfBackend().tag_resources("cj-1a2b3c4d5e-9f8e7d")
-    assert tag == {TAG_KEY: "cj-1a2b3c4d5e-9f8e7d"}
-    assert headers(**tag)[1:] == ["#BSUB -Jd cj-1a2b3c4d5e-9f8e7d"]
-    assert headers(Jd="nightly run", **tag)[1:] == ['#BSUB -Jd "nightly run cj-1a2b3c4d5e-9f8e7d"']
+    assert headers(TAG)[1:] == ["#BSUB -Jd cj-1a2b3c4d5e-9f8e7d"]
+    assert headers(TAG, Jd="nightly run")[1:] == ['#BSUB -Jd "nightly run cj-1a2b3c4d5e-9f8e7d"']
+    assert headers(Jd="nightly run")[1:] == ['#BSUB -Jd "nightly run"']
 
 
 @pytest.mark.parametrize(
@@ -136,8 +135,8 @@ def test_tag_is_the_job_description() -> None:
     [
         ({"nodes": 0}, "cannot express resource nodes=0: nodes must be a positive integer"),
         ({"ppn": "many"}, "cannot express resource ppn='many': ppn must be a positive integer"),
-        ({"mem": "2GB"}, "cannot express mem='2GB': mem is the memory per node in MB"),
-        ({"time": "1 1:10:30"}, "cannot express time='1 1:10:30': use minutes"),
+        ({"mem": "2GB"}, "cannot express resource mem='2GB': mem is the memory per node in MB"),
+        ({"time": "1 1:10:30"}, "cannot express resource time='1 1:10:30': a walltime is minutes, minutes:seconds"),
         ({"nodes": 2, "R": "span[hosts=1]"}, "cannot express nodes/ppn/threads together with a span section"),
         ({"mem": 10, "R": "rusage[swp=5]"}, "cannot express mem=10 together with an rusage section"),
         ({"bad-key": 1}, "cannot express resource bad-key=1: a bsub option name must start with a letter"),
@@ -151,13 +150,15 @@ def test_inexpressible_requests_name_the_key(resources: dict[str, object], messa
 # -- INI files written for the original clusterjob: keys with their dashes ---------------
 
 
-def ini_headers(tmp_path: Path, resources: str, **more: Any) -> list[str]:
+def ini_headers(
+    tmp_path: Path, resources: str, context: SubmissionContext | None = None, **more: Any
+) -> list[str]:
     """The ``#BSUB`` lines of a job whose [Resources] section is ``resources``, read by read_settings."""
     path = tmp_path / "job.ini"
     path.write_text("[Resources]\n" + textwrap.dedent(resources))
     job = JobScript("echo hi", jobname="job", backend="lsf", **more)
     job.read_settings(str(path))
-    return LsfBackend().resource_headers(job)
+    return LsfBackend().resource_headers(job, context)
 
 
 def test_dashed_keys_from_an_ini_file_are_those_bsub_options(tmp_path: Path) -> None:
@@ -180,9 +181,8 @@ def test_dashed_keys_from_an_ini_file_are_those_bsub_options(tmp_path: Path) -> 
 
 
 def test_dashed_R_w_and_Jd_merge_with_the_layout_dependencies_and_the_tag(tmp_path: Path) -> None:
-    backend = LsfBackend()
-    lines = ini_headers(tmp_path, "-R = select[type==X86_64]\n-w = ended(7)\n-Jd = nightly\n", nodes=2, ppn=4,
-                        **backend.dependency_resources(["11"]), **backend.tag_resources("cj-1a2b3c4d5e-9f8e7d"))  # fmt: skip
+    context = SubmissionContext(tag="cj-1a2b3c4d5e-9f8e7d", after=("11",))
+    lines = ini_headers(tmp_path, "-R = select[type==X86_64]\n-w = ended(7)\n-Jd = nightly\n", context, nodes=2, ppn=4)
     assert lines[1:] == [
         "#BSUB -n 8",
         '#BSUB -R "select[type==X86_64] span[ptile=4]"',

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from clusterjob import JobScript
 from clusterjob.async_result import AsyncResult
+from clusterjob.backends import CommandResult
 from clusterjob.status import COMPLETED, RUNNING
 from clusterjob_pbs import LPbsBackend, PbsBackend, PbsProBackend
 
@@ -19,6 +20,10 @@ def run(backend: object, job_id: str) -> AsyncResult:
     result = AsyncResult(backend)  # type: ignore[arg-type]
     result.job_id = job_id
     return result
+
+
+def result(done: subprocess.CompletedProcess[str]) -> CommandResult:
+    return CommandResult(done.returncode, done.stdout, done.stderr)
 
 
 def test_submit_passes_stdout_and_stderr_on_the_command_line() -> None:
@@ -58,14 +63,12 @@ def test_status_commands() -> None:
     ]
     assert pro.cmd_status(run(pro, "12.srv")) == ["qstat", "-x", "-f", "12.srv"]
     assert pro.cmd_status(run(pro, "12.srv"), finished=True) == ["qstat", "-x", "-f", "12.srv"]
-    assert lpbs.cmd_status(run(lpbs, "3.host.dom")) == [
-        "sh", "-c", 'lqstat -f "$1"; echo "lqstat exit status: $?"', "lqstat", "3.host.dom",
-    ]
+    assert lpbs.cmd_status(run(lpbs, "3.host.dom")) == ["lqstat", "-f", "3.host.dom"]
     runs = [run(torque, "1.s"), run(torque, "2.s")]
-    assert torque.cmd_status_many(runs) == ["qstat", "-f", "1.s", "2.s"]
-    assert list(torque.cmd_status_many(runs, finished=True) or [])[-2:] == ["1.s", "2.s"]
-    assert pro.cmd_status_many(runs) == ["qstat", "-x", "-f", "1.s", "2.s"]
-    assert lpbs.cmd_status_many(runs) is None
+    assert torque.status_command(runs) == ["qstat", "-f", "1.s", "2.s"]
+    assert list(torque.status_command(runs, finished=True) or [])[-2:] == ["1.s", "2.s"]
+    assert pro.status_command(runs) == ["qstat", "-x", "-f", "1.s", "2.s"]
+    assert lpbs.status_batch_size == 1  # LPBS is asked about one job per command
 
 
 def test_cancel_commands() -> None:
@@ -74,10 +77,9 @@ def test_cancel_commands() -> None:
     assert LPbsBackend().cmd_cancel(run(LPbsBackend(), "3.h.d")) == ["lqdel", "3.h.d"]
 
 
-def test_find_tag_command_appends_qstat_exit_status() -> None:
-    assert PbsProBackend().cmd_find_tag("cj-1") == [
-        "sh", "-c", 'echo "qstat user: $(id -un)"; qstat -x -f; echo "qstat exit status: $?"',
-    ]
+def test_tag_lookup_command_names_the_user_then_lists_every_job() -> None:
+    assert PbsProBackend().tag_lookup_command("cj-1") == ["sh", "-c", "id -un && exec qstat -x -f", "qstat"]
+    assert PbsProBackend().tag_lookup_command("cj-1", finished=True) is None  # -x covers finished jobs
 
 
 def _fake_qstat(folder: Path, script: str) -> dict[str, str]:
@@ -102,7 +104,7 @@ exit 153
     out = subprocess.run(cmd, env=env, check=False, capture_output=True, text=True)
     assert out.stdout == completed
     assert out.stderr == ""  # the expected failure of -x is not reported as an error
-    assert backend.get_status(out.stdout, finished=True) == COMPLETED
+    assert backend.parse_status(result(out), ["34"], finished=True)["34"] == COMPLETED
 
 
 def test_finished_status_uses_history_where_x_works(tmp_path: Path) -> None:
@@ -117,34 +119,39 @@ exit 35
     backend = PbsBackend()
     assert subprocess.run(backend.cmd_status(run(backend, "1234.pbsserver")), env=env, check=False, capture_output=True, text=True).stdout == ""
     out = subprocess.run(backend.cmd_status(run(backend, "1234.pbsserver"), finished=True), env=env, check=False, capture_output=True, text=True)
-    assert backend.get_status(out.stdout, finished=True) == COMPLETED
+    assert backend.parse_status(result(out), ["1234.pbsserver"], finished=True) == {"1234.pbsserver": COMPLETED}
 
 
-def test_lpbs_status_command_reports_lqstat_exit_status(tmp_path: Path) -> None:
+def test_lpbs_status_reads_lqstat_exit_status(tmp_path: Path) -> None:
     folder = tmp_path / "bin"
     folder.mkdir()
     lqstat = folder / "lqstat"
-    lqstat.write_text(f"#!/bin/sh\n[ \"$2\" = 17.mylaptop.local ] && sed '$d' {DATA}/lpbs_lqstat_f_running.txt\nexit 0\n")
+    lqstat.write_text(
+        f"#!/bin/sh\n[ \"$2\" = 17.mylaptop.local ] && cat {DATA}/lpbs_lqstat_f_running.txt\n"
+        '[ "$2" = 19.mylaptop.local ] && echo "lqstat: LPBS_HOME is not set" >&2 && exit 1\nexit 0\n'
+    )
     lqstat.chmod(0o755)
     env = {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
     backend = LPbsBackend()
-    running = subprocess.run(backend.cmd_status(run(backend, "17.mylaptop.local")), env=env, check=False, capture_output=True, text=True)
-    assert backend.get_status(running.stdout) == RUNNING
-    ended = subprocess.run(backend.cmd_status(run(backend, "18.mylaptop.local")), env=env, check=False, capture_output=True, text=True)
-    assert ended.stdout == "lqstat exit status: 0\n"
-    assert backend.get_status(ended.stdout, finished=True) == COMPLETED
+
+    def ask(job_id: str, finished: bool) -> int | None:
+        out = subprocess.run(backend.status_command([run(backend, job_id)], finished) or [], env=env, check=False, capture_output=True, text=True)
+        return backend.parse_status(result(out), [job_id], finished)[job_id]
+
+    assert ask("17.mylaptop.local", False) == RUNNING
+    assert ask("18.mylaptop.local", False) is None  # not listed: asked again with finished=True
+    assert ask("18.mylaptop.local", True) == COMPLETED
+    assert ask("19.mylaptop.local", True) is None  # lqstat failed: no conclusion
 
 
 def test_find_tag_command_output_is_parsed(tmp_path: Path) -> None:
     """The lookup through a shell, with a stand-in qstat printing PBS Pro `qstat -x -f` output."""
     listing = "".join(
-        line for line in (DATA / "pbspro_qstat_xf_all_tagged.txt").read_text().splitlines(keepends=True)
-        if not line.startswith("qstat ")
+        (DATA / "pbspro_qstat_xf_all_tagged.txt").read_text().splitlines(keepends=True)[1:]  # without the user's name
     )
     (tmp_path / "answer").write_text(listing)
     env = _fake_qstat(tmp_path / "bin", f'[ "$1 $2" = "-x -f" ] && cat {tmp_path}/answer && exit 0\nexit 1\n')
     backend = PbsProBackend()
-    out = subprocess.run(backend.cmd_find_tag("cj-1a2b3c4d5e-9f8e7d") or [], env=env, check=False, capture_output=True, text=True)
-    assert out.stdout.startswith("qstat user: ")
-    assert out.stdout.endswith("qstat exit status: 0\n")
-    assert backend.get_job_ids_for_tag(out.stdout, "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]
+    out = subprocess.run(backend.tag_lookup_command("cj-1a2b3c4d5e-9f8e7d") or [], env=env, check=False, capture_output=True, text=True)
+    assert out.stdout.split("\n", 1)[0] == subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    assert backend.parse_tag_lookup(result(out), "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]

@@ -14,8 +14,9 @@ Fixture files in ``data/``, named after what they show:
   -11 = JOB_EXEC_OVERLIMIT_WT).
 * ``slurm_torque_*``: captured from the ``qstat`` of ``slurm-wlm-torque``
   22.05 on the test machine.
-* ``lpbs_*``: ``lqstat -f`` output of LPBS (``JobInfo.full_info``), followed
-  by the marker line the lpbs status command appends.
+* ``lpbs_*``: ``lqstat -f`` output of LPBS (``JobInfo.full_info``).
+* ``*_all_tagged``/``*_all_untagged``/``torque_qstat_f_tagged``: the stdout of the
+  tag lookup, ``id -un && qstat [-x] -f``: the user's name, then every job.
 * ``*_qsub_after_*``: what ``qsub`` printed through a login shell that adds
   blank lines or a banner (the job identifier alone on a line: PBS
   Professional Reference Guide and TORQUE qsub(1B), "Standard Output").
@@ -27,7 +28,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from clusterjob.async_result import AsyncResult
+from clusterjob.backends import CommandResult
 from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_pbs import LPbsBackend, PbsBackend, PbsProBackend
@@ -40,10 +41,9 @@ def read(name: str) -> str:
     return (DATA / name).read_text()
 
 
-def run(backend: object, job_id: str) -> AsyncResult:
-    result = AsyncResult(backend)  # type: ignore[arg-type]
-    result.job_id = job_id
-    return result
+def ok(stdout: str) -> CommandResult:
+    """The result of a command that succeeded."""
+    return CommandResult(0, stdout)
 
 
 @pytest.mark.parametrize(
@@ -103,8 +103,8 @@ def test_torque_pending_states_in_one_listing() -> None:
     """TORQUE 6 Administrator Guide, qstat: -f output for jobs in states Q, H, W, T, S (one batched query)."""
     backend = PbsBackend()
     ids = [f"{n}.torque-server.example.org" for n in range(4329, 4334)]
-    statuses = backend.get_status_many(read("torque_qstat_f_queued_held_waiting.txt"), [run(backend, i) for i in ids])
-    assert list(statuses.values()) == [PENDING, PENDING, PENDING, PENDING, RUNNING]
+    statuses = backend.parse_status(ok(read("torque_qstat_f_queued_held_waiting.txt")), ids)
+    assert [statuses[i] for i in ids] == [PENDING, PENDING, PENDING, PENDING, RUNNING]
 
 
 def test_pbspro_batched_status_matches_by_sequence_number() -> None:
@@ -113,10 +113,9 @@ def test_pbspro_batched_status_matches_by_sequence_number() -> None:
     qsub may print a shorter server name than qstat: runs are matched by sequence number.
     """
     backend = PbsProBackend()
-    runs = [run(backend, "1240.pbsserver"), run(backend, "1241"), run(backend, "1242.pbsserver.example.org"),
-            run(backend, "1243.pbsserver"), run(backend, "1299.pbsserver")]
-    statuses = backend.get_status_many(read("pbspro_qstat_xf_many.txt"), runs)
-    assert statuses == {
+    ids = ["1240.pbsserver", "1241", "1242.pbsserver.example.org", "1243.pbsserver", "1299.pbsserver"]
+    statuses = backend.parse_status(ok(read("pbspro_qstat_xf_many.txt")), ids)
+    assert {i: statuses[i] for i in ids} == {
         "1240.pbsserver": PENDING,
         "1241": RUNNING,
         "1242.pbsserver.example.org": COMPLETED,
@@ -190,7 +189,7 @@ def test_slurm_torque_wrapper_hides_outcomes(fixture: str, status: int, caplog: 
 def test_slurm_torque_wrapper_running_and_queued() -> None:
     """Captured from slurm-wlm-torque 22.05's qstat -f: a running job and one waiting on a dependency."""
     backend = PbsBackend()
-    statuses = backend.get_status_many(read("slurm_torque_qstat_f_running_and_queued.txt"), [run(backend, "23"), run(backend, "24")])
+    statuses = backend.parse_status(ok(read("slurm_torque_qstat_f_running_and_queued.txt")), ["23", "24"])
     assert statuses == {"23": RUNNING, "24": PENDING}
     (job, _) = parse_qstat_full(read("slurm_torque_qstat_f_running_and_queued.txt"))
     assert job.layout == "slurm-torque"
@@ -199,14 +198,17 @@ def test_slurm_torque_wrapper_running_and_queued() -> None:
 
 def test_lpbs_lqstat() -> None:
     """LPBS lqstat -f (LPBS/JobIDManager.py, JobInfo.full_info): running jobs only, no job_state;
-    an ended job is simply not listed. The marker line is appended by the lpbs status command."""
+    an ended job is simply not listed, which only lqstat's exit code makes conclusive."""
     backend = LPbsBackend()
+    job = "17.mylaptop.local"
     assert backend.get_status(read("lpbs_lqstat_f_running.txt")) == RUNNING
-    assert backend.get_status(read("lpbs_lqstat_f_ended.txt")) is None  # ask again with finished=True
-    assert backend.get_status(read("lpbs_lqstat_f_ended.txt"), finished=True) == COMPLETED
+    assert backend.parse_status(ok(read("lpbs_lqstat_f_running.txt")), [job], finished=True) == {job: RUNNING}
+    assert backend.parse_status(ok(""), ["18"]) == {"18": None}  # ask again with finished=True
+    assert backend.parse_status(ok(""), ["18"], finished=True) == {"18": COMPLETED}
     # lqstat itself failed (e.g. LPBS_HOME unset): no conclusion
-    assert backend.get_status(read("lpbs_lqstat_f_failed.txt"), finished=True) is None
-    assert backend.get_status("", finished=True) is None
+    failed = CommandResult(1, "", "lqstat: cannot read $LPBS_HOME\n")
+    assert backend.parse_status(failed, ["18"], finished=True) == {"18": None}
+    assert backend.get_status("", finished=True) is None  # stdout alone cannot tell
 
 
 def test_sequence_number() -> None:
@@ -217,21 +219,29 @@ def test_sequence_number() -> None:
 
 def test_pbspro_find_tag_in_variable_list() -> None:
     """PBS Professional Reference Guide, qstat -x -f of all jobs: the tag is in Variable_List
-    (qsub -v), possibly broken across lines; the exit-status marker is appended by the lookup command."""
+    (qsub -v), possibly broken across lines; the user's name (``id -un``) comes first."""
     backend = PbsProBackend()
-    assert backend.get_job_ids_for_tag(read("pbspro_qstat_xf_all_tagged.txt"), "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]
-    assert backend.get_job_ids_for_tag(read("pbspro_qstat_xf_all_untagged.txt"), "cj-1a2b3c4d5e-9f8e7d") == []
-    assert backend.get_job_ids_for_tag("qstat user: user1\nqstat exit status: 0\n", "cj-1") == []  # no jobs
+    assert backend.parse_tag_lookup(ok(read("pbspro_qstat_xf_all_tagged.txt")), "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]
+    assert backend.parse_tag_lookup(ok(read("pbspro_qstat_xf_all_untagged.txt")), "cj-1a2b3c4d5e-9f8e7d") == []
+    assert backend.parse_tag_lookup(ok("user1\n"), "cj-1") == []  # no jobs
+
+
+def with_other_users_job(listing: str) -> str:
+    """``listing`` and, after it, a job of user2 whose Variable_List qstat does not show us."""
+    others = read("pbspro_qstat_xf_deleted_queued.txt").replace("    Variable_List = ", "    Hidden_List = ")
+    return listing + others.replace("user1@", "user2@")
 
 
 def test_find_tag_ignores_other_users_jobs_without_variable_list() -> None:
     """PBS shows Variable_List of other users' jobs only to managers; those jobs cannot be ours."""
-    others = read("pbspro_qstat_xf_deleted_queued.txt").replace("    Variable_List = ", "    Hidden_List = ")
-    response = read("pbspro_qstat_xf_all_untagged.txt").replace("qstat exit status: 0\n", "")
-    response += others.replace("user1@", "user2@") + "qstat exit status: 0\n"
-    assert PbsProBackend().get_job_ids_for_tag(response, "cj-1a2b3c4d5e-9f8e7d") == []
+    response = with_other_users_job(read("pbspro_qstat_xf_all_untagged.txt"))
+    assert PbsProBackend().parse_tag_lookup(ok(response), "cj-1a2b3c4d5e-9f8e7d") == []
     with pytest.raises(SubmitError, match="shows no Variable_List for job\\(s\\) 1237.pbsserver"):
-        PbsProBackend().get_job_ids_for_tag(response.replace("user2@", "user1@"), "cj-1a2b3c4d5e-9f8e7d")
+        PbsProBackend().parse_tag_lookup(ok(response.replace("user2@", "user1@")), "cj-1a2b3c4d5e-9f8e7d")
+    # Without the user's name, any job without Variable_List might be ours.
+    nameless = response.split("\n", 1)[1]
+    with pytest.raises(SubmitError, match="shows no Variable_List for job\\(s\\) 1237.pbsserver"):
+        PbsProBackend().parse_tag_lookup(ok(nameless), "cj-1a2b3c4d5e-9f8e7d")
 
 
 def test_torque_with_tags_enabled_finds_the_job() -> None:
@@ -240,24 +250,23 @@ def test_torque_with_tags_enabled_finds_the_job() -> None:
         tag_variable = "CLUSTERJOB_TAG"
 
     backend = TaggedTorque()
-    assert backend.get_job_ids_for_tag(read("torque_qstat_f_tagged.txt"), "cj-1a2b3c4d5e-9f8e7d") == [
+    assert backend.parse_tag_lookup(ok(read("torque_qstat_f_tagged.txt")), "cj-1a2b3c4d5e-9f8e7d") == [
         "4340.torque-server.example.org"
     ]
 
 
 @pytest.mark.parametrize(
-    ("response", "reason"),
+    ("result", "reason"),
     [
-        ("", "qstat failed"),
-        ("qstat exit status: 1\n", "qstat failed"),
-        (read("pbspro_qstat_xf_running.txt"), "qstat failed"),  # no marker: the shell did not finish
-        ("qstat user: root\n" + read("slurm_torque_qstat_f_completed.txt") + "qstat exit status: 0\n",
-         "shows no Variable_List for job(s) 34"),
+        (CommandResult(1, "", "qstat: cannot connect to server pbsserver (errno=111)\n"),
+         "exited with 1: 'qstat: cannot connect to server pbsserver (errno=111)'"),
+        (CommandResult(143, "user1\n" + read("pbspro_qstat_xf_running.txt")), "exited with 143"),  # killed midway
+        (ok("root\n" + read("slurm_torque_qstat_f_completed.txt")), "shows no Variable_List for job(s) 34"),
     ],
 )
-def test_find_tag_never_claims_absence_it_cannot_prove(response: str, reason: str) -> None:
+def test_find_tag_never_claims_absence_it_cannot_prove(result: CommandResult, reason: str) -> None:
     with pytest.raises(SubmitError, match="cannot tell whether the interrupted submission tagged cj-t reached") as info:
-        PbsProBackend().get_job_ids_for_tag(response, "cj-t")
+        PbsProBackend().parse_tag_lookup(result, "cj-t")
     assert reason in str(info.value)
     assert "submit again with force=True" in str(info.value)
 
@@ -331,10 +340,22 @@ def test_find_tag_through_a_noisy_login_shell(login_noise) -> None:
     absence proven, with a banner before the answer and a window title glued to its first line."""
     backend = PbsProBackend()
     tag = "cj-1a2b3c4d5e-9f8e7d"
-    assert backend.get_job_ids_for_tag(login_noise(read("pbspro_qstat_xf_all_tagged.txt")), tag) == ["1251.pbsserver"]
-    assert backend.get_job_ids_for_tag(login_noise(read("pbspro_qstat_xf_all_untagged.txt")), tag) == []
-    # Another user's job without Variable_List: the "qstat user" line behind the title still says whose.
-    others = read("pbspro_qstat_xf_deleted_queued.txt").replace("    Variable_List = ", "    Hidden_List = ")
-    response = read("pbspro_qstat_xf_all_untagged.txt").replace("qstat exit status: 0\n", "")
-    response += others.replace("user1@", "user2@") + "qstat exit status: 0\n"
-    assert backend.get_job_ids_for_tag(login_noise(response), tag) == []
+    assert backend.parse_tag_lookup(ok(login_noise(read("pbspro_qstat_xf_all_tagged.txt"))), tag) == ["1251.pbsserver"]
+    assert backend.parse_tag_lookup(ok(login_noise(read("pbspro_qstat_xf_all_untagged.txt"))), tag) == []
+    # Another user's job without Variable_List: the user's name behind the title still says whose.
+    response = with_other_users_job(read("pbspro_qstat_xf_all_untagged.txt"))
+    assert backend.parse_tag_lookup(ok(login_noise(response)), tag) == []
+
+
+def test_a_failed_qstat_is_unknown_and_the_jobs_it_lists_still_count() -> None:
+    """TORQUE Administrator Guide, qstat: an unknown job ID is reported on stderr ("Unknown Job Id")
+    and qstat exits non-zero, while the jobs it knows are listed; a failed qstat lists none."""
+    backend = PbsBackend()
+    unknown = CommandResult(153, "", "qstat: Unknown Job Id 99.torque-server.example.org\n")
+    for finished in (False, True):
+        assert backend.parse_status(unknown, ["99.torque-server.example.org"], finished) == {
+            "99.torque-server.example.org": None
+        }
+    partial = CommandResult(153, read("torque_qstat_f_running.txt"), "qstat: Unknown Job Id 99.torque-server.example.org\n")
+    job = parse_qstat_full(read("torque_qstat_f_running.txt"))[0].job_id
+    assert backend.parse_status(partial, [job, "99"]) == {job: RUNNING, "99": None}

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from clusterjob import JobScript
-from clusterjob.backends import ResourcesNotSupportedError
-from clusterjob_pbs import LPbsBackend, PbsBackend, PbsProBackend
-from clusterjob_pbs.backend import NODELIST_PREAMBLE, TAG_KEY
+from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
+from clusterjob_pbs.backend import NODELIST_PREAMBLE
+
+TAG = SubmissionContext(tag="cj-1a2b3c4d5e-9f8e7d")
 
 # The "Parallelization Paradigms" table of the documentation.
 PARADIGMS = [
@@ -21,9 +22,9 @@ PARADIGMS = [
 ]
 
 
-def headers(backend: str, **resources: Any) -> list[str]:
+def headers(backend: str, context: SubmissionContext | None = None, **resources: Any) -> list[str]:
     job = JobScript("echo hi", jobname="job", backend=backend, **resources)
-    return job._get_backend().resource_headers(job)
+    return job._get_backend().resource_headers(job, context)
 
 
 @pytest.mark.parametrize(("layout", "pbspro", "torque"), PARADIGMS)
@@ -112,35 +113,29 @@ def test_values_with_spaces_are_quoted_for_qsub() -> None:
 
 
 def test_dependency_and_additional_attributes_share_one_W() -> None:
-    backend = PbsBackend()
-    dep = backend.dependency_resources(["12.srv", "13.srv"])
-    assert dep == {"depend": "afterok:12.srv:13.srv"}
-    assert headers("pbs", **dep)[1:] == ["#PBS -W depend=afterok:12.srv:13.srv"]
-    assert headers("pbspro", W="group_list=proj", **dep)[1:] == [
+    dep = SubmissionContext(after=("12.srv", "13.srv"))
+    assert headers("pbs", dep)[1:] == ["#PBS -W depend=afterok:12.srv:13.srv"]
+    assert headers("pbspro", dep, W="group_list=proj")[1:] == [
         "#PBS -W group_list=proj,depend=afterok:12.srv:13.srv"
     ]
-    assert backend.dependency_resources([]) == {}
+    assert headers("pbs", W="group_list=proj")[1:] == ["#PBS -W group_list=proj"]
 
 
 def test_lpbs_refuses_dependencies_it_would_ignore() -> None:
     with pytest.raises(ResourcesNotSupportedError, match="backend 'lpbs' cannot express job dependencies"):
-        LPbsBackend().dependency_resources(["3.host.dom"])
+        headers("lpbs", SubmissionContext(after=("3.host.dom",)))
 
 
 def test_pbspro_tag_goes_into_variable_list_and_merges_with_v() -> None:
-    tag = PbsProBackend().tag_resources("cj-1a2b3c4d5e-9f8e7d")
-    assert tag == {TAG_KEY: "cj-1a2b3c4d5e-9f8e7d"}
-    assert headers("pbspro", **tag)[1:] == ["#PBS -v CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"]
-    assert headers("pbspro", v="A=1", **tag)[1:] == ["#PBS -v A=1,CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"]
+    assert headers("pbspro", TAG)[1:] == ["#PBS -v CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"]
+    assert headers("pbspro", TAG, v="A=1")[1:] == ["#PBS -v A=1,CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"]
 
 
 def test_torque_and_lpbs_carry_no_tag() -> None:
     """slurm-wlm-torque's qstat shows no Variable_List and `-v` replaces the job environment there."""
-    for backend in (PbsBackend(), LPbsBackend()):
-        assert backend.tag_resources("cj-x") == {}
-        assert backend.cmd_find_tag("cj-x") is None
-    # a stray tag resource is dropped rather than rendered as "-l clusterjob_tag=..."
-    assert headers("pbs", **{TAG_KEY: "cj-x"}) == ["#PBS -N job"]
+    for backend in ("pbs", "lpbs"):
+        assert headers(backend, TAG) == ["#PBS -N job"]
+        assert JobScript("true", jobname="j", backend=backend)._get_backend().tag_lookup_command("cj-x") is None
 
 
 def test_nodelist_is_defined_from_the_nodefile_only_when_used() -> None:
@@ -171,8 +166,8 @@ def test_nodelist_preamble_lists_distinct_hosts(tmp_path: object) -> None:
         ({"nodes": 0}, "cannot express resource nodes=0: nodes must be a positive integer"),
         ({"ppn": "two"}, "cannot express resource ppn='two': ppn must be a positive integer"),
         ({"threads": -1}, "cannot express resource threads=-1"),
-        ({"mem": "2GB"}, "cannot express mem='2GB': mem is the memory per node in MB"),
-        ({"time": "1 1:10:30"}, "cannot express time='1 1:10:30': use minutes"),
+        ({"mem": "2GB"}, "cannot express resource mem='2GB': mem is the memory per node in MB"),
+        ({"time": "1 1:10:30"}, "cannot express resource time='1 1:10:30': a walltime is minutes, minutes:seconds"),
         ({"bad key": 1}, "cannot express resource bad key=1: a resource name must start with a letter"),
     ],
 )
@@ -196,13 +191,15 @@ def _re(text: str) -> str:
 # -- INI files written for the original clusterjob: keys with their dashes ---------------
 
 
-def ini_headers(tmp_path: Path, backend: str, resources: str, **more: Any) -> list[str]:
+def ini_headers(
+    tmp_path: Path, backend: str, resources: str, context: SubmissionContext | None = None
+) -> list[str]:
     """The header lines of a job whose [Resources] section is ``resources``, read by read_settings."""
     path = tmp_path / "job.ini"
     path.write_text("[Resources]\n" + textwrap.dedent(resources))
-    job = JobScript("echo hi", jobname="job", backend=backend, **more)
+    job = JobScript("echo hi", jobname="job", backend=backend)
     job.read_settings(str(path))
-    return job._get_backend().resource_headers(job)
+    return job._get_backend().resource_headers(job, context)
 
 
 @pytest.mark.parametrize("backend", ["pbs", "pbspro", "lpbs"])
@@ -240,12 +237,11 @@ def test_a_dashed_key_is_never_a_resource_and_long_options_keep_two_dashes(tmp_p
 
 
 def test_dashed_W_and_v_merge_with_dependencies_and_the_tag(tmp_path: Path) -> None:
-    dep = PbsBackend().dependency_resources(["12.srv"])
-    assert ini_headers(tmp_path, "pbs", "-W = group_list=proj\n", **dep)[1:] == [
+    dep = SubmissionContext(after=("12.srv",))
+    assert ini_headers(tmp_path, "pbs", "-W = group_list=proj\n", dep)[1:] == [
         "#PBS -W group_list=proj,depend=afterok:12.srv"
     ]
-    tag = PbsProBackend().tag_resources("cj-1a2b3c4d5e-9f8e7d")
-    assert ini_headers(tmp_path, "pbspro", "-v = A=1\n", **tag)[1:] == [
+    assert ini_headers(tmp_path, "pbspro", "-v = A=1\n", TAG)[1:] == [
         "#PBS -v A=1,CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"
     ]
 

@@ -79,8 +79,8 @@ BAD_TIMES = ["1 day", "1:2:3:4:5", "-5", "abc", "90s", "1-", "", "1.5"]
 @pytest.mark.parametrize(
     ("backend", "message"),
     [
-        ("local", "resource time={value!r}: {value!r} has invalid pattern"),
-        pytest.param("slurm", "resource time={value!r} is not a walltime; use minutes, MM:SS, HH:MM:SS, D-HH",
+        ("local", "backend 'local' cannot express resource time={value!r}: a walltime is minutes, minutes:seconds"),
+        pytest.param("slurm", "backend 'slurm' cannot express resource time={value!r}: a walltime is minutes,",
                      marks=pytest.mark.slurm),
     ],
 )  # fmt: skip
@@ -117,8 +117,8 @@ def test_cached_job_of_a_backend_no_longer_installed(tmp_path: Path) -> None:
 def test_resources_slurm_cannot_express_name_the_key(tmp_path: Path) -> None:
     JobScript.rootdir = str(tmp_path)
     for kwargs, message in [
-        ({"time": "2 hours"}, r"resource time='2 hours' is not a walltime"),
-        ({"mail_user": "a\nb"}, r"resource mail_user='a\\nb': a #SBATCH value cannot contain a line break"),
+        ({"time": "2 hours"}, r"resource time='2 hours': a walltime is minutes"),
+        ({"mail_user": "a\nb"}, r"resource mail_user='a\\nb': a line break cannot stand in a '#SBATCH' header line"),
     ]:
         with pytest.raises(ResourcesNotSupportedError, match=message):
             JobScript("true", jobname="r", backend="slurm", **kwargs).submit()

@@ -9,13 +9,15 @@ from typing import Any
 
 import pytest
 from clusterjob import JobScript
-from clusterjob.backends import ResourcesNotSupportedError
+from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
 from clusterjob_sge import SgeBackend
 
 
-def headers(backend: SgeBackend | None = None, **resources: Any) -> list[str]:
+def headers(
+    backend: SgeBackend | None = None, context: SubmissionContext | None = None, **resources: Any
+) -> list[str]:
     jobscript = JobScript("true", backend="sge", **{"jobname": "job", **resources})
-    return (backend or SgeBackend()).resource_headers(jobscript)
+    return (backend or SgeBackend()).resource_headers(jobscript, context)
 
 
 def pe_lines(**resources: Any) -> list[str]:
@@ -101,7 +103,6 @@ def test_site_default_pe_can_be_changed() -> None:
         ("ppn", -1),
         ("threads", True),
         ("threads", "1.5"),
-        ("mem", "2G"),
     ],
 )
 def test_counts_must_be_positive_integers(key: str, value: Any) -> None:
@@ -110,6 +111,14 @@ def test_counts_must_be_positive_integers(key: str, value: Any) -> None:
     assert (
         str(err.value)
         == f"backend 'sge' cannot express resource {key}={value!r}: {key} must be a positive integer"
+    )
+
+
+def test_mem_must_be_megabytes() -> None:
+    with pytest.raises(ResourcesNotSupportedError) as err:
+        headers(mem="2G")
+    assert str(err.value) == (
+        "backend 'sge' cannot express resource mem='2G': mem is the memory per node in MB, a positive integer"
     )
 
 
@@ -178,7 +187,7 @@ def test_invalid_time_names_the_key_and_the_formats() -> None:
     with pytest.raises(ResourcesNotSupportedError) as err:
         headers(time="1 1:10:30")
     assert str(err.value) == (
-        "backend 'sge' cannot express resource time='1 1:10:30': expected minutes, minutes:seconds, "
+        "backend 'sge' cannot express resource time='1 1:10:30': a walltime is minutes, minutes:seconds, "
         "hours:minutes:seconds, days-hours, days-hours:minutes, days-hours:minutes:seconds or "
         "days:hours:minutes:seconds"
     )
@@ -266,7 +275,7 @@ def test_values_with_blanks_are_quoted() -> None:
         (
             "ac",
             'NOTE="two words"',
-            "a value with blanks and double quotes cannot be quoted for qsub",
+            "a value with blanks and double quotes cannot be quoted in a '#$' header line",
         ),
         ("stdout", "out\r", "a line break cannot stand in a '#$' header line"),
     ],
@@ -289,17 +298,16 @@ def test_option_names_must_be_plain_words() -> None:
 
 
 def test_dependencies_become_hold_jid_merged_with_the_users_own() -> None:
-    backend = SgeBackend()
-    after = backend.dependency_resources(["12", "13.1-3:1"])
-    assert "#$ -hold_jid 12,13" in headers(**after)
-    lines = headers(hold_jid="11,12", **after)
+    after = SubmissionContext(after=("12", "13.1-3:1"))
+    assert "#$ -hold_jid 12,13" in headers(context=after)
+    lines = headers(context=after, hold_jid="11,12")
     assert "#$ -hold_jid 11,12,13" in lines
     assert sum(line.startswith("#$ -hold_jid") for line in lines) == 1
 
 
 def test_dependency_on_something_that_is_no_job_number() -> None:
     with pytest.raises(ResourcesNotSupportedError) as err:
-        SgeBackend().dependency_resources(["12", "myjob"])
+        headers(context=SubmissionContext(after=("12", "myjob")))
     assert str(err.value) == (
         "backend 'sge' cannot express resource after=['12', 'myjob']: 'myjob' is not a Grid Engine job number"
     )
@@ -307,13 +315,13 @@ def test_dependency_on_something_that_is_no_job_number() -> None:
 
 def test_tag_is_account_string_and_job_context() -> None:
     tag = "cj-0123456789-abcdef"
-    lines = headers(**SgeBackend().tag_resources(tag))
+    lines = headers(context=SubmissionContext(tag=tag))
     assert lines[-2:] == [f"#$ -A {tag}", f"#$ -ac CLUSTERJOB_TAG={tag}"]
 
 
 def test_tag_keeps_the_users_account_string_and_context() -> None:
     tag = "cj-0123456789-abcdef"
-    lines = headers(A="project42", ac="STEP=1", **SgeBackend().tag_resources(tag))
+    lines = headers(context=SubmissionContext(tag=tag), A="project42", ac="STEP=1")
     assert "#$ -A project42" in lines and f"#$ -A {tag}" not in lines
     assert f"#$ -ac CLUSTERJOB_TAG={tag}" in lines and "#$ -ac STEP=1" in lines
 
@@ -374,13 +382,15 @@ def test_backend_is_found_by_entry_point_and_at_the_documented_path() -> None:
 # -- INI files written for the original clusterjob: keys with their dashes ---------------
 
 
-def ini_headers(tmp_path: Path, resources: str, **more: Any) -> list[str]:
+def ini_headers(
+    tmp_path: Path, resources: str, context: SubmissionContext | None = None, **more: Any
+) -> list[str]:
     """The ``#$`` lines of a job whose [Resources] section is ``resources``, read by read_settings."""
     path = tmp_path / "job.ini"
     path.write_text("[Resources]\n" + textwrap.dedent(resources))
     job = JobScript("true", backend="sge", jobname="job", **more)
     job.read_settings(str(path))
-    return SgeBackend().resource_headers(job)
+    return SgeBackend().resource_headers(job, context)
 
 
 def test_dashed_keys_from_an_ini_file_are_those_qsub_options(tmp_path: Path) -> None:
@@ -418,9 +428,8 @@ def test_dashed_wd_replaces_the_submit_folder(tmp_path: Path) -> None:
 
 
 def test_dashed_hold_jid_and_account_merge_with_dependencies_and_the_tag(tmp_path: Path) -> None:
-    backend = SgeBackend()
-    lines = ini_headers(tmp_path, "-hold_jid = 11\n-A = project42\n", **backend.dependency_resources(["12"]),
-                        **backend.tag_resources("cj-0123456789-abcdef"))  # fmt: skip
+    context = SubmissionContext(tag="cj-0123456789-abcdef", after=("12",))
+    lines = ini_headers(tmp_path, "-hold_jid = 11\n-A = project42\n", context)
     assert [line for line in lines if line.startswith(("#$ -hold_jid", "#$ -A"))] == [
         "#$ -hold_jid 11,12",
         "#$ -A project42",

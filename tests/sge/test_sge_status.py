@@ -1,14 +1,19 @@
-"""Command lines and the parsing of captured Son of Grid Engine 8.1.9 output (tests/sge/data)."""
+"""Command lines and the parsing of captured Son of Grid Engine 8.1.9 output (tests/sge/data).
+
+Parsers get the whole result of a command (exit code, stdout, stderr).
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from clusterjob import JobScript
 from clusterjob.async_result import AsyncResult
+from clusterjob.backends import CommandResult
 from clusterjob.errors import ClusterjobError, SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_sge import SgeBackend
@@ -32,6 +37,11 @@ def run(job_id: str) -> AsyncResult:
     result = AsyncResult(SgeBackend())
     result.job_id = job_id
     return result
+
+
+def ok(stdout: str) -> CommandResult:
+    """The result of a command that succeeded."""
+    return CommandResult(0, stdout)
 
 
 @pytest.fixture
@@ -64,17 +74,14 @@ def test_job_id_after_warnings_and_none_from_garbage(backend: SgeBackend) -> Non
 
 
 def test_status_cancel_and_accounting_commands(backend: SgeBackend) -> None:
-    status = backend.cmd_status(run("42"))
-    assert status[:2] == ["sh", "-c"] and status[-2:] == ["sh", "42"]
-    assert (
-        "qstat -xml" in status[2] and "42" not in status[2]
-    )  # the ID is an argument, not script text
-    assert backend.cmd_status(run("42"), finished=True) == ["qacct", "-j", "42"]
+    assert backend.cmd_status(run("42")) == ["qstat", "-xml"]
     assert backend.cmd_cancel(run("42")) == ["qdel", "42"]
-    assert backend.cmd_status_many([run("1"), run("2")]) == ["qstat", "-xml"]
-    many = backend.cmd_status_many([run("1"), run("2")], finished=True)
-    assert many[:2] == ["sh", "-c"] and many[-3:] == ["sh", "1", "2"]
-    assert backend.cmd_find_tag(TAG)[-2:] == ["sh", TAG]
+    assert backend.status_command([run("1"), run("2")]) == ["qstat", "-xml"]
+    many = backend.status_command([run("1"), run("2")], finished=True)
+    assert many is not None and many[:2] == ["sh", "-c"] and many[-3:] == ["sh", "1", "2"]
+    assert "1" not in many[2]  # the IDs are arguments, not script text
+    assert backend.tag_lookup_command(TAG) == ["qstat", "-j", "*"]
+    assert backend.tag_lookup_command(TAG, finished=True) == ["qacct", "-A", TAG, "-j", "*"]
 
 
 @pytest.mark.parametrize("job_id", [None, "", "12; rm -rf /", "abc"])
@@ -119,35 +126,41 @@ esac
     return log
 
 
-def sh(command: list[str]) -> str:
-    return subprocess.run(command, capture_output=True, text=True, check=False).stdout
+def sh(command: object) -> CommandResult:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # type: ignore[call-overload]
+    return CommandResult(done.returncode, done.stdout, done.stderr)
 
 
-def test_single_status_script_names_the_job_before_the_listing(
-    backend: SgeBackend, fake_sge: Path
-) -> None:
-    assert backend.get_status(sh(backend.cmd_status(run("10")))) == RUNNING
-    assert backend.get_status(sh(backend.cmd_status(run("13")))) == FAILED
-    assert backend.get_status(sh(backend.cmd_status(run("11")))) == PENDING
-    assert (
-        backend.get_status(sh(backend.cmd_status(run("99")))) is None
-    )  # left the queue: ask qacct
+def test_one_listing_answers_for_every_job(backend: SgeBackend, fake_sge: Path) -> None:
+    runs = [run("10"), run("13"), run("11"), run("99")]
+    statuses = backend.parse_status(sh(backend.status_command(runs)), ["10", "13", "11", "99"])
+    assert {i: statuses[i] for i in ("10", "13", "11", "99")} == {"10": RUNNING, "13": FAILED, "11": PENDING, "99": None}
+    assert fake_sge.read_text().splitlines() == ["qstat -xml"]  # 99 left the queue: qacct is asked next
 
 
 def test_batched_accounting_script_runs_qacct_per_job(backend: SgeBackend, fake_sge: Path) -> None:
     runs = [run("4"), run("5"), run("7")]
-    statuses = backend.get_status_many(
-        sh(backend.cmd_status_many(runs, finished=True)), runs, finished=True
-    )
-    assert statuses == {"4": COMPLETED, "5": FAILED, "7": None}
+    answer = sh(backend.status_command(runs, finished=True))
+    assert "error: job id 7 not found" in answer.stderr
+    assert backend.parse_status(answer, ["4", "5", "7"], finished=True) == {"4": COMPLETED, "5": FAILED, "7": None}
     assert fake_sge.read_text().splitlines() == ["qacct -j 4", "qacct -j 5", "qacct -j 7"]
 
 
-def test_tag_search_script_finds_queued_and_ended_jobs(backend: SgeBackend, fake_sge: Path) -> None:
-    assert backend.get_job_ids_for_tag(sh(backend.cmd_find_tag(TAG)), TAG) == ["21"]
-    assert fake_sge.read_text().splitlines() == ["qstat -j *", f"qacct -A {TAG} -j *"]
+def look_up(backend: SgeBackend, tag: str) -> list[str]:
+    """The queue, then accounting if the queue has no hit, as clusterjob asks them."""
+    for finished in (False, True):
+        found = backend.parse_tag_lookup(sh(backend.tag_lookup_command(tag, finished=finished)), tag, finished)
+        if found is not None:
+            return found
+    raise AssertionError("the accounting lookup always concludes")
+
+
+def test_tag_search_finds_queued_jobs_then_looks_in_accounting(backend: SgeBackend, fake_sge: Path) -> None:
+    assert look_up(backend, TAG) == ["21"]
+    assert fake_sge.read_text().splitlines() == ["qstat -j *"]  # found in the queue: no qacct
     other = "cj-9999999999-000000"
-    assert backend.get_job_ids_for_tag(sh(backend.cmd_find_tag(other)), other) == []
+    assert look_up(backend, other) == []
+    assert fake_sge.read_text().splitlines()[1:] == ["qstat -j *", f"qacct -A {other} -j *"]
 
 
 # -- qstat states ------------------------------------------------------------------------
@@ -241,21 +254,34 @@ def test_listings_that_say_nothing() -> None:
     assert parse_qstat_xml(data("qstat_xml_deleting.xml")[:300]) is None  # cut off
 
 
-def test_get_status_reads_only_the_marked_job(backend: SgeBackend) -> None:
-    listing = data("qstat_xml_running_suspended_error_held.xml")
-    assert backend.get_status(f"clusterjob-sge job 14\n{listing}") == RUNNING
-    assert backend.get_status(f"clusterjob-sge job 15\n{listing}") is None
-    assert (
-        backend.get_status("clusterjob-sge job 14\n") is None
-    )  # qstat failed: unknown, never guessed
-    assert backend.get_status(listing) is None  # no marker: which job?
+def test_get_status_of_a_listing_of_one_job_only(backend: SgeBackend) -> None:
+    """The documented single-job get_status sees the listing alone: it tells only when one job is listed."""
+    listing = ET.fromstring(data("qstat_xml_deleting.xml"))
+    for queue in listing:
+        for entry in [e for e in queue if e.tag == "job_list" and e.findtext("JB_job_number") != "21"]:
+            queue.remove(entry)
+    one = ET.tostring(listing, encoding="unicode")
+    assert parse_qstat_xml(one) == {"21": CANCELLED}
+    assert backend.get_status(one) == CANCELLED
+    assert backend.get_status(data("qstat_xml_running_suspended_error_held.xml")) is None  # which job?
+    assert backend.get_status("") is None
 
 
 def test_batched_listing(backend: SgeBackend) -> None:
-    runs = [run("10"), run("13"), run("99")]
+    ids = ["10", "13", "99"]
     listing = data("qstat_xml_running_suspended_error_held.xml")
-    assert backend.get_status_many(listing, runs) == {"10": RUNNING, "13": FAILED, "99": None}
-    assert backend.get_status_many("", runs) == {"10": None, "13": None, "99": None}
+    statuses = backend.parse_status(ok(listing), ids)
+    assert {i: statuses[i] for i in ids} == {"10": RUNNING, "13": FAILED, "99": None}
+    assert backend.parse_status(ok(""), ids) == {"10": None, "13": None, "99": None}
+
+
+def test_a_failed_qstat_is_unknown_never_a_guess(backend: SgeBackend) -> None:
+    down = CommandResult(1, "", "error: commlib error: got select error (Connection refused)\n")
+    assert backend.parse_status(down, ["10"]) == {"10": None}
+    garbled = CommandResult(1, data("qstat_xml_running_suspended_error_held.xml"), "error: ...\n")
+    assert backend.parse_status(garbled, ["10"]) == {"10": None}  # whatever it printed
+    missing = CommandResult(1, "", "error: job id 10 not found\n")
+    assert backend.parse_status(missing, ["10"], finished=True) == {"10": None}
 
 
 # -- qacct --------------------------------------------------------------------------------
@@ -327,54 +353,48 @@ def test_array_is_completed_only_if_every_task_is() -> None:
 # -- finding a job by its tag -----------------------------------------------------------
 
 
-def tag_answer(qstat: str, qstat_rc: int, qacct: str, qacct_rc: int) -> str:
-    return (
-        f"clusterjob-sge section qstat\n{qstat}clusterjob-sge exit {qstat_rc}\n"
-        f"clusterjob-sge section qacct\n{qacct}clusterjob-sge exit {qacct_rc}\n"
-    )
+#: What qstat -j '*' and qacct -A TAG -j '*' answer when they find no job (on stderr, exit 1).
+NO_QUEUED_JOB = CommandResult(1, "", "Following jobs do not exist: \n*\n")
+NO_ENDED_JOB = CommandResult(1, "", "error: job name * not found\n")
 
 
-def test_tag_found_in_the_queue_and_in_accounting(backend: SgeBackend) -> None:
-    answer = tag_answer(data("qstat_j_all_with_tag.txt"), 0, data("qacct_account_tag.txt"), 0)
-    assert backend.get_job_ids_for_tag(answer, TAG) == ["21"]
+def test_tag_found_in_the_queue_or_in_accounting(backend: SgeBackend) -> None:
+    assert backend.parse_tag_lookup(ok(data("qstat_j_all_with_tag.txt")), TAG) == ["21"]
+    assert backend.parse_tag_lookup(ok(data("qacct_account_tag.txt")), TAG, finished=True) == ["21"]
 
 
 def test_tag_found_by_context_when_the_user_set_the_account(backend: SgeBackend) -> None:
     queue = data("qstat_j_all_with_tag.txt").replace(
         f"account:                    {TAG}", "account: project42"
     )
-    answer = tag_answer(queue, 0, "", 1)
-    with pytest.raises(SubmitError):
-        backend.get_job_ids_for_tag(answer, TAG)  # qacct failed without "not found"
-    answer = tag_answer(queue, 0, "error: job name * not found\n", 1)
-    assert backend.get_job_ids_for_tag(answer, TAG) == ["21"]
+    assert backend.parse_tag_lookup(ok(queue), TAG) == ["21"]
 
 
 def test_no_job_anywhere_is_proof_of_absence(backend: SgeBackend) -> None:
-    answer = tag_answer("Following jobs do not exist: \n*\n", 1, "error: job name * not found\n", 1)
-    assert backend.get_job_ids_for_tag(answer, TAG) == []
-    answer = tag_answer(data("qstat_j_all_with_tag.txt"), 0, "error: job name * not found\n", 1)
-    assert backend.get_job_ids_for_tag(answer, "cj-9999999999-000000") == []
+    assert backend.parse_tag_lookup(NO_QUEUED_JOB, TAG) is None  # none queued: ask accounting
+    assert backend.parse_tag_lookup(NO_ENDED_JOB, TAG, finished=True) == []
+    other = "cj-9999999999-000000"
+    assert backend.parse_tag_lookup(ok(data("qstat_j_all_with_tag.txt")), other) is None
+    assert backend.parse_tag_lookup(ok(data("qacct_account_tag.txt")), other, finished=True) == []
 
 
 @pytest.mark.parametrize(
-    ("answer", "message"),
+    ("result", "finished", "message"),
     [
         (
-            tag_answer("error: commlib error: got select error (Connection refused)\n", 1, "", 1),
+            CommandResult(1, "", "error: commlib error: got select error (Connection refused)\n"),
+            False,
             "qstat exited with 1: error: commlib error: got select error (Connection refused)",
         ),
-        (
-            tag_answer("", 0, "error: can't open accounting file\n", 1),
-            "qacct exited with 1: error: can't open accounting file",
-        ),
-        ("sh: 1: qstat: not found\n", "no qstat answer in 'sh: 1: qstat: not found\\n'"),
+        (CommandResult(1, "", "error: can't open accounting file\n"), True, "qacct exited with 1: error: can't open accounting file"),
+        (CommandResult(1, "", ""), True, "qacct exited with 1: "),  # failed without "not found"
+        (CommandResult(127, "", "sh: 1: qstat: not found\n"), False, "qstat exited with 127: sh: 1: qstat: not found"),
     ],
 )
-def test_failed_tag_search_is_no_proof(backend: SgeBackend, answer: str, message: str) -> None:
-    """SubmitError, as ClusterjobBackend.get_job_ids_for_tag says (regression: a bare ClusterjobError)."""
+def test_failed_tag_search_is_no_proof(backend: SgeBackend, result: CommandResult, finished: bool, message: str) -> None:
+    """SubmitError, as ClusterjobBackend.parse_tag_lookup says (regression: a bare ClusterjobError)."""
     with pytest.raises(SubmitError) as err:
-        backend.get_job_ids_for_tag(answer, TAG)
+        backend.parse_tag_lookup(result, TAG, finished)
     assert str(err.value) == (
         f"cannot tell whether a Grid Engine job carries tag {TAG!r}: {message}. Look for a job with this "
         f"account or context (qstat -j '*'; qacct -A {TAG} -j '*'), then remove the cache file or submit "
@@ -415,10 +435,8 @@ def test_listing_is_the_same_through_a_noisy_login_shell(backend: SgeBackend, fi
     noisy = login_noise(clean, interleave=False)
     assert parse_qstat_xml(noisy) == parse_qstat_xml(clean)
     numbers = sorted(parse_qstat_xml(clean) or {"1": None})
-    runs = [run(number) for number in numbers]
-    assert backend.get_status_many(noisy, runs) == backend.get_status_many(clean, runs)
-    marked = f"clusterjob-sge job {numbers[0]}\n{clean}"
-    assert backend.get_status(login_noise(marked, interleave=False)) == backend.get_status(marked)
+    assert backend.parse_status(ok(noisy), numbers) == backend.parse_status(ok(clean), numbers)
+    assert backend.get_status(noisy) == backend.get_status(clean)
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("qacct_*.txt")))
@@ -428,10 +446,7 @@ def test_accounting_is_the_same_through_a_noisy_login_shell(backend: SgeBackend,
     assert parse_qacct(noisy) == parse_qacct(clean)
     assert backend.get_status(noisy, finished=True) == backend.get_status(clean, finished=True)
     number = parse_qacct(clean)[0].jobnumber
-    marked = f"clusterjob-sge job {number}\n{clean}"
-    assert backend.get_status_many(login_noise(marked), [run(number)], finished=True) == backend.get_status_many(
-        marked, [run(number)], finished=True
-    )
+    assert backend.parse_status(ok(noisy), [number], finished=True) == backend.parse_status(ok(clean), [number], finished=True)
 
 
 def test_login_noise_alone_is_no_status(backend: SgeBackend, login_noise) -> None:
@@ -440,4 +455,4 @@ def test_login_noise_alone_is_no_status(backend: SgeBackend, login_noise) -> Non
     assert parse_qacct(noise) == []
     assert backend.get_status(noise) is None
     assert backend.get_status(noise, finished=True) is None
-    assert backend.get_status_many(noise, [run("5")]) == {"5": None}
+    assert backend.parse_status(ok(noise), ["5"]) == {"5": None}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from clusterjob import AsyncResult, JobScript, wait_all
+from clusterjob.backends import CommandResult
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_slurm import SlurmBackend
 
@@ -315,15 +316,18 @@ def test_resume_after_sigkill_right_after_sbatch_adopts_the_job(cluster: Cluster
     backend = SlurmBackend()
     env = {**os.environ, "PATH": f"{shim}:{path}"}
 
-    def found_in_accounting() -> list[str]:
-        answer = subprocess.run(backend.cmd_find_tag(tag), capture_output=True, text=True, env=env, check=False)
-        return backend.get_job_ids_for_tag(answer.stdout, tag)
+    def look_up(tag: str) -> list[str]:
+        """The queue (which knows nothing here), then accounting, as clusterjob asks them."""
+        for finished in (False, True):
+            command = backend.tag_lookup_command(tag, finished=finished)
+            done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)  # type: ignore[call-overload]
+            found = backend.parse_tag_lookup(CommandResult(done.returncode, done.stdout, done.stderr), tag, finished)
+            if found is not None:
+                return found
+        raise AssertionError("the accounting lookup always concludes")
 
-    wait_for(lambda: found_in_accounting() == submitted, "sacct to show the job's comment", timeout=60)
-    assert backend.get_job_ids_for_tag(
-        subprocess.run(backend.cmd_find_tag("cj-0000000000-000000"), capture_output=True, text=True, env=env, check=False).stdout,
-        "cj-0000000000-000000",
-    ) == []
+    wait_for(lambda: look_up(tag) == submitted, "sacct to show the job's comment", timeout=60)
+    assert look_up("cj-0000000000-000000") == []
 
 
 def test_resume_after_sigkill_before_sbatch_submits_once(cluster: Cluster, tmp_path: Path) -> None:

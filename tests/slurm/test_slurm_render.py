@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clusterjob import JobScript
-from clusterjob.backends import ResourcesNotSupportedError
+from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
 from clusterjob_slurm import SlurmBackend
-from clusterjob_slurm.backend import TAG_RESOURCE
+
+TAG = SubmissionContext(tag="cj-0123456789-abcdef")
 
 BODY = r'''
 echo "####################################################"
@@ -182,26 +184,59 @@ def test_walltime_formats(given: object, written: str) -> None:
 
 
 def test_invalid_walltime_names_the_resource() -> None:
-    with pytest.raises(ResourcesNotSupportedError, match=r"resource time='1 hour' is not a walltime; use minutes"):
+    with pytest.raises(ResourcesNotSupportedError) as err:
         headers(jobname="j", time="1 hour")
+    assert str(err.value) == (
+        "backend 'slurm' cannot express resource time='1 hour': a walltime is minutes, minutes:seconds, "
+        "hours:minutes:seconds, days-hours, days-hours:minutes, days-hours:minutes:seconds or "
+        "days:hours:minutes:seconds"
+    )
 
 
 def test_tag_goes_into_the_comment_and_keeps_the_users_comment() -> None:
     backend = SlurmBackend()
-    assert backend.tag_resources("cj-0123456789-abcdef") == {TAG_RESOURCE: "cj-0123456789-abcdef"}
     tagged = JobScript("true", jobname="j", backend="slurm")
-    tagged.resources.update(backend.tag_resources("cj-0123456789-abcdef"))
-    assert backend.resource_headers(tagged) == ["#SBATCH --comment=cj-0123456789-abcdef", "#SBATCH --job-name=j"]
+    assert backend.resource_headers(tagged, TAG) == ["#SBATCH --comment=cj-0123456789-abcdef", "#SBATCH --job-name=j"]
     tagged.resources["comment"] = "project-x"
-    assert backend.resource_headers(tagged) == [
+    assert backend.resource_headers(tagged, TAG) == [
         '#SBATCH --comment="project-x cj-0123456789-abcdef"',
         "#SBATCH --job-name=j",
     ]
+    tagged.resources["comment"] = 1  # regression: a comment equal to True was dropped for the tag
+    assert backend.resource_headers(tagged, TAG)[0] == '#SBATCH --comment="1 cj-0123456789-abcdef"'
 
 
-def test_dependency_resources() -> None:
-    assert SlurmBackend().dependency_resources(["1", "2"]) == {"dependency": "afterok:1:2"}
-    assert SlurmBackend().dependency_resources(["7"]) == {"dependency": "afterok:7"}
+def test_the_tag_is_no_resource_and_a_script_rendered_outside_a_submission_has_none() -> None:
+    job = JobScript("true", jobname="j", backend="slurm", comment="project-x")
+    assert "clusterjob_tag" not in job.resources
+    assert headers(jobname="j", comment="project-x") == ['#SBATCH --comment=project-x', "#SBATCH --job-name=j"]
+    assert SlurmBackend().resource_headers(job, TAG)[0] == '#SBATCH --comment="project-x cj-0123456789-abcdef"'
+    assert job.resources == {"jobname": "j", "comment": "project-x"}
+
+
+def test_dependencies_of_after_are_one_afterok_list() -> None:
+    job = JobScript("true", jobname="j", backend="slurm")
+    assert SlurmBackend().resource_headers(job, SubmissionContext(after=("1", "2")))[0] == (
+        "#SBATCH --dependency=afterok:1:2"
+    )
+    assert SlurmBackend().resource_headers(job, SubmissionContext(after=("7",)))[0] == "#SBATCH --dependency=afterok:7"
+
+
+def test_dependencies_of_after_join_the_users_dependency_list() -> None:
+    """sbatch(1), --dependency: a ','-joined list must hold in full; '?' joins alternatives, never both."""
+    after = SubmissionContext(after=("7",))
+    job = JobScript("true", jobname="j", backend="slurm", dependency="afterany:3")
+    assert SlurmBackend().resource_headers(job, after)[0] == "#SBATCH --dependency=afterany:3,afterok:7"
+    job = JobScript("true", jobname="j", backend="slurm", d="singleton")
+    assert SlurmBackend().resource_headers(job, after)[0] == "#SBATCH -d singleton,afterok:7"
+    job = JobScript("true", jobname="j", backend="slurm", dependency="afterok:3?afterok:4")
+    with pytest.raises(ResourcesNotSupportedError) as err:
+        SlurmBackend().resource_headers(job, after)
+    assert str(err.value) == (
+        "backend 'slurm' cannot express submit(after=...) together with resource dependency='afterok:3?afterok:4': "
+        "sbatch joins a dependency list with ',' (all) or '?' (any one), never both; write the whole condition "
+        "in that resource instead of using after="
+    )
 
 
 def test_submit_and_cancel_commands() -> None:
@@ -235,13 +270,15 @@ def test_get_job_id(response: str, job_id: str | None) -> None:
 # -- INI files written for the original clusterjob: keys with their dashes ---------------
 
 
-def ini_headers(tmp_path: Path, resources: str, **more: object) -> list[str]:
+def ini_headers(
+    tmp_path: Path, resources: str, context: SubmissionContext | None = None, **more: object
+) -> list[str]:
     """The ``#SBATCH`` lines of a job whose [Resources] section is ``resources``, read by read_settings."""
     path = tmp_path / "job.ini"
     path.write_text("[Resources]\n" + textwrap.dedent(resources))
     job = JobScript("true", jobname="j", backend="slurm", **more)
     job.read_settings(str(path))
-    return SlurmBackend().resource_headers(job)
+    return SlurmBackend().resource_headers(job, context)
 
 
 def test_dashed_keys_from_an_ini_file_are_those_sbatch_options(tmp_path: Path) -> None:
@@ -269,8 +306,7 @@ def test_a_dashed_key_is_written_as_given_without_reading_underscores_as_dashes(
 
 
 def test_a_dashed_comment_keeps_the_submission_tag(tmp_path: Path) -> None:
-    tag = SlurmBackend().tag_resources("cj-0123456789-abcdef")
-    assert ini_headers(tmp_path, "--comment = project-x\n", **tag) == [
+    assert ini_headers(tmp_path, "--comment = project-x\n", TAG) == [
         '#SBATCH --comment="project-x cj-0123456789-abcdef"',
         "#SBATCH --job-name=j",
     ]
@@ -301,14 +337,74 @@ def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
         ini_headers(tmp_path, resources + "\n")
 
 
-def test_a_dashed_dependency_next_to_after_is_refused() -> None:
-    job = JobScript("true", jobname="j", backend="slurm", **{"-d": "singleton"})
-    job.resources.update(SlurmBackend().dependency_resources(["7"]))
-    with pytest.raises(ResourcesNotSupportedError, match=r"resource '-d'='singleton': resource dependency='afterok:7'"):
-        str(job)
+def test_a_dashed_dependency_takes_the_jobs_of_after(tmp_path: Path) -> None:
+    """Changed on purpose: after= used to be a second dependency resource, refused next to ``-d``."""
+    assert ini_headers(tmp_path, "-d = singleton\n", SubmissionContext(after=("7",)))[0] == (
+        "#SBATCH -d singleton,afterok:7"
+    )
+    assert ini_headers(tmp_path, "--dependency = afterany:3\n", SubmissionContext(after=("7",)))[0] == (
+        "#SBATCH --dependency=afterany:3,afterok:7"
+    )
 
 
 @pytest.mark.parametrize("key", ["-", "---qos", "-A B", "--qos=high", "--qos high"])
 def test_a_malformed_dashed_key_is_refused_naming_it(key: str) -> None:
     with pytest.raises(ResourcesNotSupportedError, match=f"^backend 'slurm' cannot express resource {re.escape(repr(key))}="):
         headers(jobname="j", **{key: "x"})
+
+
+# -- a site backend that subclasses SlurmBackend -------------------------------------------
+
+
+class SiteSlurm(SlurmBackend):
+    """What a site plugin writes: the 'batch' partition by default, an account required, gpus as gres."""
+
+    name = "site"
+
+    def prepare_resources(self, resources: dict[str, Any], context: SubmissionContext) -> dict[str, Any]:
+        resources = self.with_defaults(resources, {"queue": "batch"})
+        if not resources.get("account"):
+            raise ResourcesNotSupportedError(f"backend {self.name!r} needs resource account (account='myproject')")
+        gpus = resources.pop("gpus", None)
+        if gpus:
+            resources["gres"] = f"gpu:{gpus}"
+        return super().prepare_resources(resources, context)
+
+
+def test_a_site_subclass_adds_defaults_and_its_keys_while_slurm_renders_the_rest() -> None:
+    """The issue's plugin: no ``--clusterjob-tag``, comment quoted, walltime converted, False left out."""
+    JobScript.register_backend(SiteSlurm())
+    job = JobScript("true", jobname="j", backend="site", account="physics", gpus=2, comment="my project",
+                    time="1:00:00:00", exclusive=False)  # fmt: skip
+    assert SiteSlurm().resource_headers(job, TAG) == [
+        "#SBATCH --account=physics",
+        '#SBATCH --comment="my project cj-0123456789-abcdef"',
+        "#SBATCH --gres=gpu:2",
+        "#SBATCH --job-name=j",
+        "#SBATCH --partition=batch",
+        "#SBATCH --time=1-00:00:00",
+    ]
+    assert str(job).splitlines()[1:3] == ["#SBATCH --account=physics", '#SBATCH --comment="my project"']
+    assert job.resources == {"jobname": "j", "account": "physics", "gpus": 2, "comment": "my project",
+                             "time": "1:00:00:00", "exclusive": False}  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "written"), [("queue", "--partition=debug"), ("partition", "--partition=debug"),
+                                              ("-p", "-p debug"), ("--partition", "--partition=debug")])  # fmt: skip
+def test_a_site_default_yields_to_the_jobs_own_value_under_any_spelling(key: str, written: str) -> None:
+    job = JobScript("true", jobname="j", backend="slurm", account="physics", **{key: "debug"})
+    lines = SiteSlurm().resource_headers(job)
+    assert f"#SBATCH {written}" in lines and "#SBATCH --partition=batch" not in lines
+
+
+def test_a_site_backend_names_the_resource_it_requires() -> None:
+    with pytest.raises(ResourcesNotSupportedError, match=r"^backend 'site' needs resource account"):
+        SiteSlurm().resource_headers(JobScript("true", jobname="j", backend="slurm"))
+
+
+def test_a_site_subclass_keeps_dependencies_and_the_dashed_key_checks() -> None:
+    job = JobScript("true", jobname="j", backend="slurm", account="physics")
+    assert "#SBATCH --dependency=afterok:7" in SiteSlurm().resource_headers(job, SubmissionContext(after=("7",)))
+    job.resources["--account"] = "chemistry"
+    with pytest.raises(ResourcesNotSupportedError, match=r"resource '--account'='chemistry': resource account="):
+        SiteSlurm().resource_headers(job)

@@ -1,4 +1,4 @@
-"""The helper scripts' fallbacks, run against fake squeue/sacct/scontrol (what the test cluster cannot show)."""
+"""The queries' fallbacks, run against fake squeue/sacct/scontrol (what the test cluster cannot show)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from clusterjob.backends import CommandResult
 from clusterjob.status import CANCELLED, FAILED
 from clusterjob_slurm import SlurmBackend, TagLookupError
 from clusterjob_slurm.queries import MAX_LISTED_IDS, sacct_selection, squeue_command
@@ -46,9 +47,10 @@ class FakeSlurm:
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o755)
 
-    def run(self, command: list[str]) -> subprocess.CompletedProcess[str]:
+    def run(self, command: object) -> CommandResult:
         env = {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}"}
-        return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)  # type: ignore[call-overload]
+        return CommandResult(done.returncode, done.stdout, done.stderr)
 
     def calls(self) -> list[str]:
         return self.log.read_text().splitlines()
@@ -72,9 +74,9 @@ def test_accounting_disabled_falls_back_to_job_completion_log(fake: FakeSlurm) -
         ("*", "", (DATA / "sacct_accounting_disabled.stderr").read_text(), 1),
     )
     runs = [Run("3"), Run("4"), Run("10")]
-    answer = fake.run(backend.cmd_status_many(runs, finished=True))  # type: ignore[arg-type]
-    assert "sacct failed: Slurm accounting storage is disabled" in answer.stderr
-    assert backend.get_status_many(answer.stdout, runs, finished=True) == {"3": FAILED, "4": CANCELLED, "10": None}  # type: ignore[arg-type]
+    answer = fake.run(backend.status_command(runs, finished=True))  # type: ignore[arg-type]
+    assert answer.returncode == 0 and "Slurm accounting storage is disabled" in answer.stderr
+    assert backend.parse_status(answer, ["3", "4", "10"], finished=True) == {"3": FAILED, "4": CANCELLED, "10": None}
     assert [c.split()[:2] for c in fake.calls()] == [["sacct", "-X"], ["sacct", "-c"]]
 
 
@@ -84,8 +86,9 @@ def test_no_accounting_and_no_completion_log_is_unknown(fake: FakeSlurm) -> None
         ("-c*", "", "Slurm job completion is disabled\n", 1),
         ("*", "", "Slurm accounting storage is disabled\n", 1),
     )
-    answer = fake.run(backend.cmd_status(Run("3"), finished=True))  # type: ignore[arg-type]
-    assert backend.get_status(answer.stdout, finished=True) is None
+    answer = fake.run(backend.status_command([Run("3")], finished=True))  # type: ignore[list-item]
+    assert answer.returncode == 1
+    assert backend.parse_status(answer, ["3"], finished=True) == {"3": None}
 
 
 def test_squeue_lists_ids_up_to_a_limit_then_selects_by_user(fake: FakeSlurm) -> None:
@@ -94,7 +97,7 @@ def test_squeue_lists_ids_up_to_a_limit_then_selects_by_user(fake: FakeSlurm) ->
     fake.command("squeue", ("*", "5|RUNNING|None\n7|COMPLETED|None", "", 0))
     answer = fake.run(squeue_command(many))
     assert fake.calls() == [f"squeue --states=all --noheader --format=%i|%T|%r -u {os.getuid()}"]
-    statuses = backend.get_status_many(answer.stdout, [Run(i) for i in many])  # type: ignore[arg-type]
+    statuses = backend.parse_status(answer, many)
     assert statuses["5"] == -1 and statuses["7"] == 0 and statuses["6"] is None
 
 
@@ -110,8 +113,13 @@ def test_sacct_selects_many_runs_by_submission_time() -> None:
 
 
 def find(fake: FakeSlurm) -> list[str]:
-    answer = fake.run(backend.cmd_find_tag(TAG))  # type: ignore[arg-type]
-    return backend.get_job_ids_for_tag(answer.stdout, TAG)
+    """The two lookups as clusterjob makes them: the queue, then accounting if the queue has no hit."""
+    for finished in (False, True):
+        answer = fake.run(backend.tag_lookup_command(TAG, finished=finished))
+        found = backend.parse_tag_lookup(answer, TAG, finished)
+        if found is not None:
+            return found
+    raise AssertionError("the accounting lookup always concludes")
 
 
 def test_tag_found_in_queue_stops_there(fake: FakeSlurm) -> None:
@@ -120,16 +128,12 @@ def test_tag_found_in_queue_stops_there(fake: FakeSlurm) -> None:
     assert len(fake.calls()) == 1
 
 
-def test_tag_with_the_users_comment_in_accounting_window_of_all_history(fake: FakeSlurm) -> None:
+def test_tag_with_the_users_comment_in_accounting_of_all_history(fake: FakeSlurm) -> None:
     fake.command("squeue", ("*", "12|(null)\n", "", 0))
     fake.command("scontrol", ("*", COMMENTS_STORED, "", 0))
-    fake.command(
-        "sacct",
-        ("*now-2days*", "20|project x\n", "", 0),
-        ("*2000-01-01*", f"8_1|project x {TAG}\n8_2|project x {TAG}\n", "", 0),
-    )
+    fake.command("sacct", ("*2000-01-01*", f"20|project x\n8_1|project x {TAG}\n8_2|project x {TAG}\n", "", 0))
     assert find(fake) == ["8"]
-    assert [c.split()[0] for c in fake.calls()] == ["squeue", "scontrol", "sacct", "sacct"]
+    assert [c.split()[0] for c in fake.calls()] == ["squeue", "scontrol", "sacct"]
 
 
 def test_tag_provably_absent(fake: FakeSlurm) -> None:
@@ -139,25 +143,30 @@ def test_tag_provably_absent(fake: FakeSlurm) -> None:
     assert find(fake) == []
 
 
-def test_tag_lookup_refuses_to_guess_when_squeue_and_sacct_fail(fake: FakeSlurm) -> None:
+def test_tag_lookup_refuses_to_guess_when_squeue_fails(fake: FakeSlurm) -> None:
     fake.command("squeue", ("*", "", "slurm_load_jobs error: Unable to contact slurm controller (connect failure)", 1))
-    fake.command("scontrol", ("*", COMMENTS_STORED, "", 0))
-    fake.command("sacct", ("*", "", "sacct: error: Problem talking to the database: Connection refused", 1))
     with pytest.raises(TagLookupError) as info:
         find(fake)
     message = str(info.value)
     assert f"cannot tell whether the interrupted submission with tag {TAG} reached SLURM" in message
-    assert "Unable to contact slurm controller" in message and "Problem talking to the database" in message
+    assert "squeue exited with 1: slurm_load_jobs error: Unable to contact slurm controller" in message
     assert message.endswith("then remove the cache file or submit with force=True")
+
+
+def test_tag_lookup_refuses_to_guess_when_sacct_fails(fake: FakeSlurm) -> None:
+    fake.command("squeue", ("*", "12|(null)\n", "", 0))
+    fake.command("scontrol", ("*", COMMENTS_STORED, "", 0))
+    fake.command("sacct", ("*", "", "sacct: error: Problem talking to the database: Connection refused", 1))
+    with pytest.raises(TagLookupError, match=r"scontrol show config or sacct exited with 1: sacct: error: Problem talking"):
+        find(fake)
 
 
 def test_tag_lookup_refuses_when_comments_are_not_stored(fake: FakeSlurm) -> None:
     fake.command("squeue", ("*", "12|(null)\n", "", 0))
     fake.command("scontrol", ("*", "AccountingStoreFlags    = (null)\n", "", 0))
-    fake.command("sacct", ("*", f"8|{TAG}\n", "", 0))
+    fake.command("sacct", ("*", "20|\n", "", 0))
     with pytest.raises(TagLookupError, match=r"needs AccountingStoreFlags=job_comment"):
         find(fake)
-    assert not any(c.startswith("sacct") for c in fake.calls())
 
 
 def test_tag_still_found_in_queue_when_accounting_is_down(fake: FakeSlurm) -> None:
@@ -166,7 +175,11 @@ def test_tag_still_found_in_queue_when_accounting_is_down(fake: FakeSlurm) -> No
     assert find(fake) == ["13"]
 
 
-def test_truncated_tag_lookup_output_is_not_a_proof(fake: FakeSlurm) -> None:
-    with pytest.raises(TagLookupError, match="the lookup did not finish"):
-        backend.get_job_ids_for_tag("", TAG)
-    assert backend.get_job_ids_for_tag("done|\n", TAG) == []
+def test_a_failed_or_empty_lookup_is_not_a_proof() -> None:
+    """Regression for the echoed ``done|`` line it replaces: the exit code and the config decide."""
+    killed = CommandResult(143, "12|(null)\n", "")
+    with pytest.raises(TagLookupError, match="exited with 143"):
+        backend.parse_tag_lookup(killed, TAG)
+    assert backend.parse_tag_lookup(CommandResult(0, ""), TAG) is None  # not in the queue: ask accounting
+    with pytest.raises(TagLookupError, match="does not store job comments"):
+        backend.parse_tag_lookup(CommandResult(0, ""), TAG, finished=True)  # scontrol said nothing

@@ -1,4 +1,7 @@
-"""Reading squeue/sacct output (captured from the test cluster, see capture_fixtures.sh) into statuses."""
+"""Reading squeue/sacct results (captured from the test cluster, see capture_fixtures.sh) into statuses.
+
+A parser gets the whole result (exit code, stdout, stderr), as the command left it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from clusterjob.backends import CommandResult
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_slurm import SlurmBackend
 from clusterjob_slurm.queries import expand_tasks, finished_statuses, queue_statuses, task_statuses
@@ -18,18 +22,18 @@ def data(name: str) -> str:
     return (DATA / name).read_text()
 
 
-def prefixed(source: str, text: str) -> str:
-    """Output as the sacct helper script prints it."""
-    return "".join(f"{source}|{line}\n" for line in text.splitlines()) + "done|\n"
-
-
-class Run:
-    def __init__(self, job_id: str, submitted_at: float | None = None) -> None:
-        self.job_id = job_id
-        self.submitted_at = submitted_at
+def ok(stdout: str, stderr: str = "") -> CommandResult:
+    """The result of a command that succeeded."""
+    return CommandResult(0, stdout, stderr)
 
 
 backend = SlurmBackend()
+
+
+def statuses(stdout: str, job_ids: list[str], finished: bool = False, site: SlurmBackend = backend) -> dict:
+    """Status per asked job ID from a successful query's stdout (other jobs it reports left out)."""
+    found = site.parse_status(ok(stdout), job_ids, finished)
+    return {job_id: found[job_id] for job_id in job_ids}
 
 
 @pytest.mark.parametrize(
@@ -67,14 +71,13 @@ def test_status_mapping_of_a_site_subclass_is_honoured() -> None:
         status_mapping = {**SlurmBackend.status_mapping, "TIMEOUT": COMPLETED}
 
     site = CheckpointingSite()
-    runs = [Run("5"), Run("6")]
     assert site.get_status("5|TIMEOUT|None\n") == COMPLETED
     assert site.get_status("5|TO|None\n") == COMPLETED  # squeue's compact code, read as its long name
-    assert site.get_status_many("5|TIMEOUT|None\n6|RUNNING|None\n", runs) == {"5": COMPLETED, "6": RUNNING}
-    accounting = "accounting|5|TIMEOUT|None|0:0\naccounting|6|FAILED|None|1:0\ndone|\n"
+    assert statuses("5|TIMEOUT|None\n6|RUNNING|None\n", ["5", "6"], site=site) == {"5": COMPLETED, "6": RUNNING}
+    accounting = "5|TIMEOUT|None|0:0\n6|FAILED|None|1:0\n"
     assert site.get_status(accounting, finished=True) is None  # two jobs: the single query does not tell
-    assert site.get_status_many(accounting, runs, finished=True) == {"5": COMPLETED, "6": FAILED}
-    assert site.get_task_status("accounting|9_1|TIMEOUT|None|0:0\ndone|\n", runs[0]) == {"1": COMPLETED}
+    assert statuses(accounting, ["5", "6"], finished=True, site=site) == {"5": COMPLETED, "6": FAILED}
+    assert site.get_task_status("9_1|TIMEOUT|None|0:0\n", None) == {"1": COMPLETED}  # type: ignore[arg-type]
     assert backend.get_status("5|TIMEOUT|None\n") == FAILED  # the class itself is unchanged
 
 
@@ -133,18 +136,17 @@ def first_id(name: str) -> str:
 
 def test_batched_squeue_maps_every_run_and_leaves_purged_ones_unknown() -> None:
     done = first_id("squeue_with_purged_id.txt")
-    runs = [Run(done), Run("99999999")]
-    assert backend.get_status_many(data("squeue_with_purged_id.txt"), runs) == {done: COMPLETED, "99999999": None}
+    assert statuses(data("squeue_with_purged_id.txt"), [done, "99999999"]) == {done: COMPLETED, "99999999": None}
 
 
 def test_batched_squeue_mixed() -> None:
     text = data("squeue_many_mixed.txt")
     ids = [r.job_id for r in parse_records(text)]
-    statuses = backend.get_status_many(text, [Run(i) for i in ids])
+    found = statuses(text, ids)
     by_state = {r.job_id: r.state for r in parse_records(text)}
     expected = {"PENDING": CANCELLED, "RUNNING": RUNNING, "COMPLETED": COMPLETED, "CANCELLED": CANCELLED, "FAILED": FAILED}
     assert sorted(by_state.values()) == sorted(expected)  # the fixture shows each of them
-    assert statuses == {job_id: expected[state] for job_id, state in by_state.items()}
+    assert found == {job_id: expected[state] for job_id, state in by_state.items()}
 
 
 def test_array_pending_folded() -> None:
@@ -155,7 +157,7 @@ def test_array_pending_folded() -> None:
 def test_array_running_with_a_failed_task() -> None:
     assert backend.get_status(data("squeue_array_running_one_failed.txt")) == RUNNING
     array = first_id("squeue_array_running_one_failed.txt")
-    assert backend.get_status_many(data("squeue_array_running_one_failed.txt"), [Run(array)]) == {array: RUNNING}
+    assert statuses(data("squeue_array_running_one_failed.txt"), [array]) == {array: RUNNING}
 
 
 def test_finished_array_in_queue_defers_to_accounting_unless_a_task_failed() -> None:
@@ -166,8 +168,7 @@ def test_finished_array_in_queue_defers_to_accounting_unless_a_task_failed() -> 
 
 
 def test_a_run_holding_one_array_task_finds_its_record() -> None:
-    statuses = backend.get_status_many("25_3|RUNNING|None\n25_4|PENDING|Resources\n", [Run("25_4"), Run("25")])
-    assert statuses == {"25_4": PENDING, "25": RUNNING}
+    assert statuses("25_3|RUNNING|None\n25_4|PENDING|Resources\n", ["25_4", "25"]) == {"25_4": PENDING, "25": RUNNING}
 
 
 # -- sacct ------------------------------------------------------------------------
@@ -175,21 +176,20 @@ def test_a_run_holding_one_array_task_finds_its_record() -> None:
 
 def test_sacct_states() -> None:
     assert data("sacct_cancelled_by.txt").split("|")[1] == "CANCELLED by 0"
-    assert backend.get_status(prefixed("accounting", data("sacct_timeout.txt")), finished=True) == FAILED
-    assert backend.get_status(prefixed("accounting", data("sacct_cancelled_by.txt")), finished=True) == CANCELLED
+    assert backend.get_status(data("sacct_timeout.txt"), finished=True) == FAILED
+    assert backend.get_status(data("sacct_cancelled_by.txt"), finished=True) == CANCELLED
 
 
 def test_sacct_mixed_batch() -> None:
-    text = prefixed("accounting", data("sacct_mixed.txt"))
+    text = data("sacct_mixed.txt")
     states = {line.split("|")[0]: line.split("|")[1] for line in data("sacct_mixed.txt").splitlines()}
     expected = {"FAILED": FAILED, "CANCELLED": CANCELLED, "CANCELLED by 0": CANCELLED, "TIMEOUT": FAILED, "COMPLETED": COMPLETED}
     assert set(states.values()) >= {"FAILED", "CANCELLED by 0", "TIMEOUT", "COMPLETED"}
-    statuses = backend.get_status_many(text, [Run(i) for i in states], finished=True)
-    assert statuses == {job_id: expected[state] for job_id, state in states.items()}
+    assert statuses(text, list(states), finished=True) == {job_id: expected[state] for job_id, state in states.items()}
 
 
 def test_sacct_array_with_one_failed_task_is_failed() -> None:
-    text = prefixed("accounting", data("sacct_array_one_failed.txt"))
+    text = data("sacct_array_one_failed.txt")
     assert backend.get_status(text, finished=True) == FAILED
     completed = text.replace("FAILED|None|3:0", "COMPLETED|None|0:0")
     assert backend.get_status(completed, finished=True) == COMPLETED
@@ -197,24 +197,40 @@ def test_sacct_array_with_one_failed_task_is_failed() -> None:
 
 def test_no_accounting_record_is_never_completed() -> None:
     assert data("sacct_unknown_job.txt") == ""
-    assert backend.get_status(prefixed("accounting", ""), finished=True) is None
     assert backend.get_status("", finished=True) is None
-    assert backend.get_status_many("done|\n", [Run("5")], finished=True) == {"5": None}
+    assert statuses("", ["5"], finished=True) == {"5": None}
 
 
 def test_job_completion_log_fallback() -> None:
-    text = prefixed("jobcomp", data("sacct_jobcomp.txt") + data("sacct_jobcomp.stderr"))
-    statuses = backend.get_status_many(text, [Run("3"), Run("4"), Run("10"), Run("99")], finished=True)
+    """sacct failed (accounting disabled, on stderr), then ``sacct -c`` answered: three-field records."""
+    jobcomp = data("sacct_jobcomp.txt")
+    stderr = data("sacct_accounting_disabled.stderr") + data("sacct_jobcomp.stderr")
+    found = backend.parse_status(ok(jobcomp, stderr), ["3", "4", "10", "99"], finished=True)
     # 10 is the head of an array (sacct -c says so on stderr): its siblings' records cannot be
     # traced, so COMPLETED is not proven.
-    assert statuses == {"3": FAILED, "4": CANCELLED, "10": None, "99": None}
-    failed_head = text.replace("10|COMPLETED", "10|FAILED")
-    assert backend.get_status_many(failed_head, [Run("10")], finished=True) == {"10": FAILED}
+    assert found == {"3": FAILED, "4": CANCELLED, "10": None, "99": None}
+    failed_head = ok(jobcomp.replace("10|COMPLETED", "10|FAILED"), stderr)
+    assert backend.parse_status(failed_head, ["10"], finished=True)["10"] == FAILED
 
 
 def test_accounting_wins_over_the_job_completion_log() -> None:
-    text = "accounting|7|FAILED|None|1:0\njobcomp|7|COMPLETED|0:0\ndone|\n"
-    assert finished_statuses(text) == {"7": FAILED}
+    """sacct printed a record, then failed; sacct -c printed its own: accounting's counts."""
+    assert finished_statuses(ok("7|FAILED|None|1:0\n7|COMPLETED|0:0\n")) == {"7": FAILED}
+
+
+@pytest.mark.parametrize(
+    ("finished", "stderr"),
+    [
+        (False, "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"),
+        (True, "Slurm accounting storage is disabled\nSlurm job completion is disabled\n"),
+    ],
+)
+def test_a_failed_query_is_unknown_never_a_guess(finished: bool, stderr: str) -> None:
+    """Whatever the output holds, a query that failed reports no status: clusterjob keeps the last one."""
+    failed = CommandResult(1, "5|COMPLETED|None|0:0\n", stderr)
+    assert backend.parse_status(failed, ["5"], finished) == {"5": None}
+    purged = CommandResult(1, data("squeue_purged_single.txt"), data("squeue_purged_single.stderr"))
+    assert backend.parse_status(purged, ["5"]) == {"5": None}  # then sacct is asked
 
 
 # -- arrays -----------------------------------------------------------------------
@@ -230,11 +246,10 @@ def test_expand_tasks() -> None:
 def test_task_status_merges_queue_over_accounting() -> None:
     text = (
         "queue|25_1|FAILED|NonZeroExitCode\nqueue|25_2|RUNNING|None\nqueue|25_4|PENDING|Resources\n"
-        "accounting|25_1|FAILED|None|3:0\naccounting|25_2|PENDING|None|0:0\naccounting|25_[3-4]|PENDING|None|0:0\n"
-        "done|\n"
+        "25_1|FAILED|None|3:0\n25_2|PENDING|None|0:0\n25_[3-4]|PENDING|None|0:0\n"
     )
-    assert backend.get_task_status(text, Run("25")) == {"1": FAILED, "2": RUNNING, "3": PENDING, "4": PENDING}  # type: ignore[arg-type]
-    ordered = task_statuses("accounting|9_10|COMPLETED|None|0:0\naccounting|9_9|FAILED|None|1:0\n")
+    assert backend.get_task_status(text, None) == {"1": FAILED, "2": RUNNING, "3": PENDING, "4": PENDING}  # type: ignore[arg-type]
+    ordered = task_statuses("9_10|COMPLETED|None|0:0\n9_9|FAILED|None|1:0\n")
     assert list(ordered) == ["9", "10"]
 
 
@@ -284,30 +299,30 @@ def test_squeue_answer_is_the_same_through_a_noisy_login_shell(fixture: str, log
 @pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("sacct_*.txt")))
 def test_sacct_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
     """The window title glued to the first ``accounting|`` line must not hide that record."""
-    clean = prefixed("accounting", data(fixture))
+    clean = data(fixture)
     noisy = login_noise(clean)
-    assert finished_statuses(noisy) == finished_statuses(clean)
+    assert finished_statuses(ok(noisy)) == finished_statuses(ok(clean))
     assert backend.get_status(noisy, finished=True) == backend.get_status(clean, finished=True)
 
 
 def test_job_completion_log_and_array_tasks_through_a_noisy_login_shell(login_noise) -> None:
-    jobcomp = prefixed("jobcomp", data("sacct_jobcomp.txt") + data("sacct_jobcomp.stderr"))
-    assert finished_statuses(login_noise(jobcomp)) == finished_statuses(jobcomp) == {
+    jobcomp, stderr = data("sacct_jobcomp.txt"), data("sacct_jobcomp.stderr")
+    assert finished_statuses(ok(login_noise(jobcomp), login_noise(stderr))) == finished_statuses(ok(jobcomp, stderr)) == {
         "3": FAILED, "4": CANCELLED, "10": None,
     }  # fmt: skip
-    tasks = "queue|25_1|FAILED|NonZeroExitCode\naccounting|25_[2-3]|PENDING|None|0:0\ndone|\n"
+    tasks = "queue|25_1|FAILED|NonZeroExitCode\n25_[2-3]|PENDING|None|0:0\n"
     assert task_statuses(login_noise(tasks)) == task_statuses(tasks) == {"1": FAILED, "2": PENDING, "3": PENDING}
 
 
 def test_login_noise_alone_is_no_status(login_noise) -> None:
     noise = login_noise("")
     assert parse_records(noise) == []
-    assert queue_statuses(noise) == finished_statuses(noise) == task_statuses(noise) == {}
+    assert queue_statuses(noise) == finished_statuses(ok(noise, noise)) == task_statuses(noise) == {}
     assert backend.get_status(noise) is None
     assert backend.get_status(noise, finished=True) is None
 
 
 def test_tag_hit_behind_a_window_title_is_found(login_noise) -> None:
     """The title glued to the one ``queue|`` hit hid it: "provably no such job", submitted twice."""
-    answer = "queue|41|cj-1a2b3c4d5e-9f8e7d\ndone|\n"
-    assert backend.get_job_ids_for_tag(login_noise(answer), "cj-1a2b3c4d5e-9f8e7d") == ["41"]
+    answer = "41|cj-1a2b3c4d5e-9f8e7d\n"
+    assert backend.parse_tag_lookup(ok(login_noise(answer)), "cj-1a2b3c4d5e-9f8e7d") == ["41"]

@@ -471,6 +471,6 @@ def check_backend_interface(backend: object) -> None:
     for attr in ("name", "extension"):
         if not getattr(backend, attr, None):
             raise AttributeError(f"backend {backend!r} must have a non-empty {attr!r} attribute")
-    for method in ClusterjobBackend.required_methods:
-        if getattr(type(backend), method) is getattr(ClusterjobBackend, method):
-            raise TypeError(f"backend {backend.name!r} does not implement {method}()")
+    missing = backend.missing_methods()
+    if missing:
+        raise TypeError(f"backend {backend.name!r} does not implement {'; '.join(missing)}")

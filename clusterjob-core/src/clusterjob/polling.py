@@ -1,9 +1,12 @@
 """Asking schedulers for the status of many jobs at once, and waiting for them.
 
-Results are grouped by backend and submit host; a backend with a batched
-query (``cmd_status_many``) costs one scheduler command per group and poll
-cycle, whatever the number of jobs. An unreachable remote is logged and
-retried on the next cycle; it never becomes a job status.
+Results are grouped by backend and submit host. A backend with the batch form
+of the status query (``status_command``/``parse_status``) costs one scheduler
+command per group and poll cycle, whatever the number of jobs, plus one for
+the jobs that left the queue (``finished=True``: ``sacct`` after ``squeue``).
+A backend with only the original's single-job form (``cmd_status``/
+``get_status``) is asked about one job per command. An unreachable remote is
+logged and retried on the next cycle; it never becomes a job status.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from clusterjob.status import CANCELLED, COMPLETED, FAILED, is_finished
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
+    from clusterjob.backends import ClusterjobBackend
+
+    #: Status and detail (the scheduler's stderr, for the log) of each job asked about, by job ID.
+    Answers = dict[str, tuple[int | None, str]]
 
 __all__ = ["as_completed", "poll", "wait_all"]
 
@@ -35,49 +42,43 @@ def _group(results: Iterable[AsyncResult]) -> dict[tuple[int, str | None, str, s
     return groups
 
 
-def _ask_finished(result: AsyncResult) -> tuple[int | None, str]:
-    """The status from the backend's query for jobs that left the queue."""
-    backend = result.backend
-    assert backend is not None
-    answer = result.transport.run(backend.cmd_status(result, finished=True), check=False)
-    return backend.get_status(answer.stdout, finished=True), answer.stderr.strip()
+def _ask_one_at_a_time(backend: ClusterjobBackend, runs: Sequence[AsyncResult], finished: bool) -> Answers:
+    """The single-job form: ``cmd_status``/``get_status`` per run."""
+    answers: Answers = {}
+    for run in runs:
+        answer = run.transport.run(backend.cmd_status(run, finished=finished), check=False)
+        answers[str(run.job_id)] = (backend.get_status(answer.stdout, finished=finished), answer.stderr.strip())
+    return answers
 
 
-def _poll_one(result: AsyncResult) -> None:
-    backend = result.backend
-    assert backend is not None
-    answer = result.transport.run(backend.cmd_status(result), check=False)
-    status, detail = backend.get_status(answer.stdout), answer.stderr.strip()
-    if status is None:
-        status, finished_detail = _ask_finished(result)
-        detail = finished_detail or detail
-    result.update_status(status, detail)
+def _ask_in_batches(backend: ClusterjobBackend, runs: Sequence[AsyncResult], finished: bool) -> Answers:
+    """The batch form: one ``status_command`` per :attr:`~clusterjob.backends.ClusterjobBackend.status_batch_size` runs."""
+    size = backend.status_batch_size or len(runs)
+    answers: Answers = {}
+    for start in range(0, len(runs), size):
+        batch = runs[start : start + size]
+        command = backend.status_command(batch, finished=finished)
+        if command is None:
+            continue  # no such query: these jobs stay unknown for this cycle
+        result = batch[0].transport.run(command, check=False)
+        job_ids = [str(run.job_id) for run in batch]
+        statuses = backend.parse_status(result, job_ids, finished=finished)
+        answers.update((job_id, (statuses.get(job_id), result.stderr.strip())) for job_id in job_ids)
+    return answers
 
 
 def _poll_group(results: Sequence[AsyncResult]) -> None:
+    """Ask about the jobs of one backend and host; those it does not report, again with ``finished=True``."""
     backend = results[0].backend
     assert backend is not None
-    command = backend.cmd_status_many(results) if len(results) > 1 else None
-    if command is None:
-        for result in results:
-            _poll_one(result)
-        return
-    transport = results[0].transport
-    answer = transport.run(command, check=False)
-    statuses: dict[str, int | None] = dict(backend.get_status_many(answer.stdout, results))
-    details = dict.fromkeys(statuses, answer.stderr.strip())
-    unknown = [r for r in results if statuses.get(str(r.job_id)) is None]
+    ask = _ask_one_at_a_time if backend.asks_one_job_at_a_time() else _ask_in_batches
+    answers = ask(backend, results, False)
+    unknown = [r for r in results if answers.get(str(r.job_id), (None, ""))[0] is None]
     if unknown:
-        command = backend.cmd_status_many(unknown, finished=True)
-        if command is not None:
-            answer = transport.run(command, check=False)
-            statuses.update(backend.get_status_many(answer.stdout, unknown, finished=True))
-            details.update(dict.fromkeys((str(r.job_id) for r in unknown), answer.stderr.strip()))
-        else:  # no batched form for finished jobs: ask about each one
-            for result in unknown:
-                statuses[str(result.job_id)], details[str(result.job_id)] = _ask_finished(result)
+        for job_id, (status, detail) in ask(backend, unknown, True).items():
+            answers[job_id] = (status, detail or answers.get(job_id, (None, ""))[1])
     for result in results:
-        result.update_status(statuses.get(str(result.job_id)), details.get(str(result.job_id), ""))
+        result.update_status(*answers.get(str(result.job_id), (None, "")))
 
 
 def poll(results: Iterable[AsyncResult]) -> None:

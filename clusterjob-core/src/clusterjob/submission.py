@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import logging
 import os
 import secrets
@@ -27,15 +26,24 @@ from typing import TYPE_CHECKING, Any
 
 from clusterjob import cache
 from clusterjob.async_result import AsyncResult, run_local_script
-from clusterjob.errors import CacheError, SchedulerError, SubmitError, TransientTransportError
+from clusterjob.errors import (
+    CacheError,
+    ResourcesNotSupportedError,
+    SchedulerError,
+    SubmitError,
+    TransientTransportError,
+)
 from clusterjob.faults import checkpoint
+from clusterjob.rendering import SubmissionContext
 from clusterjob.status import CANCELLED, FAILED
 
 if TYPE_CHECKING:  # pragma: no cover
-    from clusterjob.backends import ClusterjobBackend, Command
+    from clusterjob.backends import ClusterjobBackend
+    from clusterjob.commands import Command, CommandResult
     from clusterjob.jobscript import JobScript
+    from clusterjob.transport import Transport
 
-__all__ = ["default_cache_id", "submit"]
+__all__ = ["default_cache_id", "find_tagged_jobs", "submit"]
 
 logger = logging.getLogger("clusterjob")
 
@@ -141,28 +149,12 @@ def _adopt_interrupted(
     jobscript: JobScript, backend: ClusterjobBackend, record: dict[str, Any], path: str
 ) -> AsyncResult | None:
     """An earlier submit() died after recording its intent: find its job or prove there is none."""
-    tag = record.get("tag")
-    command = _find_tag_command(backend, tag, record.get("remote")) if tag else None
-    if command is None or not tag:
-        raise SubmitError(
-            f"an earlier submission of this job was interrupted ({path}) and backend "
-            f"{backend.name!r} cannot tell whether the scheduler received it. Check the "
-            "scheduler, then delete the cache file (or submit with force=True) to submit again"
-        )
-    transport = jobscript_transport(record)
-    answer = transport.run(command, check=False)
-    if answer.returncode in (126, 127):  # the lookup did not run: that proves nothing
-        raise SubmitError(
-            f"an earlier submission of this job was interrupted ({path}) and the command that looks for "
-            f"its job (tag {tag}) could not run{' on ' + transport.remote if transport.remote else ''}: "
-            f"{answer.stderr.strip() or answer.stdout.strip()}. Fix that, then submit again"
-        )
-    found = backend.get_job_ids_for_tag(answer.stdout, tag)
+    found = find_tagged_jobs(backend, record.get("tag"), jobscript_transport(record), path)
     if not found:
         logger.info("interrupted submission %s never reached the scheduler; submitting", path)
         return None
     if len(found) > 1:
-        logger.warning("several jobs carry tag %s (%s); adopting the first", tag, ", ".join(found))
+        logger.warning("several jobs carry tag %s (%s); adopting the first", record.get("tag"), ", ".join(found))
     result = _result_from(record, backend, found[0], path)
     result.resumed = True
     result.submitted_at = record.get("intent_at")
@@ -171,16 +163,38 @@ def _adopt_interrupted(
     return result
 
 
-def _find_tag_command(backend: ClusterjobBackend, tag: str, remote: str | None) -> Command | None:
-    """``backend.cmd_find_tag`` for a lookup on ``remote``.
+def find_tagged_jobs(backend: ClusterjobBackend, tag: str | None, transport: Transport, path: str) -> list[str]:
+    """The IDs of the jobs carrying ``tag`` ([]: provably none), asking the queue, then accounting if needed.
 
-    ``remote`` is passed only where the method accepts it: a backend written
-    against the older ``cmd_find_tag(self, tag)`` still works.
+    Raises:
+        SubmitError: when the backend cannot look up tags, or the scheduler's
+            answers cannot prove whether such a job exists.
     """
-    parameters = inspect.signature(backend.cmd_find_tag).parameters.values()
-    if any(p.name == "remote" or p.kind is p.VAR_KEYWORD for p in parameters):
-        return backend.cmd_find_tag(tag, remote=remote)
-    return backend.cmd_find_tag(tag)
+    command_for, parse = backend.tag_lookup_methods()
+    for finished in (False, True):
+        command = command_for(tag, transport.remote, finished) if tag else None
+        if command is None or tag is None:
+            break
+        found = parse(_run_lookup(transport, command, tag, path), tag, finished)
+        if found is not None:
+            return found
+    raise SubmitError(
+        f"an earlier submission of this job was interrupted ({path}) and backend "
+        f"{backend.name!r} cannot tell whether the scheduler received it. Check the "
+        "scheduler, then delete the cache file (or submit with force=True) to submit again"
+    )
+
+
+def _run_lookup(transport: Transport, command: Command, tag: str, path: str) -> CommandResult:
+    """The result of a tag lookup; SubmitError if the command did not run (that proves nothing)."""
+    answer = transport.run(command, check=False)
+    if answer.returncode in (126, 127):
+        raise SubmitError(
+            f"an earlier submission of this job was interrupted ({path}) and the command that looks for "
+            f"its job (tag {tag}) could not run{' on ' + transport.remote if transport.remote else ''}: "
+            f"{answer.stderr.strip() or answer.stdout.strip()}. Fix that, then submit again"
+        )
+    return answer
 
 
 def jobscript_transport(record: dict[str, Any]) -> Any:
@@ -199,6 +213,30 @@ def _result_from(record: dict[str, Any], backend: ClusterjobBackend, job_id: str
     return result
 
 
+def _submission_context(
+    backend: ClusterjobBackend, tag: str | None, dependencies: list[str]
+) -> SubmissionContext | None:
+    """The tag and dependencies the job is rendered with, handed to the backend's ``resource_headers``.
+
+    None for a backend whose ``resource_headers`` takes no context (a
+    subclass overriding the original's ``resource_headers(self, jobscript)``):
+    its job carries no tag, so none is recorded and an interrupted submission
+    is reported rather than looked up and found missing.
+
+    Raises:
+        ResourcesNotSupportedError: for dependencies such a backend cannot be given.
+    """
+    if backend.headers_take_context():
+        return SubmissionContext(tag=tag, after=tuple(dependencies))
+    if dependencies:
+        raise ResourcesNotSupportedError(
+            f"backend {backend.name!r} cannot express job dependencies (after=...): its "
+            "resource_headers(jobscript) takes no submission context; add a parameter "
+            "context=None and pass it on to super().resource_headers(jobscript, context)"
+        )
+    return None
+
+
 def _submit_now(
     jobscript: JobScript,
     backend: ClusterjobBackend,
@@ -211,27 +249,17 @@ def _submit_now(
     run_local_script(prologue, "prologue")
     checkpoint("after_prologue")
 
-    tag = _new_tag(cache_id) if cache_file and cache_id else None
+    context = _submission_context(
+        backend, _new_tag(cache_id) if cache_file and cache_id else None, _job_ids(after)
+    )
     job = copy.copy(jobscript)
-    object.__setattr__(job, "resources", copy.copy(jobscript.resources))
-    dependencies = _job_ids(after)
-    if dependencies:
-        for key, value in backend.dependency_resources(dependencies).items():
-            if key in job.resources and job.resources[key] != value:
-                raise ValueError(
-                    f"submit(after=...) sets resource {key}={value!r}, but the job already has "
-                    f"{key}={job.resources[key]!r}; give the dependency one way only"
-                )
-            job.resources[key] = value
-    if tag:
-        job.resources.update(backend.tag_resources(tag))
     job.filename = jobscript.script_filename()
-    job.write_files(after_script=lambda: checkpoint("after_write"))
+    job.write_files(after_script=lambda: checkpoint("after_write"), context=context)
     checkpoint("after_upload")
 
     record: dict[str, Any] = {
         "cache_id": cache_id,
-        "tag": tag,
+        "tag": context.tag if context else None,
         "backend": backend.name,
         "remote": jobscript.remote,
         "rootdir": jobscript.rootdir,

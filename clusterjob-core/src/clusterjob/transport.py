@@ -44,8 +44,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 
+from clusterjob.commands import CommandResult
 from clusterjob.errors import SchedulerError, TransientTransportError
 
 __all__ = [
@@ -111,16 +112,6 @@ exit $cj_rc
 """
 
 _SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ,._+:@=/-")
-
-
-@dataclass
-class CommandResult:
-    """What a command printed and how it ended."""
-
-    cmd: Sequence[str] | str
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 def remote_path(path: str) -> str:
@@ -251,13 +242,13 @@ class LocalTransport(Transport):
             ) from None  # fmt: skip
         except PermissionError as exc:
             raise SchedulerError(126, cmd, "", f"cannot execute {exc.filename or cmd!r}: {exc.strerror}") from None
-        result = CommandResult(cmd, proc.returncode, proc.stdout or "", proc.stderr or "")
+        result = CommandResult(proc.returncode, proc.stdout or "", proc.stderr or "", cmd)
         if proc.returncode == NOT_FOUND_EXIT and isinstance(cmd, str):
             note = _not_found_note(socket.gethostname(), os.environ.get("PATH", ""))
             if merge_stderr:
-                result.stdout = _append_line(result.stdout, note)
+                result = replace(result, stdout=_append_line(result.stdout, note))
             else:
-                result.stderr = _append_line(result.stderr, note)
+                result = replace(result, stderr=_append_line(result.stderr, note))
         return self._finish(cmd, result, check)
 
     def write_file(self, path: str, data: str, executable: bool = False) -> None:
@@ -407,7 +398,7 @@ class SshTransport(Transport):
             raise TransientTransportError(
                 SSH_FAILURE_EXIT, cmd, "", f"ssh to {self.remote} timed out after {exc.timeout} s", remote=self.remote
             ) from None
-        result = CommandResult(cmd, proc.returncode, proc.stdout or "", proc.stderr or "")
+        result = CommandResult(proc.returncode, proc.stdout or "", proc.stderr or "", cmd)
         stream = "stdout" if merge_stderr else "stderr"
         text = getattr(result, stream)
         mark = _MARK_LINE.search(text)
@@ -416,7 +407,7 @@ class SshTransport(Transport):
             if mark.group(1) == str(NOT_FOUND_EXIT):
                 host, _, path = (mark.group(2) or "").partition(" ")
                 text = _append_line(text, _not_found_note(host or self.remote or "?", path))
-            setattr(result, stream, text)
+            result = replace(result, **{stream: text})
         elif proc.returncode == SSH_FAILURE_EXIT:
             self._connected = False
             detail = (proc.stderr or proc.stdout or "").strip() or "ssh exited with 255 and printed nothing"

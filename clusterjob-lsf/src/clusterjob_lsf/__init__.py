@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from clusterjob import hookimpl
 from clusterjob.backends import ClusterjobBackend
+from clusterjob.walltime import time_to_minutes
 
 from clusterjob_lsf.backend import LsfBackend
-from clusterjob_lsf.options import time_to_minutes
 
 __all__ = ["LsfBackend", "clusterjob_backends", "time_to_minutes"]
 

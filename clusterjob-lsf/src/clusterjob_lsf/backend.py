@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shlex
@@ -11,28 +12,31 @@ from typing import TYPE_CHECKING, Any
 from clusterjob.backends import (
     ClusterjobBackend,
     Command,
+    CommandResult,
     ResourcesNotSupportedError,
+    SubmissionContext,
     format_option,
     is_dashed,
     positive_int,
 )
 from clusterjob.backends.output import find_job_id, output_lines
 from clusterjob.errors import SubmitError
+from clusterjob.rendering import cannot_express, megabytes, merged_value
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+from clusterjob.walltime import Walltime
 
 from clusterjob_lsf.bjobs import STATUS_FORMAT, TAG_FORMAT, BjobsRecord, killed_by_user, parse_bjobs
-from clusterjob_lsf.options import check_key, quote_value, time_to_minutes
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
     from clusterjob.jobscript import JobScript
 
-__all__ = ["TAG_KEY", "LsfBackend"]
+__all__ = ["LsfBackend"]
 
 logger = logging.getLogger("clusterjob.lsf")
 
-#: Resource key under which :meth:`LsfBackend.tag_resources` puts the tag.
-TAG_KEY = "clusterjob_tag"
+#: What a ``bsub`` option name may be.
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 #: bsub's line ``Job <123> is submitted to [default] queue <normal>.`` (its tail varies with the options).
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted\b.*")
@@ -59,6 +63,9 @@ class LsfBackend(ClusterjobBackend):
     extension = "lsf"
     prefix = "#BSUB"
     commands = ("bsub", "bjobs", "bkill")
+    #: ``bsub`` reads embedded options like a command line: values with spaces, brackets or
+    #: shell characters are double-quoted, as in IBM's examples (``#BSUB -R "span[ptile=4]"``).
+    plain_value = re.compile(r"[A-Za-z0-9_.,:=/@%+\-]+")
     status_mapping = {
         "PEND": PENDING,  # waiting to be scheduled
         "PSUSP": PENDING,  # suspended by its owner or an administrator while pending
@@ -106,40 +113,28 @@ class LsfBackend(ClusterjobBackend):
 
     # -- status ---------------------------------------------------------------
 
-    def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
-        """``bjobs -a -noheader -o "jobid stat exit_code exit_reason delimiter='|'" <id>``.
+    def status_command(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
+        """``bjobs -a -noheader -o "jobid stat exit_code exit_reason delimiter='|'" <id>...``.
 
-        The same command serves running and finished jobs: ``-a`` includes
-        jobs that finished recently (until mbatchd cleans them, after
-        ``CLEAN_PERIOD``, one hour by default).
+        The same command serves running and finished jobs (so there is no
+        ``finished`` query): ``-a`` includes jobs that finished recently
+        (until mbatchd cleans them, after ``CLEAN_PERIOD``, one hour by default).
         """
-        return self._bjobs([str(run.job_id)])
-
-    def cmd_status_many(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
-        """One ``bjobs`` for many jobs."""
-        return self._bjobs([str(run.job_id) for run in runs])
-
-    @staticmethod
-    def _bjobs(job_ids: list[str]) -> Command:
-        return ["bjobs", "-a", "-noheader", "-o", STATUS_FORMAT, *job_ids]
-
-    def get_status(self, response: str, finished: bool = False) -> int | None:
-        """The status of the (one) job in the ``bjobs`` output, or None if it is not there."""
-        records = parse_bjobs(response)
-        if not records:
+        if finished:
             return None
-        return self.record_status(next(iter(records.values())))
+        return ["bjobs", "-a", "-noheader", "-o", STATUS_FORMAT, *(str(run.job_id) for run in runs)]
 
-    def get_status_many(
-        self, response: str, runs: Sequence[AsyncResult], finished: bool = False
+    def parse_status(
+        self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
     ) -> Mapping[str, int | None]:
-        """Job ID -> status for each run (None if ``bjobs`` did not list it)."""
-        records = parse_bjobs(response)
-        result: dict[str, int | None] = {}
-        for run in runs:
-            record = records.get(str(run.job_id))
-            result[str(run.job_id)] = None if record is None else self.record_status(record)
-        return result
+        """Job ID -> status of each listed job; None for each of ``job_ids`` bjobs did not list.
+
+        ``bjobs`` reports the jobs it does not know on stderr (``Job <1236>
+        is not found``) and exits non-zero, and still lists the others: the
+        listed records count whatever the exit code.
+        """
+        listed = {job_id: self.record_status(record) for job_id, record in parse_bjobs(result.stdout).items()}
+        return {**dict.fromkeys(job_ids), **listed}
 
     def record_status(self, record: BjobsRecord) -> int | None:
         """Status code of one ``bjobs`` record: ``status_mapping``, EXIT refined."""
@@ -153,7 +148,9 @@ class LsfBackend(ClusterjobBackend):
 
     # -- resources -------------------------------------------------------------
 
-    def resource_headers(self, jobscript: JobScript) -> list[str]:
+    def render_headers(
+        self, resources: dict[str, Any], context: SubmissionContext, jobscript: JobScript
+    ) -> list[str]:
         """``#BSUB`` lines for the job's resources.
 
         ``jobname`` -> ``-J``, ``queue`` -> ``-q``, ``time`` -> ``-W <minutes>``
@@ -161,17 +158,15 @@ class LsfBackend(ClusterjobBackend):
         and ``-R "span[ptile=<ppn*threads>]"``, ``mem`` (MB per node) -> ``-R
         "rusage[mem=<mem>]"`` (LSF reserves rusage memory per host by default;
         the unit is the cluster's LSF_UNIT_FOR_LIMITS, MB by default),
-        ``stdout``/``stderr`` -> ``-o``/``-e``, ``depend`` (from ``after=``) ->
-        ``-w "<condition>"`` (and-ed with a ``w`` resource), :data:`TAG_KEY` ->
-        ``-Jd`` (appended to a ``Jd`` resource). Any other key is the ``bsub``
+        ``stdout``/``stderr`` -> ``-o``/``-e``, the jobs of ``after=`` ->
+        ``-w "done(1) && done(2)"`` (and-ed with a ``w`` resource), the
+        submission tag -> ``-Jd`` (appended to a ``Jd`` resource). Any other key is the ``bsub``
         option ``-key value`` (``-key`` for True), whatever its length, since
         ``bsub`` has only single-dash options. False/None are left out. A key
         given with its dashes is that ``bsub`` option (``-P = proj`` -> ``-P
         proj``, see :meth:`~clusterjob.backends.ClusterjobBackend.read_dashed_keys`).
         """
-        resources = {
-            k: v for k, v in self.read_dashed_keys(jobscript.resources).items() if v is not None and v is not False
-        }
+        resources = {k: v for k, v in resources.items() if v is not None and v is not False}
         lines: list[str] = []
         repl = self.resource_replacements
 
@@ -180,49 +175,38 @@ class LsfBackend(ClusterjobBackend):
 
         for key in ("jobname", "queue"):
             if key in resources:
-                add(f"-{repl[key]}", quote_value(resources.pop(key)))
+                add(f"-{repl[key]}", self.quote(key, resources.pop(key)))
         if "time" in resources:
-            value = resources.pop("time")
-            try:
-                add(f"-{repl['time']}", str(time_to_minutes(value)))
-            except ValueError:
-                raise ResourcesNotSupportedError(
-                    f"backend {self.name!r} cannot express time={value!r}: use minutes, "
-                    "minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes, "
-                    "days-hours:minutes:seconds or days:hours:minutes:seconds"
-                ) from None
+            add(f"-{repl['time']}", str(Walltime.read(self.name, resources.pop("time")).minutes()))
         slots, requirements = self._layout(resources)
         if slots is not None:
             add("-n", str(slots))
         if requirements:
-            add("-R", quote_value(" ".join(requirements), force=True))
+            add("-R", self.quote("R", " ".join(requirements), force=True))
         for key in ("stdout", "stderr"):
             if key in resources:
-                add(f"-{repl[key]}", quote_value(resources.pop(key)))
-        conditions = [f"({resources.pop('w')})"] if "w" in resources else []
-        if "depend" in resources:
-            conditions.append(str(resources.pop("depend")))
-        if conditions:
-            add("-w", quote_value(" && ".join(conditions), force=True))
-        description = [str(resources.pop("Jd"))] if "Jd" in resources else []
-        if TAG_KEY in resources:
-            description.append(str(resources.pop(TAG_KEY)))
-        if description:
-            add("-Jd", quote_value(" ".join(description)))
+                add(f"-{repl[key]}", self.quote(key, resources.pop(key)))
+        condition = f"({resources.pop('w')})" if "w" in resources else None
+        condition = merged_value(condition, [f"done({job_id})" for job_id in context.after], " && ")
+        if condition is not None:
+            add("-w", self.quote("w", condition, force=True))
+        description = merged_value(resources.pop("Jd", None), [context.tag] if context.tag else [], " ")
+        if description is not None:
+            add("-Jd", self.quote("Jd", description))
         for key, value in sorted(resources.items()):
             if is_dashed(key):
-                add(*format_option(key, value, quote=quote_value))
-                continue
-            check_key(self.name, key, value)
-            add(f"-{key}", *([] if value is True else [quote_value(value)]))
+                add(*format_option(key, value, quote=functools.partial(self.quote, key)))
+            elif not _KEY.fullmatch(key):
+                raise cannot_express(
+                    self.name, key, value, "a bsub option name must start with a letter and contain only letters, digits and '_'"
+                )
+            else:
+                add(f"-{key}", *([] if value is True else [self.quote(key, value)]))
         return lines
 
     def generic_option(self, key: str) -> str | None:
         """``-key``, whatever its length: bsub's options all take one dash."""
         return f"-{key}"
-
-    def translated_keys(self) -> frozenset[str]:
-        return super().translated_keys() | {"depend", TAG_KEY}
 
     def options_set_by(self, key: str, value: Any) -> set[str]:
         """nodes/ppn/threads set ``-n``; the rest as the base class says (``-R`` sections are merged)."""
@@ -249,55 +233,40 @@ class LsfBackend(ClusterjobBackend):
             slots = nodes * ppn * threads
             requirements.append(f"span[ptile={ppn * threads}]")
         if mem is not None:
-            try:
-                megabytes = positive_int(self.name, "mem", mem)
-            except ResourcesNotSupportedError:
-                raise ResourcesNotSupportedError(
-                    f"backend {self.name!r} cannot express mem={mem!r}: mem is the memory per "
-                    "node in MB, a positive integer"
-                ) from None
+            per_node = megabytes(self.name, mem)
             if "rusage[" in user:
                 raise ResourcesNotSupportedError(
                     f"backend {self.name!r} cannot express mem={mem!r} together with an rusage "
                     f"section in R={user!r}: put mem into that rusage section"
                 )
-            requirements.append(f"rusage[mem={megabytes}]")
+            requirements.append(f"rusage[mem={per_node}]")
         return slots, requirements
 
-    # -- dependencies and crash-recovery tags ----------------------------------
+    # -- crash-recovery tags (the tag is the job description, bsub -Jd) ----------
 
-    def dependency_resources(self, job_ids: Sequence[str]) -> dict[str, Any]:
-        """``-w "done(id1) && done(id2)"``: start only after all jobs ended with DONE."""
-        if not job_ids:
-            return {}
-        return {"depend": " && ".join(f"done({job_id})" for job_id in job_ids)}
+    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+        """The user's recent jobs with their descriptions (one lookup: ``-a`` covers finished jobs)."""
+        return None if finished else ["bjobs", "-a", "-noheader", "-o", TAG_FORMAT]
 
-    def tag_resources(self, tag: str) -> dict[str, Any]:
-        """The tag as job description (``bsub -Jd``), shown by ``bjobs -o job_description``."""
-        return {TAG_KEY: tag}
-
-    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> Command | None:
-        """The user's recent jobs with their descriptions, stderr included (for "No job found")."""
-        return ["sh", "-c", 'bjobs -a -noheader -o "$1" 2>&1', "bjobs", TAG_FORMAT]
-
-    def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
+    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str]:
         """IDs of the jobs whose description contains ``tag`` as a word.
 
         Raises:
-            SubmitError: if the output is neither a job listing nor LSF's
-                "No job found", so that no job is provably absent.
+            SubmitError: if the result is neither a job listing nor LSF's
+                "No job found" (on stderr), so that no job is provably absent.
         """
         listed = False
         found = []
-        for line in output_lines(response):  # a window title glued to a line must not hide it
+        for line in output_lines(result.stdout):  # a window title glued to a line must not hide it
             job_id, sep, description = line.partition("|")
             if sep and job_id.strip().isdigit():
                 listed = True
                 if tag in description.split():
                     found.append(job_id.strip())
-        if found or listed or _NO_JOBS.search(response):
+        if found or listed or _NO_JOBS.search(result.stderr) or _NO_JOBS.search(result.stdout):
             return found
         raise SubmitError(
-            f"cannot tell whether the interrupted submission tagged {tag} reached LSF: bjobs "
-            f"answered {response.strip()[-300:]!r}. Check with bjobs, then submit again with force=True"
+            f"cannot tell whether the interrupted submission tagged {tag} reached LSF: bjobs exited with "
+            f"{result.returncode}: {(result.stderr or result.stdout).strip()[-300:]!r}. Check with bjobs, "
+            "then submit again with force=True"
         )

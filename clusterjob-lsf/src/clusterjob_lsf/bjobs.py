@@ -7,7 +7,8 @@ Each job is one line, ``1234|DONE|-|-`` for a job that succeeded, or
 ``1235|EXIT|130|<reason>`` for one that did not, where the reason names the
 LSF termination reason. Fields without a value are printed as ``-`` (and
 some LSF versions print nothing). Jobs that are not found are reported on
-stderr (``Job <1236> is not found``), which the status command does not read.
+stderr (``Job <1236> is not found``), with a non-zero exit code, while the
+jobs that are found are still listed; so the listed records are what counts.
 """
 
 from __future__ import annotations

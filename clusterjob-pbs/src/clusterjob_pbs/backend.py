@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from clusterjob.backends import (
     ClusterjobBackend,
     Command,
+    CommandResult,
     ResourcesNotSupportedError,
+    SubmissionContext,
     format_option,
     is_dashed,
     positive_int,
@@ -18,21 +21,19 @@ from clusterjob.backends import (
 )
 from clusterjob.backends.output import clean_output, find_job_id
 from clusterjob.errors import SubmitError
+from clusterjob.rendering import cannot_express, megabytes, merged_value
 from clusterjob.status import COMPLETED, PENDING, RUNNING
+from clusterjob.walltime import Walltime
 
-from clusterjob_pbs.options import check_key, option_words, quote_value, walltime
 from clusterjob_pbs.qstat import QstatJob, finished_status, parse_qstat_full, sequence_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
     from clusterjob.jobscript import JobScript
 
-__all__ = ["NODELIST_PREAMBLE", "TAG_KEY", "PbsBackend"]
+__all__ = ["NODELIST_PREAMBLE", "PbsBackend"]
 
 logger = logging.getLogger("clusterjob.pbs")
-
-#: Resource key under which :meth:`PbsBackend.tag_resources` puts the tag.
-TAG_KEY = "clusterjob_tag"
 
 #: First body line when the body uses ``$CLUSTERJOB_NODELIST``: PBS has no
 #: variable holding the host names, only ``$PBS_NODEFILE``, a file with one
@@ -45,6 +46,12 @@ _NODELIST_USE = re.compile(r"\$\{?CLUSTERJOB_NODELIST(?![A-Za-z0-9_])")
 
 #: A job ID as ``qsub`` prints it, alone on a line: ``123.server``, ``123[].server``, ``123``.
 _JOB_ID = re.compile(r"\d+(?:\[\d*\])?(?:\.[A-Za-z0-9_.\-]+)?")
+
+#: What a ``-l`` resource name or ``qsub`` option name may be.
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
+
+#: A user name as ``id -un`` prints it (a banner line has spaces).
+_USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.@-]*\$?")
 
 #: States after which a job never changes again (TORQUE C, PBS Pro F, PBS Pro subjob X).
 FINISHED_STATES = frozenset("CFX")
@@ -70,8 +77,12 @@ class PbsBackend(ClusterjobBackend):
         history_option: ``qstat`` option that includes finished jobs (``-x``
             on PBS Pro); TORQUE has none, see :meth:`cmd_status`.
         tag_variable: environment variable that carries the crash-recovery
-            tag (``qsub -v``), or None for no tag (the default here, see
-            :meth:`tag_resources`).
+            tag (``qsub -v``), or None for no tag. None for ``pbs``: the
+            TORQUE-compatible ``qstat`` of SLURM (``slurm-wlm-torque``) shows
+            no ``Variable_List``, and there a ``-v`` directive replaces the
+            job's inherited environment with a login environment. Set
+            ``tag_variable = "CLUSTERJOB_TAG"`` (e.g. in a subclass) on a real
+            TORQUE server to enable crash recovery.
     """
 
     name = "pbs"
@@ -83,6 +94,8 @@ class PbsBackend(ClusterjobBackend):
     commands = ("qsub", "qstat", "qdel")
     history_option: str | None = None
     tag_variable: str | None = None
+    #: ``qsub`` splits directive lines like a shell command line: other values are double-quoted.
+    plain_value = re.compile(r"[A-Za-z0-9_.,:=/@%+\-\[\]]+")
     #: The ``-l`` resource each layout key is written into (see :meth:`node_resources`).
     layout_resources: ClassVar[Mapping[str, str]] = {
         "nodes": "nodes",
@@ -146,21 +159,17 @@ class PbsBackend(ClusterjobBackend):
 
     # -- status ---------------------------------------------------------------
 
-    def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
-        """``qstat -f <id>``; with ``finished=True`` try ``qstat -x -f <id>`` first.
+    def status_command(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
+        """One ``qstat -f id1 id2 …``; with ``finished=True`` try ``qstat -x -f …`` first.
 
         The documented PBS backend assumes ``qstat -x`` shows running and
         finished jobs. That holds for PBS Pro (job history). TORQUE's ``-x``
         means XML output of the same jobs, and SLURM's TORQUE wrappers reject
         it. So a running job is asked with plain ``-f`` (understood by all),
         and a job that has left that answer is asked with ``-x -f``, falling
-        back to ``-f`` if ``-x`` fails (run through ``sh -c``; the job ID is a
-        positional parameter, never part of the script text).
+        back to ``-f`` if ``-x`` fails (run through ``sh -c``; the job IDs are
+        positional parameters, never part of the script text).
         """
-        return self._qstat([str(run.job_id)], finished)
-
-    def cmd_status_many(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
-        """One ``qstat -f id1 id2 …`` for many jobs (see :meth:`cmd_status`)."""
         return self._qstat([str(run.job_id) for run in runs], finished)
 
     def _qstat(self, job_ids: list[str], finished: bool) -> Command:
@@ -171,23 +180,20 @@ class PbsBackend(ClusterjobBackend):
         script = f'{self.qstat} -x -f "$@" 2>/dev/null || {self.qstat} -f "$@"'
         return ["sh", "-c", script, self.qstat, *job_ids]
 
-    def get_status(self, response: str, finished: bool = False) -> int | None:
-        """The status of the (one) job in ``qstat -f`` output, or None if it is not there."""
-        jobs = parse_qstat_full(response)
-        if not jobs:
-            return None
-        return self.job_status(jobs[0])
-
-    def get_status_many(
-        self, response: str, runs: Sequence[AsyncResult], finished: bool = False
+    def parse_status(
+        self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
     ) -> Mapping[str, int | None]:
-        """Job ID -> status for each run in ``qstat -f`` output (None if absent)."""
-        by_number = {sequence_number(job.job_id): job for job in parse_qstat_full(response)}
-        result: dict[str, int | None] = {}
-        for run in runs:
-            job = by_number.get(sequence_number(str(run.job_id)))
-            result[str(run.job_id)] = None if job is None else self.job_status(job)
-        return result
+        """Job ID -> status of each listed job, and None for each of ``job_ids`` that is not listed.
+
+        ``qstat`` exits non-zero when a job it is asked about is unknown to
+        the server (``Unknown Job Id``) and still lists the others, so the
+        listed records count whatever the exit code; a job not listed is
+        unknown (a failed ``qstat`` lists none). Runs are matched to records
+        by :func:`~clusterjob_pbs.qstat.sequence_number`.
+        """
+        listed = {job.job_id: self.job_status(job) for job in parse_qstat_full(result.stdout)}
+        by_number = {sequence_number(job_id): status for job_id, status in listed.items()}
+        return {**listed, **{job_id: by_number.get(sequence_number(job_id)) for job_id in job_ids}}
 
     def job_status(self, job: QstatJob) -> int | None:
         """Status code of one qstat record: ``status_mapping``, refined for finished jobs."""
@@ -214,14 +220,17 @@ class PbsBackend(ClusterjobBackend):
 
     # -- resources -------------------------------------------------------------
 
-    def resource_headers(self, jobscript: JobScript) -> list[str]:
+    def render_headers(
+        self, resources: dict[str, Any], context: SubmissionContext, jobscript: JobScript
+    ) -> list[str]:
         """``#PBS`` lines for the job's resources.
 
         ``jobname`` -> ``-N``, ``queue`` -> ``-q``, ``time`` -> ``-l
         walltime=HH:MM:SS``, ``nodes``/``ppn``/``threads``/``mem`` -> see
-        :meth:`node_resources`, ``stdout``/``stderr`` -> ``-o``/``-e``,
-        ``depend`` (from ``after=``) -> ``-W depend=…`` (merged with a ``W``
-        resource), :data:`TAG_KEY` -> ``-v`` (merged with a ``v`` resource).
+        :meth:`node_resources`, ``stdout``/``stderr`` -> ``-o``/``-e``, the
+        jobs of ``after=`` -> ``-W depend=afterok:…`` (merged with a ``W``
+        resource), the submission tag -> ``-v <tag_variable>=<tag>`` (merged
+        with a ``v`` resource; only with :attr:`tag_variable`).
         Any other key: a single letter is the ``qsub`` option ``-X value``
         (``-X`` for True); a longer key is a resource ``-l key=value``
         (``-l key=true`` for True), since ``qsub`` has no long options.
@@ -231,9 +240,7 @@ class PbsBackend(ClusterjobBackend):
         ``-l = mem=2gb`` -> ``-l mem=2gb`` (see
         :meth:`~clusterjob.backends.ClusterjobBackend.read_dashed_keys`).
         """
-        resources = {
-            k: v for k, v in self.read_dashed_keys(jobscript.resources).items() if v is not None and v is not False
-        }
+        resources = {k: v for k, v in resources.items() if v is not None and v is not False}
         lines: list[str] = []
 
         def add(*words: str) -> None:
@@ -246,48 +253,42 @@ class PbsBackend(ClusterjobBackend):
                     f"backend {self.name!r} cannot express jobname={name!r}: PBS job names "
                     "must be non-empty and contain no whitespace"
                 )
-            add(f"-{self.resource_replacements['jobname']}", quote_value(name))
+            add(f"-{self.resource_replacements['jobname']}", self.quote("jobname", name))
         if "queue" in resources:
-            add(f"-{self.resource_replacements['queue']}", quote_value(resources.pop("queue")))
+            add(f"-{self.resource_replacements['queue']}", self.quote("queue", resources.pop("queue")))
         if "time" in resources:
-            add("-l", f"walltime={walltime(self.name, resources.pop('time'))}")
+            add("-l", f"walltime={Walltime.read(self.name, resources.pop('time')).hours_minutes_seconds()}")
         for item in self.node_resources(resources):
             add("-l", item)
         for key in ("stdout", "stderr"):
             if key in resources:
-                add(f"-{self.resource_replacements[key]}", quote_value(resources.pop(key)))
-        attributes = [str(resources.pop("W"))] if "W" in resources else []
-        if "depend" in resources:
-            attributes.append(f"depend={resources.pop('depend')}")
-        if attributes:
-            add("-W", quote_value(",".join(attributes)))
-        variables = [str(resources.pop("v"))] if "v" in resources else []
-        if TAG_KEY in resources:
-            tag = resources.pop(TAG_KEY)
-            if self.tag_variable:
-                variables.append(f"{self.tag_variable}={tag}")
-        if variables:
-            add("-v", quote_value(",".join(variables)))
+                add(f"-{self.resource_replacements[key]}", self.quote(key, resources.pop(key)))
+        depend = ["depend=afterok:" + ":".join(context.after)] if context.after else []
+        tagged = [f"{self.tag_variable}={context.tag}"] if context.tag and self.tag_variable else []
+        for key, added in (("W", depend), ("v", tagged)):
+            value = merged_value(resources.pop(key, None), added, ",")
+            if value is not None:
+                add(f"-{key}", self.quote(key, value))
         for key, value in sorted(resources.items(), key=lambda item: (len(item[0]) > 1 and not is_dashed(item[0]), item[0])):
             if is_dashed(key):
-                add(*format_option(key, value, quote=quote_value))
-                continue
-            check_key(self.name, key, value)
-            if len(key) == 1:
-                add(*option_words(key, value))
+                add(*format_option(key, value, quote=functools.partial(self.quote, key)))
+            elif not _KEY.fullmatch(key):
+                raise cannot_express(
+                    self.name, key, value,
+                    "a resource name must start with a letter and contain only letters, digits, '_', '.' and '-'",
+                )  # fmt: skip
+            elif len(key) == 1:
+                add(f"-{key}", *([] if value is True else [self.quote(key, value)]))
             else:
-                add("-l", quote_value(f"{key}={'true' if value is True else value}"))
+                add("-l", self.quote(key, f"{key}={'true' if value is True else value}"))
         return lines
 
     def generic_option(self, key: str) -> str | None:
         """``-X`` for a one-letter key; None for a longer one, which is a ``-l`` resource."""
         return f"-{key}" if len(key) == 1 else None
 
-    def translated_keys(self) -> frozenset[str]:
-        return super().translated_keys() | {"depend", TAG_KEY}
-
     def options_set_by(self, key: str, value: Any) -> set[str]:
-        """Options and ``-l`` resources (``'-l walltime'``) of ``key``; ``depend`` and the tag merge into -W/-v."""
+        """Options and ``-l`` resources (``'-l walltime'``) of ``key``."""
         if key in ("l", "-l"):
             return {f"-l {name}" for name in resource_list_names(value)}
         if key == "time":
@@ -315,20 +316,13 @@ class PbsBackend(ClusterjobBackend):
         return items
 
     def _pop_layout(self, resources: dict[str, Any]) -> tuple[int | None, int | None, int | None, int | None]:
-        values: list[int | None] = []
-        for key in ("nodes", "ppn", "threads", "mem"):
-            value = resources.pop(key, None)
-            if value is not None and key == "mem":
-                try:
-                    values.append(positive_int(self.name, key, value))
-                except ResourcesNotSupportedError:
-                    raise ResourcesNotSupportedError(
-                        f"backend {self.name!r} cannot express mem={value!r}: mem is the memory "
-                        "per node in MB, a positive integer"
-                    ) from None
-            else:
-                values.append(None if value is None else positive_int(self.name, key, value))
-        return values[0], values[1], values[2], values[3]
+        nodes, ppn, threads, mem = (resources.pop(key, None) for key in ("nodes", "ppn", "threads", "mem"))
+        return (
+            None if nodes is None else positive_int(self.name, "nodes", nodes),
+            None if ppn is None else positive_int(self.name, "ppn", ppn),
+            None if threads is None else positive_int(self.name, "threads", threads),
+            None if mem is None else megabytes(self.name, mem),
+        )
 
     def replace_body_vars(self, body: str) -> str:
         """Map ``$CLUSTERJOB_*`` to PBS variables; define ``CLUSTERJOB_NODELIST`` if used.
@@ -341,71 +335,58 @@ class PbsBackend(ClusterjobBackend):
             body = NODELIST_PREAMBLE + "\n" + body
         return body
 
-    # -- dependencies and crash-recovery tags ----------------------------------
+    # -- crash-recovery tags ---------------------------------------------------
 
-    def dependency_resources(self, job_ids: Sequence[str]) -> dict[str, Any]:
-        """``-W depend=afterok:id1:id2``: start only after all jobs completed successfully."""
-        if not job_ids:
-            return {}
-        return {"depend": "afterok:" + ":".join(str(j) for j in job_ids)}
+    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+        """The user's name (``id -un``), then ``qstat [-x] -f`` for all jobs.
 
-    def tag_resources(self, tag: str) -> dict[str, Any]:
-        """``-v <tag_variable>=<tag>`` if :attr:`tag_variable` is set, else nothing.
-
-        Off for ``pbs``: the TORQUE-compatible ``qstat`` of SLURM
-        (``slurm-wlm-torque``) shows no ``Variable_List``, and there a ``-v``
-        directive replaces the job's inherited environment with a login
-        environment. Set ``tag_variable = "CLUSTERJOB_TAG"`` (e.g. in a
-        subclass) on a real TORQUE server to enable crash recovery.
+        The user name tells which listed jobs could be ours (PBS shows
+        ``Variable_List`` of other users' jobs only to managers); it is the
+        line just before the first ``Job Id:``.
         """
-        if not self.tag_variable:
-            return {}
-        return {TAG_KEY: tag}
-
-    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> Command | None:
-        """``qstat [-x] -f`` for all jobs, between the user's name and qstat's exit status.
-
-        The exit status makes "no job carries the tag" provable; the user name
-        tells which listed jobs could be ours (PBS shows ``Variable_List`` of
-        other users' jobs only to managers).
-        """
-        if not self.tag_variable:
+        if not self.tag_variable or finished:
             return None
         history = f" {self.history_option}" if self.history_option else ""
-        return [
-            "sh", "-c",
-            f'echo "qstat user: $(id -un)"; {self.qstat}{history} -f; echo "qstat exit status: $?"',
-        ]  # fmt: skip
+        return ["sh", "-c", f"id -un && exec {self.qstat}{history} -f", self.qstat]
 
-    def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
+    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str]:
         """IDs of the jobs whose ``Variable_List`` has ``<tag_variable>=<tag>``.
 
         Raises:
-            SubmitError: if the output cannot prove that no job carries the
-                tag (``qstat`` failed, or shows no ``Variable_List``).
+            SubmitError: if the result cannot prove that no job carries the
+                tag (``qstat`` failed, or shows no ``Variable_List`` for a job of ours).
         """
-        response = clean_output(response)  # a window title glued to the "qstat user" line
-        jobs = parse_qstat_full(response)
+        text = clean_output(result.stdout)  # a window title glued to the user's name
+        jobs = parse_qstat_full(text)
         variable = self.tag_variable or ""
         found = [job.job_id for job in jobs if job.variables().get(variable) == tag]
         if found:
             return found
-        status = re.search(r"qstat exit status: (\d+)", response)
-        user = re.search(r"^qstat user: (\S+)$", response, re.MULTILINE)
+        if result.returncode != 0:
+            self._cannot_look_up(tag, f"the lookup exited with {result.returncode}: {result.stderr.strip()[-300:]!r}")
+        user = _user_before_jobs(text)
         blind = [
             job.job_id
             for job in jobs
-            if job.get("variable_list") is None
-            and (user is None or (job.get("Job_Owner") or user.group(1)).split("@")[0] == user.group(1))
+            if job.get("variable_list") is None and (not user or (job.get("Job_Owner") or user).split("@")[0] == user)
         ]
-        if status is None or status.group(1) != "0" or blind:
-            reason = (
-                f"qstat shows no Variable_List for job(s) {', '.join(blind[:5])}"
-                if blind and status is not None and status.group(1) == "0"
-                else f"qstat failed ({response.strip()[-300:]!r})"
-            )
-            raise SubmitError(
-                f"cannot tell whether the interrupted submission tagged {tag} reached the "
-                f"scheduler: {reason}. Check with qstat, then submit again with force=True"
-            )
+        if blind:
+            self._cannot_look_up(tag, f"qstat shows no Variable_List for job(s) {', '.join(blind[:5])}")
         return []
+
+    @staticmethod
+    def _cannot_look_up(tag: str, reason: str) -> NoReturn:
+        raise SubmitError(
+            f"cannot tell whether the interrupted submission tagged {tag} reached the "
+            f"scheduler: {reason}. Check with qstat, then submit again with force=True"
+        )
+
+
+def _user_before_jobs(text: str) -> str | None:
+    """What ``id -un`` printed: the last line before the first ``Job Id:`` that is a user name.
+
+    None if there is none (then every job counts as possibly ours).
+    """
+    before = text.split("\nJob Id:", 1)[0] if not text.startswith("Job Id:") else ""
+    names = [line.strip() for line in before.splitlines() if _USER_NAME.fullmatch(line.strip())]
+    return names[-1] if names else None

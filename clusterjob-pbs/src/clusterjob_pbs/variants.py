@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from clusterjob.backends import ResourcesNotSupportedError
 from clusterjob.status import COMPLETED, RUNNING
 
 from clusterjob_pbs.backend import PbsBackend
-from clusterjob_pbs.qstat import QstatJob, parse_qstat_full
+from clusterjob_pbs.qstat import QstatJob
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from clusterjob.async_result import AsyncResult
-    from clusterjob.backends import Command
+    from clusterjob.backends import Command, CommandResult, SubmissionContext
+    from clusterjob.jobscript import JobScript
 
 __all__ = ["LPbsBackend", "PbsProBackend"]
 
@@ -54,9 +54,6 @@ class PbsProBackend(PbsBackend):
         return ["select=" + ":".join(chunk)] if len(chunk) > 1 else []
 
 
-_LQSTAT_EXIT = re.compile(r"lqstat exit status: (\d+)")
-
-
 class LPbsBackend(PbsBackend):
     """LPBS ("Local PBS", a PBS emulation for a single workstation) backend.
 
@@ -65,8 +62,8 @@ class LPbsBackend(PbsBackend):
     refused) and ``lqstat`` lists only running jobs,
     without ``job_state``: a listed job is RUNNING. A job that is no longer
     listed has ended; LPBS keeps no exit status, so it is reported as
-    COMPLETED. To tell "not listed" from "lqstat failed", the status command
-    appends lqstat's exit status to its output.
+    COMPLETED, but only when ``lqstat`` succeeded (its exit code tells "not
+    listed" from "lqstat failed").
     """
 
     name = "lpbs"
@@ -75,32 +72,32 @@ class LPbsBackend(PbsBackend):
     qdel = "lqdel"
     commands = ("lqsub", "lqstat", "lqdel")
 
-    def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
-        """``lqstat -f <id>``, followed by ``lqstat exit status: N``."""
-        script = f'{self.qstat} -f "$1"; echo "lqstat exit status: $?"'
-        return ["sh", "-c", script, self.qstat, str(run.job_id)]
+    #: LPBS runs few jobs on one machine; each is asked on its own.
+    status_batch_size = 1
 
-    def cmd_status_many(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
-        """None: LPBS runs few jobs on one machine; each is asked on its own."""
-        return None
+    def status_command(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
+        """``lqstat -f <id>`` (the same command serves ``finished``)."""
+        return [self.qstat, "-f", str(runs[0].job_id)]
 
-    def get_status(self, response: str, finished: bool = False) -> int | None:
-        """RUNNING if listed; if not listed (and lqstat succeeded): None, or COMPLETED when ``finished``."""
-        jobs = parse_qstat_full(response)
-        if jobs:
-            return self.job_status(jobs[0])
-        status = _LQSTAT_EXIT.search(response)
-        if status is not None and status.group(1) == "0" and finished:
-            return COMPLETED
-        return None
+    def parse_status(
+        self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
+    ) -> Mapping[str, int | None]:
+        """RUNNING if listed; if not listed: None, or COMPLETED when ``finished`` and lqstat succeeded."""
+        statuses = super().parse_status(result, job_ids, finished)
+        ended = COMPLETED if finished and result.returncode == 0 else None
+        return {job_id: ended if status is None else status for job_id, status in statuses.items()}
 
     def stateless_status(self, job: QstatJob) -> int | None:
         """lqstat lists running jobs only."""
         return RUNNING
 
-    def dependency_resources(self, job_ids: Sequence[str]) -> dict[str, Any]:
-        """Refused: ``lqsub`` starts every job at once and ignores ``-W depend``."""
-        raise ResourcesNotSupportedError(
-            f"backend {self.name!r} cannot express job dependencies (after=...): lqsub starts "
-            "every job at once and ignores -W depend; submit the next job when this one finished"
-        )
+    def render_headers(
+        self, resources: dict[str, Any], context: SubmissionContext, jobscript: JobScript
+    ) -> list[str]:
+        """The PBS lines; dependencies are refused: ``lqsub`` starts every job at once and ignores ``-W depend``."""
+        if context.after:
+            raise ResourcesNotSupportedError(
+                f"backend {self.name!r} cannot express job dependencies (after=...): lqsub starts "
+                "every job at once and ignores -W depend; submit the next job when this one finished"
+            )
+        return super().render_headers(resources, context, jobscript)

@@ -12,24 +12,26 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clusterjob.backends import ClusterjobBackend, ResourcesNotSupportedError
+from clusterjob.backends import (
+    ClusterjobBackend,
+    Command,
+    CommandResult,
+    SubmissionContext,
+)
 from clusterjob.backends.output import find_job_id
 from clusterjob.errors import ClusterjobError, SubmitError
 
 from clusterjob_sge.parsing import (
-    MARKER,
     STATUS_MAPPING,
     parse_qacct,
     parse_qstat_j_blocks,
     parse_qstat_xml,
     qacct_status,
-    split_marked_sections,
 )
 from clusterjob_sge.resources import (
-    AFTER_KEY,
     HANDLED_KEYS,
+    JOB_NUMBER,
     TAG_CONTEXT,
-    TAG_KEY,
     sge_options,
     sge_options_set_by,
 )
@@ -47,21 +49,13 @@ _TERSE_ID = re.compile(r"(\d+)(?:\.\d+-\d+:\d+)?")
 #: Without ``-terse`` (or from a wrapper): ``Your job 123 ("name") has been submitted``
 #: (``Your job-array 123.1-3:1 ("name") has been submitted`` for an array job).
 _VERBOSE_ID = re.compile(r"Your job(?:-array)? (\d+)(?:\.\S+)? \(.*\) has been submitted")
-_JOB_NUMBER = re.compile(r"^(\d+)(?:\.[\d:,-]+)?$")
 
-# The status query for one job prints the job's number before the listing, so
-# that get_status (which receives only the output) knows which job to read.
-# The ID is an argument of sh, never part of the script text.
-_STATUS_ONE = f'echo "{MARKER}$1"; exec qstat -xml'
-_ACCOUNTING_MANY = f'for id in "$@"; do echo "{MARKER}$id"; qacct -j "$id"; done'
-# Both queries of the tag search, with their exit codes and error messages on
-# stdout: only a clean "there is none" from both counts as proof.
-_FIND_TAG = (
-    'echo "clusterjob-sge section qstat"; qstat -j "*" 2>&1; echo "clusterjob-sge exit $?"; '
-    'echo "clusterjob-sge section qacct"; qacct -A "$1" -j "*" 2>&1; echo "clusterjob-sge exit $?"'
-)
-_SECTION = re.compile(r"^clusterjob-sge section (\w+)$")
-_EXIT = re.compile(r"^clusterjob-sge exit (\d+)$")
+# qacct takes one job per call: one shell runs it for each job (the numbers are
+# arguments of sh, never part of the script text). Each record names its job.
+_ACCOUNTING_MANY = 'for id in "$@"; do qacct -j "$id"; done'
+#: What qstat -j and qacct say when they found no job, as opposed to failing
+#: (then Grid Engine's communication library says ``error: commlib``).
+_NO_JOBS = {False: "Following jobs do not exist", True: "not found"}
 
 
 class SgeBackend(ClusterjobBackend):
@@ -113,17 +107,31 @@ class SgeBackend(ClusterjobBackend):
     }
     status_mapping: dict[str, int] = dict(STATUS_MAPPING)
     default_pe: str | None = "smp"
+    #: A value with blanks is put in double quotes (qsub strips them); qsub reads no escapes
+    #: inside them, so one that also holds a double quote cannot be written.
+    plain_value = re.compile(r"\S+")
+    quote_escapes = False
 
     # -- submission -----------------------------------------------------------
 
-    def resource_headers(self, jobscript: JobScript) -> list[str]:
+    def render_headers(
+        self, resources: dict[str, Any], context: SubmissionContext, jobscript: JobScript
+    ) -> list[str]:
         """``#$`` lines for the job's resources (see the README for every rule).
+
+        The tag becomes the account string and job context, the jobs of
+        ``after=`` a ``-hold_jid`` list (see :func:`~clusterjob_sge.resources.sge_options`).
+        Grid Engine releases such a hold when a job ends *in any way*, failure
+        included; only a job that exits with code 100 (and stays in error
+        state) keeps its dependents waiting. This is weaker than "after they
+        succeeded"; see the README.
 
         Raises:
             ResourcesNotSupportedError: naming the key Grid Engine cannot
                 express (e.g. ``nodes=2`` without a suitable ``pe``).
         """
-        return [f"{self.prefix} {' '.join(args)}" for args in sge_options(self, jobscript)]
+        options = sge_options(self, resources, context, jobscript.shell)
+        return [f"{self.prefix} {' '.join(args)}" for args in options]
 
     def generic_option(self, key: str) -> str | None:
         """``-key``, whatever its length: qsub's options all take one dash."""
@@ -161,124 +169,73 @@ class SgeBackend(ClusterjobBackend):
 
     # -- status ---------------------------------------------------------------
 
-    def cmd_status(self, run: AsyncResult, finished: bool = False) -> list[str]:
-        """The qstat listing while the job is known, ``qacct -j`` once it left the queue.
+    def status_command(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
+        """The ``qstat -xml`` listing while jobs are known; ``qacct -j`` for each one that left the queue.
 
         ``qstat -j`` does not show a job's state, so the state comes from the
-        ``qstat -xml`` listing; the job number is echoed before it (through
-        ``sh -c``, with the number as an argument) because
-        :meth:`get_status` only sees the output.
+        listing of all jobs.
         """
-        number = self._job_number(run.job_id)
-        if finished:
-            return ["qacct", "-j", number]
-        return ["sh", "-c", _STATUS_ONE, "sh", number]
-
-    def get_status(self, response: str, finished: bool = False) -> int | None:
-        """Status from :meth:`cmd_status` output; None while it does not tell.
-
-        Listing: the job's state (None if it is not listed: it has left the
-        queue, and the caller asks qacct). qacct: COMPLETED, FAILED or
-        CANCELLED from ``failed`` and ``exit_status`` (None while the record
-        is not written yet, "job id N not found", which takes 1-3 s, or for
-        a job deleted before it ran: such a job has no record at all).
-        """
-        if finished:
-            return qacct_status(parse_qacct(response))
-        sections = split_marked_sections(response)
-        if len(sections) != 1:
-            return None
-        ((number, listing),) = sections.items()
-        states = parse_qstat_xml(listing, self.status_mapping)
-        return None if states is None else states.get(number)
-
-    def cmd_status_many(self, runs: Sequence[AsyncResult], finished: bool = False) -> list[str]:
-        """One command for many jobs: ``qstat -xml``, or one qacct per job in one shell."""
         if not finished:
             return ["qstat", "-xml"]
         numbers = [self._job_number(run.job_id) for run in runs]
         return ["sh", "-c", _ACCOUNTING_MANY, "sh", *numbers]
 
-    def get_status_many(
-        self, response: str, runs: Sequence[AsyncResult], finished: bool = False
+    def parse_status(
+        self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
     ) -> Mapping[str, int | None]:
-        """Job ID -> status (or None) from :meth:`cmd_status_many` output."""
-        statuses: dict[str, int | None] = {}
-        if finished:
-            sections = split_marked_sections(response)
-            for run in runs:
-                text = sections.get(self._job_number(run.job_id))
-                statuses[str(run.job_id)] = (
-                    None if text is None else qacct_status(parse_qacct(text))
-                )
-            return statuses
-        listing = parse_qstat_xml(response, self.status_mapping)
-        for run in runs:
-            statuses[str(run.job_id)] = (
-                None if listing is None else listing.get(self._job_number(run.job_id))
-            )
-        return statuses
+        """Job ID -> status (or None) from the result of :meth:`status_command`, and every job it reports.
 
-    # -- dependencies and crash safety ------------------------------------------
-
-    def dependency_resources(self, job_ids: Sequence[str]) -> dict[str, Any]:
-        """``-hold_jid ID,ID``: start after the jobs ended.
-
-        Grid Engine releases the hold when a job ends *in any way*, failure
-        included; only a job that exits with code 100 (and stays in error
-        state) keeps its dependents waiting. This is weaker than "after they
-        succeeded"; see the README.
+        Listing: the job's state (None if it is not listed: it has left the
+        queue, and clusterjob asks qacct; every job None if qstat failed).
+        qacct: COMPLETED, FAILED or CANCELLED from ``failed`` and
+        ``exit_status`` (None while the record is not written yet, "job id N
+        not found" on stderr, which takes 1-3 s, or for a job deleted before
+        it ran: such a job has no record at all).
         """
-        numbers = []
-        for job_id in job_ids:
-            match = _JOB_NUMBER.match(str(job_id).strip())
-            if not match:
-                raise ResourcesNotSupportedError(
-                    f"backend {self.name!r} cannot express resource after={list(job_ids)!r}: "
-                    f"{job_id!r} is not a Grid Engine job number"
-                )
-            numbers.append(match.group(1))
-        return {AFTER_KEY: numbers}
+        if finished:
+            records = parse_qacct(result.stdout)
+            reported = {number: qacct_status(records, number) for number in {r.jobnumber for r in records}}
+            return {**reported, **{j: qacct_status(records, self._job_number(j)) for j in job_ids}}
+        listing = parse_qstat_xml(result.stdout, self.status_mapping) if result.returncode == 0 else None
+        if listing is None:
+            return dict.fromkeys(job_ids)
+        return {**listing, **{job_id: listing.get(self._job_number(job_id)) for job_id in job_ids}}
 
-    def tag_resources(self, tag: str) -> dict[str, Any]:
-        """The tag rides as account string (``-A``, kept in qacct) and job context (``-ac``)."""
-        return {TAG_KEY: tag}
+    # -- crash safety: the tag rides as account string (-A, kept in qacct) and job context (-ac) --
 
-    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> list[str]:
-        """``qstat -j '*'`` (queued jobs: account and context) and ``qacct -A <tag>`` (ended jobs)."""
-        return ["sh", "-c", _FIND_TAG, "sh", tag]
+    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+        """``qstat -j '*'`` (queued jobs: account and context); ``qacct -A <tag>`` (``finished``: ended jobs)."""
+        return ["qacct", "-A", tag, "-j", "*"] if finished else ["qstat", "-j", "*"]
 
-    def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
-        """Job numbers carrying ``tag``; [] only when both queries answered cleanly.
+    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str] | None:
+        """Job numbers carrying ``tag``; None: none queued (ask qacct); [] only when qacct has none either.
 
         Raises:
             SubmitError: when a query failed, so that the absence of the
                 tag is not proven (the caller must not submit again).
         """
-        sections = _tag_sections(response)
-        found: list[str] = []
-        for name, no_jobs in (("qstat", "Following jobs do not exist"), ("qacct", "not found")):
-            if name not in sections:
-                raise _tag_lookup_failed(tag, f"no {name} answer in {response!r}")
-            code, text = sections[name]
-            if code != 0:
-                if no_jobs in text and "error: commlib" not in text:
-                    continue
-                raise _tag_lookup_failed(tag, f"{name} exited with {code}: {text.strip()[-500:]}")
-            if name == "qstat":
-                for block in parse_qstat_j_blocks(text):
-                    context = [item.strip() for item in block.get("context", "").split(",")]
-                    if block.get("account") == tag or f"{TAG_CONTEXT}={tag}" in context:
-                        found.append(block["job_number"])
-            else:
-                found.extend(r.jobnumber for r in parse_qacct(text) if r.account == tag)
-        return list(dict.fromkeys(found))
+        name = "qacct" if finished else "qstat"
+        if result.returncode != 0:
+            text = f"{result.stdout}\n{result.stderr}"
+            if _NO_JOBS[finished] not in text or "error: commlib" in text:
+                raise _tag_lookup_failed(tag, f"{name} exited with {result.returncode}: {text.strip()[-500:]}")
+            return [] if finished else None
+        if finished:
+            found = [r.jobnumber for r in parse_qacct(result.stdout) if r.account == tag]
+        else:
+            found = [
+                block["job_number"]
+                for block in parse_qstat_j_blocks(result.stdout)
+                if block.get("account") == tag
+                or f"{TAG_CONTEXT}={tag}" in [item.strip() for item in block.get("context", "").split(",")]
+            ]
+        return list(dict.fromkeys(found)) if found or finished else None
 
     # -- helpers ----------------------------------------------------------------
 
     def _job_number(self, job_id: Any) -> str:
         """The numeric job number of a job ID (``123`` or ``123.1-3:1``)."""
-        match = _JOB_NUMBER.match(str(job_id or "").strip())
+        match = JOB_NUMBER.match(str(job_id or "").strip())
         if not match:
             raise ClusterjobError(f"{job_id!r} is not a Grid Engine job number")
         return match.group(1)
@@ -291,21 +248,3 @@ def _tag_lookup_failed(tag: str, reason: str) -> SubmitError:
         f"account or context (qstat -j '*'; qacct -A {tag} -j '*'), then remove the cache file or submit "
         "with force=True"
     )
-
-
-def _tag_sections(response: str) -> dict[str, tuple[int, str]]:
-    sections: dict[str, tuple[int, str]] = {}
-    name: str | None = None
-    lines: list[str] = []
-    for line in response.splitlines():
-        section = _SECTION.match(line)
-        if section:
-            name, lines = section.group(1), []
-            continue
-        code = _EXIT.match(line)
-        if code and name is not None:
-            sections[name] = (int(code.group(1)), "\n".join(lines))
-            name = None
-            continue
-        lines.append(line)
-    return sections

@@ -26,7 +26,6 @@ __all__ = [
     "parse_qstat_j_blocks",
     "parse_qstat_xml",
     "qacct_status",
-    "split_marked_sections",
     "state_to_status",
 ]
 
@@ -274,23 +273,6 @@ def qacct_status(records: list[AccountingRecord], job_id: str | None = None) -> 
     if CANCELLED in statuses:
         return CANCELLED
     return COMPLETED
-
-
-#: Marker line that wrapper scripts print before each job's section.
-MARKER = "clusterjob-sge job "
-
-
-def split_marked_sections(response: str) -> dict[str, str]:
-    """Job ID -> text that followed its marker line (see :data:`MARKER`)."""
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in clean_output(response).splitlines():
-        if line.startswith(MARKER):
-            current = sections.setdefault(line[len(MARKER) :].strip(), [])
-            continue
-        if current is not None:
-            current.append(line)
-    return {job_id: "\n".join(lines) for job_id, lines in sections.items()}
 
 
 def parse_qstat_j_blocks(response: str) -> list[dict[str, str]]:

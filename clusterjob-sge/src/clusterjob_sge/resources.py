@@ -16,80 +16,33 @@ from typing import TYPE_CHECKING, Any
 
 from clusterjob.backends import (
     ClusterjobBackend,
-    ResourcesNotSupportedError,
+    SubmissionContext,
     format_option,
     is_dashed,
     positive_int,
     resource_list_names,
 )
-from clusterjob.utils import time_to_seconds
+from clusterjob.rendering import cannot_express, megabytes
+from clusterjob.walltime import Walltime
 
 if TYPE_CHECKING:  # pragma: no cover
-    from clusterjob.jobscript import JobScript
-
     from clusterjob_sge.backend import SgeBackend
 
-__all__ = [
-    "AFTER_KEY",
-    "HANDLED_KEYS",
-    "TAG_CONTEXT",
-    "TAG_KEY",
-    "format_hms",
-    "format_value",
-    "sge_options",
-    "sge_options_set_by",
-]
+__all__ = ["HANDLED_KEYS", "JOB_NUMBER", "TAG_CONTEXT", "sge_options", "sge_options_set_by"]
 
-#: Resource keys the backend itself adds (crash-safety tag, dependencies);
-#: kept apart from the user's ``A``/``ac``/``hold_jid`` so neither overwrites the other.
-TAG_KEY = "clusterjob_tag"
-AFTER_KEY = "clusterjob_after"
 #: Job context variable (``qsub -ac``) that carries the tag, visible in ``qstat -j``.
 TAG_CONTEXT = "CLUSTERJOB_TAG"
 
 #: Keys this module translates itself (everything else follows the generic rule).
-HANDLED_KEYS = frozenset({*ClusterjobBackend.common_keys, "jobname", "pe", TAG_KEY, AFTER_KEY})
+HANDLED_KEYS = frozenset({*ClusterjobBackend.common_keys, "jobname", "pe"})
+
+#: A Grid Engine job ID: the job number, for an array job followed by its task range.
+JOB_NUMBER = re.compile(r"^(\d+)(?:\.[\d:,-]+)?$")
 
 _OUTPUT_OPTIONS = {"stdout": "o", "stderr": "e"}
 _OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: Characters Grid Engine refuses in a job name (sge_types(5), object names).
 _BAD_NAME_CHARS = set(" \t\r\n/:@\\*?")
-
-
-def _fail(backend: SgeBackend, key: str, value: Any, why: str) -> ResourcesNotSupportedError:
-    return ResourcesNotSupportedError(
-        f"backend {backend.name!r} cannot express resource {key}={value!r}: {why}"
-    )
-
-
-def format_value(backend: SgeBackend, key: str, value: Any) -> str:
-    """One option value as it may stand in a ``#$`` line.
-
-    Grid Engine reads the whole script for ``#$`` lines, so a newline in a
-    value would inject script lines: refused. A value with blanks is put in
-    double quotes (qsub strips them); one that also contains a double quote
-    cannot be written and is refused.
-    """
-    text = str(value)
-    if "\n" in text or "\r" in text:
-        raise _fail(backend, key, value, "a line break cannot stand in a '#$' header line")
-    if not text or any(c.isspace() for c in text):
-        if '"' in text:
-            raise _fail(
-                backend,
-                key,
-                value,
-                "a value with blanks and double quotes cannot be quoted for qsub",
-            )
-        return f'"{text}"'
-    return text
-
-
-def format_hms(seconds: int) -> str:
-    """``h_rt`` in Grid Engine's ``hours:minutes:seconds`` form (hours may exceed 24)."""
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
 def _positive_int(backend: SgeBackend, key: str, value: Any) -> int:
@@ -99,19 +52,19 @@ def _positive_int(backend: SgeBackend, key: str, value: Any) -> int:
 def _job_name(backend: SgeBackend, resources: Mapping[str, Any]) -> str:
     name = str(resources["jobname"])
     if "name" in resources and str(resources["name"]) != name:
-        raise _fail(
-            backend,
+        raise cannot_express(
+            backend.name,
             "name",
             resources["name"],
             f"it differs from jobname={name!r}; set the job name through jobname",
         )
     bad = sorted(set(name) & _BAD_NAME_CHARS)
     if bad:
-        raise _fail(
-            backend, "jobname", name, f"Grid Engine job names may not contain {''.join(bad)!r}"
+        raise cannot_express(
+            backend.name, "jobname", name, f"Grid Engine job names may not contain {''.join(bad)!r}"
         )
     if name[:1].isdigit():
-        raise _fail(backend, "jobname", name, "Grid Engine job names may not start with a digit")
+        raise cannot_express(backend.name, "jobname", name, "Grid Engine job names may not start with a digit")
     return name
 
 
@@ -125,8 +78,8 @@ def _slots(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
     if pe is not None:
         pe = str(pe).strip()
         if not pe or any(c.isspace() for c in pe):
-            raise _fail(
-                backend,
+            raise cannot_express(
+                backend.name,
                 "pe",
                 resources["pe"],
                 "expected the name of one parallel environment (qconf -spl)",
@@ -138,8 +91,8 @@ def _slots(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
             pe = backend.default_pe
         if pe is None:
             key = "threads" if threads > 1 else "ppn"
-            raise _fail(
-                backend,
+            raise cannot_express(
+                backend.name,
                 key,
                 resources.get(key),
                 f"{per_node} slots on one host need a parallel environment; "
@@ -152,8 +105,8 @@ def _slots(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
             if pe is not None
             else "no parallel environment was named (resource 'pe')"
         )
-        raise _fail(
-            backend,
+        raise cannot_express(
+            backend.name,
             "nodes",
             nodes,
             f"Grid Engine spreads a job over hosts only through a parallel environment whose allocation_rule "
@@ -167,7 +120,7 @@ def _memory(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
     """``-l h_vmem=...M``: clusterjob's mem is per node, Grid Engine's per slot."""
     if resources.get("mem") is None:
         return []
-    mem = _positive_int(backend, "mem", resources["mem"])
+    mem = megabytes(backend.name, resources["mem"])
     per_node = _positive_int(backend, "ppn", resources.get("ppn", 1)) * _positive_int(
         backend, "threads", resources.get("threads", 1)
     )
@@ -178,24 +131,26 @@ def _memory(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
 def _walltime(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
     if resources.get("time") is None:
         return []
-    try:
-        seconds = time_to_seconds(resources["time"])
-    except ValueError:
-        raise _fail(
-            backend,
-            "time",
-            resources["time"],
-            "expected minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes, "
-            "days-hours:minutes:seconds or days:hours:minutes:seconds",
-        ) from None
-    return ["-l", f"{backend.resource_replacements.get('time', 'h_rt')}={format_hms(seconds)}"]
+    h_rt = Walltime.read(backend.name, resources["time"]).hours_minutes_seconds()
+    return ["-l", f"{backend.resource_replacements.get('time', 'h_rt')}={h_rt}"]
 
 
 def _ids(value: Any) -> list[str]:
+    """The job IDs of a ``hold_jid`` resource (``'11,12'``)."""
     if value is None or value is False:
         return []
-    items: Sequence[Any] = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    return [str(item).strip() for item in items if str(item).strip()]
+    return [item.strip() for item in str(value).split(",") if item.strip()]
+
+
+def _job_numbers(backend: SgeBackend, job_ids: Sequence[str]) -> list[str]:
+    """The job numbers of ``submit(after=...)`` (an array job's number without its task range)."""
+    numbers = []
+    for job_id in job_ids:
+        match = JOB_NUMBER.match(str(job_id).strip())
+        if not match:
+            raise cannot_express(backend.name, "after", list(job_ids), f"{job_id!r} is not a Grid Engine job number")
+        numbers.append(match.group(1))
+    return numbers
 
 
 def generic_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
@@ -207,12 +162,12 @@ def generic_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
     if is_dashed(key):
         return dashed_option(backend, key, value)
     if not _OPTION_NAME.match(key):
-        raise _fail(backend, key, value, "a qsub option name consists of letters, digits and '_'")
+        raise cannot_express(backend.name, key, value, "a qsub option name consists of letters, digits and '_'")
     if value is None or value is False:
         return []
     if value is True:
         return [f"-{key}"]
-    return [f"-{key}", format_value(backend, key, value)]
+    return [f"-{key}", backend.quote(key, value)]
 
 
 def dashed_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
@@ -223,8 +178,8 @@ def dashed_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
     quoted like any value.
     """
     if key == "-pe" and value is not True and value is not False and value is not None:
-        return [key, *(format_value(backend, key, word) for word in str(value).split())]
-    return format_option(key, value, quote=lambda text: format_value(backend, key, text))
+        return [key, *(backend.quote(key, word) for word in str(value).split())]
+    return format_option(key, value, quote=lambda text: backend.quote(key, text))
 
 
 def sge_options_set_by(backend: SgeBackend, key: str, value: Any) -> set[str] | None:
@@ -249,45 +204,43 @@ def sge_options_set_by(backend: SgeBackend, key: str, value: Any) -> set[str] | 
     return None
 
 
-def _shell(backend: SgeBackend, jobscript: JobScript, resources: Mapping[str, Any]) -> str:
+def _shell(backend: SgeBackend, shell: str, resources: Mapping[str, Any]) -> str:
     """The job's shell for ``-S``; an ``S`` (or ``-S``) resource must name the same one."""
     given = resources.get("S")
-    if given is not None and given is not False and str(given) != jobscript.shell:
-        raise _fail(
-            backend,
+    if given is not None and given is not False and str(given) != shell:
+        raise cannot_express(
+            backend.name,
             "S",
             given,
-            f"the job's shell is {jobscript.shell!r} (its #! line and qsub -S); set the attribute "
+            f"the job's shell is {shell!r} (its #! line and qsub -S); set the attribute "
             f"shell = {given} ([Attributes] of the INI file) instead of the -S option",
         )
-    return jobscript.shell
+    return shell
 
 
-def sge_options(backend: SgeBackend, jobscript: JobScript) -> list[list[str]]:
-    """The qsub options for ``jobscript``, one list per ``#$`` line, in a fixed order.
+def sge_options(
+    backend: SgeBackend, resources: Mapping[str, Any], context: SubmissionContext, shell: str
+) -> list[list[str]]:
+    """The qsub options for a job with ``resources``, one list per ``#$`` line, in a fixed order.
 
     Job name, shell (``-S``, always: Grid Engine may otherwise start the
     script with the queue's shell), working directory (``-cwd`` unless the job
     sets ``cwd``/``wd`` itself: clusterjob submits from rootdir/workdir and
     the job should run there, as with the other schedulers), queue, walltime,
-    parallel environment, memory, output files, then the tag, the
-    dependencies and all other keys sorted by name.
+    parallel environment, memory, output files, then the submission's tag
+    (``context.tag``: account string ``-A``, unless the job sets its own, and
+    job context ``-ac``), the jobs of ``after=`` (``-hold_jid``, merged with
+    the job's own) and all other keys sorted by name.
     """
-    resources = backend.read_dashed_keys(jobscript.resources)
     repl = backend.resource_replacements
     lines: list[list[str]] = [
-        [
-            f"-{repl.get('jobname', 'N')}",
-            format_value(backend, "jobname", _job_name(backend, resources)),
-        ]
+        [f"-{repl.get('jobname', 'N')}", backend.quote("jobname", _job_name(backend, resources))]
     ]
-    lines.append(["-S", format_value(backend, "shell", _shell(backend, jobscript, resources))])
+    lines.append(["-S", backend.quote("shell", _shell(backend, shell, resources))])
     if "cwd" not in resources and "wd" not in resources:
         lines.append(["-cwd"])
     if resources.get("queue") is not None:
-        lines.append(
-            [f"-{repl.get('queue', 'q')}", format_value(backend, "queue", resources["queue"])]
-        )
+        lines.append([f"-{repl.get('queue', 'q')}", backend.quote("queue", resources["queue"])])
     for args in (
         _walltime(backend, resources),
         _slots(backend, resources),
@@ -297,21 +250,16 @@ def sge_options(backend: SgeBackend, jobscript: JobScript) -> list[list[str]]:
             lines.append(args)
     for key in ("stdout", "stderr"):
         if resources.get(key) is not None:
-            lines.append(
-                [
-                    f"-{repl.get(key, _OUTPUT_OPTIONS[key])}",
-                    format_value(backend, key, resources[key]),
-                ]
-            )
-    tag = resources.get(TAG_KEY)
+            lines.append([f"-{repl.get(key, _OUTPUT_OPTIONS[key])}", backend.quote(key, resources[key])])
+    tag = context.tag
     if tag is not None:
         if resources.get("A") is None:  # the user's own account string wins
-            lines.append(["-A", format_value(backend, TAG_KEY, tag)])
-        lines.append(["-ac", format_value(backend, TAG_KEY, f"{TAG_CONTEXT}={tag}")])
-    after = _ids(resources.get(AFTER_KEY))
+            lines.append(["-A", backend.quote("A", tag)])
+        lines.append(["-ac", backend.quote("ac", f"{TAG_CONTEXT}={tag}")])
+    after = _job_numbers(backend, context.after)
     if after:
         merged = list(dict.fromkeys(_ids(resources.get("hold_jid")) + after))
-        lines.append(["-hold_jid", format_value(backend, "hold_jid", ",".join(merged))])
+        lines.append(["-hold_jid", backend.quote("hold_jid", ",".join(merged))])
     for key in sorted(k for k in resources if k not in HANDLED_KEYS and k != "S"):
         if key == "hold_jid" and after:
             continue

@@ -19,18 +19,21 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from clusterjob.backends import (
     ClusterjobBackend,
     Command,
+    CommandResult,
     ResourcesNotSupportedError,
+    SubmissionContext,
     format_option,
     is_dashed,
 )
 from clusterjob.backends.output import find_job_id
 from clusterjob.errors import SubmitError
-from clusterjob.utils import time_to_seconds
+from clusterjob.rendering import merged_value
+from clusterjob.walltime import Walltime
 
 from clusterjob_slurm import queries
 from clusterjob_slurm.states import STATUS_MAPPING
@@ -39,18 +42,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
     from clusterjob.jobscript import JobScript
 
-__all__ = ["TAG_RESOURCE", "SlurmBackend", "TagLookupError"]
+__all__ = ["SlurmBackend", "TagLookupError"]
 
 logger = logging.getLogger("clusterjob.slurm")
-
-#: Resource key under which the submission tag travels to :meth:`SlurmBackend.resource_headers`,
-#: which merges it into ``--comment`` (keeping a comment the user set).
-TAG_RESOURCE = "clusterjob_tag"
 
 #: What sbatch prints, and (``--parsable``, e.g. from a site's wrapper) ``123`` or ``123;cluster``.
 _SUBMITTED = re.compile(r"Submitted batch job (\d+)(?: on cluster \S+)?")
 _PARSABLE = re.compile(r"(\d+)(?:;\S+)?")
-_DAYS_COLONS = re.compile(r"^(\d+):(\d+):(\d+):(\d+)$")
 #: sbatch's one-letter options and their long names.
 _SHORT_OPTIONS = {
     "A": "account", "a": "array", "B": "extra-node-info", "b": "begin", "C": "constraint",
@@ -68,40 +66,6 @@ class TagLookupError(SubmitError):
     Raised instead of answering "no such job", which would submit the job a
     second time.
     """
-
-
-def _quote_value(key: str, value: str) -> str:
-    r"""``value`` as sbatch reads it from a ``#SBATCH`` line.
-
-    sbatch splits such lines at whitespace, honours quotes and reads ``\\``
-    as ``\`` and ``\"`` as ``"`` (checked on SLURM 22.05), so a value with
-    spaces, quotes or backslashes is written in double quotes, escaped.
-    """
-    if "\n" in value or "\r" in value:
-        raise ResourcesNotSupportedError(f"resource {key}={value!r}: a #SBATCH value cannot contain a line break")
-    if not re.search(r"[\s'\"\\]", value):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def slurm_time(value: Any) -> str:
-    """A walltime in a format ``--time`` accepts, from any format of :func:`clusterjob.utils.time_to_seconds`.
-
-    SLURM's own formats pass unchanged; ``days:hours:minutes:seconds`` (which
-    SLURM does not know) becomes ``days-hours:minutes:seconds``.
-    """
-    text = str(value).strip()
-    try:
-        time_to_seconds(text)
-    except ValueError:
-        raise ResourcesNotSupportedError(
-            f"resource time={value!r} is not a walltime; use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
-        ) from None
-    match = _DAYS_COLONS.match(text)
-    if match:
-        days, hours, minutes, seconds = match.groups()
-        return f"{days}-{hours}:{minutes}:{seconds}"
-    return text
 
 
 class SlurmBackend(ClusterjobBackend):
@@ -171,7 +135,9 @@ class SlurmBackend(ClusterjobBackend):
 
     # -- resources ----------------------------------------------------------------
 
-    def resource_headers(self, jobscript: JobScript) -> list[str]:
+    def render_headers(
+        self, resources: dict[str, Any], context: SubmissionContext, jobscript: JobScript
+    ) -> list[str]:
         """One ``#SBATCH`` line per resource, sorted by resource key.
 
         Common keys go through :attr:`resource_replacements`; any other key by
@@ -180,84 +146,80 @@ class SlurmBackend(ClusterjobBackend):
         ``-F f``), with ``_`` in a long key read as ``-`` (``mail_type`` ->
         ``--mail-type``: no sbatch option has an underscore). ``time`` is
         checked and written in a format sbatch accepts. A value with spaces is
-        quoted. The submission tag (:data:`TAG_RESOURCE`) is appended to
-        ``comment``. A key given with its dashes is that sbatch option
-        (``-A`` -> ``-A acct``, ``--qos`` -> ``--qos=high``, see
+        quoted. The submission tag is appended to the job's comment, and the
+        jobs of ``after=`` to its dependency list (``afterok:1:2``), keeping
+        what the user set in either. A key given with its dashes is that
+        sbatch option (``-A`` -> ``-A acct``, ``--qos`` -> ``--qos=high``, see
         :meth:`~clusterjob.backends.ClusterjobBackend.read_dashed_keys`).
         """
-        resources = self.read_dashed_keys(jobscript.resources)
-        tag = resources.pop(TAG_RESOURCE, None)
-        if tag:
-            user_comment = resources.get("comment")
-            resources["comment"] = f"{user_comment} {tag}" if user_comment not in (None, False, True, "") else tag
+        if context.tag:
+            self._add_to_option(resources, "--comment", context.tag, " ")
+        if context.after:
+            self._add_to_option(resources, "--dependency", "afterok:" + ":".join(context.after), ",")
         lines = []
         for key, value in sorted(resources.items()):
-            if key == "time" and value not in (None, False):
-                value = slurm_time(value)
+            if key == "time" and value is not None and value is not False:
+                value = Walltime.read(self.name, value).days_with_dash()
             args = self.format_resource(key, value)
-            if not args:
-                continue
-            if len(args) == 2:  # -X value
-                args = [args[0], _quote_value(key, args[1])]
-            elif "=" in args[0]:
-                option, _, text = args[0].partition("=")
-                args = [f"{option}={_quote_value(key, text)}"]
-            lines.append(f"{self.prefix} {' '.join(args)}")
+            if args:
+                lines.append(f"{self.prefix} {' '.join(args)}")
         return lines
 
+    def _add_to_option(self, resources: dict[str, Any], option: str, added: str, separator: str) -> None:
+        """Append ``added`` to the resource that sets ``option`` (the user's ``comment``, ``-d``, ...), or set it.
+
+        Raises:
+            ResourcesNotSupportedError: for a dependency list joined by ``?``
+                (any one of): sbatch takes one kind of separator per list, and
+                the jobs of ``after=`` must all have completed.
+        """
+        key = self.key_setting(resources, option) or option.lstrip("-")
+        given = resources.get(key)
+        if separator == "," and "?" in str(given or ""):
+            raise ResourcesNotSupportedError(
+                f"backend {self.name!r} cannot express submit(after=...) together with resource "
+                f"{key}={given!r}: sbatch joins a dependency list with ',' (all) or '?' (any one), "
+                "never both; write the whole condition in that resource instead of using after="
+            )
+        resources[key] = merged_value(given, [added], separator)
+
     def format_resource(self, key: str, value: Any) -> list[str]:
-        """sbatch arguments for one resource (see :meth:`resource_headers`)."""
+        """sbatch arguments for one resource, its value quoted (see :meth:`render_headers`)."""
         option = self.resource_replacements.get(key)
         if option is None:
             option = key.replace("_", "-") if len(key) > 1 and not is_dashed(key) else key
-        return format_option(option, value)
+        return format_option(option, value, quote=lambda text: self.quote(key, text))
 
     def generic_option(self, key: str) -> str | None:
         """``-X`` for a one-letter key, ``--long-name`` (``_`` read as ``-``) for a longer one."""
         return f"-{key}" if len(key) == 1 else "--" + key.replace("_", "-")
 
-    def translated_keys(self) -> frozenset[str]:
-        return super().translated_keys() | {TAG_RESOURCE}
-
-    def dependency_resources(self, job_ids: Sequence[str]) -> dict[str, Any]:
-        """``--dependency=afterok:1:2``: start once all ``job_ids`` (arrays: all their tasks) completed."""
-        return {"dependency": "afterok:" + ":".join(str(j) for j in job_ids)}
-
     # -- status -----------------------------------------------------------------
 
-    def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
-        """``squeue`` for a job the controller still knows; ``sacct`` (finished=True) once it left."""
-        if finished:
-            return queries.sacct_command([run])
-        return queries.squeue_command([str(run.job_id)])
-
-    def get_status(self, response: str, finished: bool = False) -> int | None:
-        """The status in the output of :meth:`cmd_status` (None: the output does not tell)."""
-        statuses = self._statuses(response, finished)
-        jobs = {job_id for job_id in statuses if job_id.isdigit()}
-        if len(jobs) != 1:
-            return None
-        return statuses[jobs.pop()]
-
-    def cmd_status_many(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
+    def status_command(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
         """One ``squeue`` for all ``runs``; with finished=True one ``sacct`` for those that left the queue."""
-        if not runs:
-            return None
         if finished:
             return queries.sacct_command(runs)
         return queries.squeue_command([str(run.job_id) for run in runs])
 
-    def get_status_many(
-        self, response: str, runs: Sequence[AsyncResult], finished: bool = False
+    def parse_status(
+        self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
     ) -> Mapping[str, int | None]:
-        statuses = self._statuses(response, finished)
-        return {str(run.job_id): statuses.get(str(run.job_id)) for run in runs}
+        """Status per job ID (and of every other job the output reports), read by :attr:`status_mapping`.
 
-    def _statuses(self, response: str, finished: bool) -> dict[str, int | None]:
-        """Status per job ID in squeue (or, finished, sacct) output, read by :attr:`status_mapping`."""
+        A failed query tells nothing: ``squeue`` fails for a lone purged ID
+        (the job left the queue: ask ``sacct``), ``sacct`` when neither
+        accounting nor the job completion log answers.
+        """
+        statuses: dict[str, int | None] = dict.fromkeys(job_ids)
+        if result.returncode != 0:
+            return statuses
         if finished:
-            return queries.finished_statuses(response, self.status_mapping)
-        return queries.queue_statuses(response, self.status_mapping)
+            found = queries.finished_statuses(result, self.status_mapping)
+        else:
+            found = queries.queue_statuses(result.stdout, self.status_mapping)
+        statuses.update((job_id, status) for job_id, status in found.items() if job_id in statuses or job_id.isdigit())
+        return statuses
 
     # -- arrays -------------------------------------------------------------------
 
@@ -271,27 +233,37 @@ class SlurmBackend(ClusterjobBackend):
 
     # -- crash safety ---------------------------------------------------------------
 
-    def tag_resources(self, tag: str) -> dict[str, Any]:
-        """Carry ``tag`` in the job's comment (merged with a ``comment`` the user set)."""
-        return {TAG_RESOURCE: tag}
+    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+        """The user's jobs with their comments: in the controller, then (``finished``) in accounting."""
+        return queries.accounting_tag_command() if finished else queries.queue_tag_command()
 
-    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> Command | None:
-        return queries.find_tag_command(tag)
+    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str] | None:
+        """IDs of the jobs whose comment carries ``tag``; None: not in the queue, ask accounting.
 
-    def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
-        """IDs of the jobs whose comment carries ``tag``; [] only if SLURM provably has none.
+        [] only when accounting, which stores job comments, has none either.
 
         Raises:
-            TagLookupError: if the controller or accounting could not be asked.
+            TagLookupError: if the controller or accounting could not be asked,
+                or accounting does not store job comments.
         """
-        found, error, complete = queries.tag_lookup(response, tag)
-        if found:
-            return found
-        if error or not complete:
-            reason = error or f"the lookup did not finish (output: {response.strip()[-500:]!r})"
-            raise TagLookupError(
-                f"cannot tell whether the interrupted submission with tag {tag} reached SLURM: {reason}. "
-                f"Look for a job with this comment (squeue -o '%i %k'; sacct -o JobID,Comment), "
-                "then remove the cache file or submit with force=True"
+        found = queries.tag_hits(result.stdout, tag)
+        if result.returncode != 0:
+            what = "scontrol show config or sacct" if finished else "squeue"
+            self._cannot_look_up(tag, f"{what} exited with {result.returncode}: {result.stderr.strip()[-500:]}")
+        if found or not finished:
+            return found or None
+        if not queries.accounting_stores_comments(result.stdout):
+            self._cannot_look_up(
+                tag,
+                "accounting does not store job comments (needs AccountingStoreFlags=job_comment), so a job "
+                "that left the queue cannot be found by its tag",
             )
         return []
+
+    @staticmethod
+    def _cannot_look_up(tag: str, reason: str) -> NoReturn:
+        raise TagLookupError(
+            f"cannot tell whether the interrupted submission with tag {tag} reached SLURM: {reason}. "
+            f"Look for a job with this comment (squeue -o '%i %k'; sacct -o JobID,Comment), "
+            "then remove the cache file or submit with force=True"
+        )

@@ -1,22 +1,20 @@
 """The SLURM commands clusterjob runs to ask about jobs, and how their output is read.
 
-Where one question needs several SLURM commands (``sacct``, and ``sacct -c``
-if accounting storage is disabled), they run in one small POSIX ``sh``
-script, so that a poll cycle is still one command, one SSH round trip. The
-scripts are constants; job IDs, tags and time windows reach them only as
-positional parameters (``sh -c SCRIPT clusterjob-slurm ARG...``), never by
-building shell text from data. Each output line starts with its source::
+Each command's output is read as SLURM prints it: parsers get the exit code,
+stdout and stderr, so "no such job" is never confused with "could not ask",
+and nothing is echoed into the output to tell them apart. Job IDs, tags and
+time windows reach a shell only as positional parameters (``sh -c SCRIPT
+clusterjob-slurm ARG...``), never by building shell text from data.
 
-    accounting|123_4|FAILED|NonZeroExitCode|2:0    (sacct, full accounting)
-    jobcomp|123|COMPLETED|0:0                      (sacct -c, job completion log)
-    jobcomp|sacct: error: Unknown type ArrayJobId: 123
-    queue|123|cj-1a2b3c4d5e-9f8e7d                 (squeue, tag search)
-    error|squeue: slurm_load_jobs error: ...
-    done|
-
-A query that found nothing prints only ``done|``; a query that could not
-ask prints an ``error|`` line, so "no such job" is never confused with
-"could not tell".
+* Status, first query: ``squeue`` (the controller's records, finished jobs
+  included until ``MinJobAge``).
+* Status of the jobs it does not list: ``sacct``; where accounting storage is
+  disabled or down (``sacct`` fails), ``sacct -c`` (the job completion log)
+  instead. The two print records of different widths (four fields, three),
+  which tells them apart.
+* Tag lookup: ``squeue`` (``JobID|Comment``), then, for a job that left the
+  queue, ``scontrol show config`` (does accounting store job comments?)
+  followed by ``sacct`` (``JobID|Comment``).
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from clusterjob.backends import CommandResult
 from clusterjob.backends.output import clean_output
 from clusterjob.status import FAILED
 
@@ -39,12 +38,15 @@ __all__ = [
     "SACCT_FIELDS",
     "SCRIPT_NAME",
     "SQUEUE_FORMAT",
+    "accounting_stores_comments",
+    "accounting_tag_command",
     "expand_tasks",
-    "find_tag_command",
     "finished_statuses",
     "queue_statuses",
+    "queue_tag_command",
     "sacct_command",
     "squeue_command",
+    "tag_hits",
     "task_status_command",
 ]
 
@@ -60,80 +62,38 @@ MAX_LISTED_IDS = 2000
 SQUEUE_FORMAT = "%i|%T|%r"
 #: ``sacct`` record in the same shape (Reason is ``None`` in sacct; ExitCode for humans).
 SACCT_FIELDS = "JobID,State,Reason,ExitCode"
-#: ``sacct -c`` understands fewer fields.
+#: ``sacct -c`` understands fewer fields (so its records have three, not four).
 JOBCOMP_FIELDS = "JobID,State,ExitCode"
 
 #: Slack added to the sacct time window (clock skew between us and the cluster).
 WINDOW_MARGIN = 3600
 
-_SACCT_SCRIPT = r"""
-# clusterjob-slurm: final states from accounting; the job completion log if
-# accounting storage is disabled or unreachable. "$@": sacct selection options.
-if out=$(sacct -X -n -P -o @SACCT_FIELDS@ "$@" 2>&1); then
-    printf '%s\n' "$out" | sed 's/^/accounting|/'
-    echo 'done|'
-    exit 0
-fi
-printf 'sacct failed: %s\n' "$out" >&2
-out=$(sacct -c -n -P -o @JOBCOMP_FIELDS@ "$@" 2>&1)
-printf '%s\n' "$out" | sed 's/^/jobcomp|/'
-echo 'done|'
-"""
+#: Final states from accounting; the job completion log if accounting storage
+#: is disabled or unreachable. ``"$@"``: sacct selection options.
+_SACCT_SCRIPT = (
+    'sacct -X -n -P -o @SACCT_FIELDS@ "$@" || exec sacct -c -n -P -o @JOBCOMP_FIELDS@ "$@"'
+)
 
-_TASKS_SCRIPT = r"""
-# clusterjob-slurm: every task of array job $1, from the controller and from accounting.
-if out=$(squeue --states=all -r -h -o '@SQUEUE_FORMAT@' -j "$1" 2>&1); then
-    printf '%s\n' "$out" | sed 's/^/queue|/'
-fi
-if out=$(sacct -X -n -P -o @SACCT_FIELDS@ -j "$1" 2>&1); then
-    printf '%s\n' "$out" | sed 's/^/accounting|/'
-fi
-echo 'done|'
-"""
+#: Every task of array job $1: the controller's records (squeue writes ``queue|``
+#: before each, as its format says), then accounting's.
+_TASKS_SCRIPT = (
+    "squeue --states=all -r -h -o 'queue|@SQUEUE_FORMAT@' -j \"$1\"; "
+    'sacct -X -n -P -o @SACCT_FIELDS@ -j "$1"'
+)
 
-_FIND_TAG_SCRIPT = r"""
-# clusterjob-slurm: jobs of this user whose comment carries tag $1. Looks in the
-# controller first, then in accounting (last 2 days, then everything), and says
-# "error|" when it cannot rule out that such a job exists.
-tag=$1
-uid=$(id -u)
-failed=
-if out=$(squeue --states=all -h -o '%i|%k' -u "$uid" 2>&1); then
-    hits=$(printf '%s\n' "$out" | grep -F -e "$tag")
-    if [ -n "$hits" ]; then
-        printf '%s\n' "$hits" | sed 's/^/queue|/'
-        echo 'done|'
-        exit 0
-    fi
-else
-    failed="squeue: $out"
-fi
-if ! config=$(scontrol show config 2>&1); then
-    failed="${failed:+$failed; }scontrol show config: $config"
-elif printf '%s\n' "$config" | grep -q -i -E \
-    '^AccountingStoreFlags *=.*job_comment|^AccountingStoreJobComment *= *yes'; then
-    for start in now-2days 2000-01-01T00:00:00; do
-        if out=$(sacct -X -n -P -o JobID,Comment -u "$uid" -S "$start" -E now 2>&1); then
-            hits=$(printf '%s\n' "$out" | grep -F -e "$tag")
-            if [ -n "$hits" ]; then
-                printf '%s\n' "$hits" | sed 's/^/accounting|/'
-                echo 'done|'
-                exit 0
-            fi
-        else
-            failed="${failed:+$failed; }sacct: $out"
-            break
-        fi
-    done
-else
-    failed="${failed:+$failed; }accounting does not store job comments (needs AccountingStoreFlags=job_comment), so a job that left the queue cannot be found by its tag"
-fi
-if [ -n "$failed" ]; then
-    printf 'error|%s\n' "$failed" | tr '\n' ' '
-    echo
-fi
-echo 'done|'
-"""
+#: The jobs of this user in the controller, with their comments.
+_QUEUE_TAG_SCRIPT = "exec squeue --states=all -h -o '%i|%k' -u \"$(id -u)\""
+
+#: Whether accounting stores job comments, then this user's jobs in accounting, with their comments.
+_ACCOUNTING_TAG_SCRIPT = (
+    "scontrol show config && "
+    'exec sacct -X -n -P -o JobID,Comment -u "$(id -u)" -S 2000-01-01T00:00:00 -E now'
+)
+#: The lines of ``scontrol show config`` that say accounting keeps job comments.
+_STORES_COMMENTS = re.compile(
+    r"^\s*(?:AccountingStoreFlags\s*=.*\bjob_comment\b|AccountingStoreJobComment\s*=\s*yes\b)",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 def _fill(script: str) -> str:
@@ -186,19 +146,25 @@ def task_status_command(job_id: str) -> list[str]:
     return _shell(_TASKS_SCRIPT, job_id)
 
 
-def find_tag_command(tag: str) -> list[str]:
-    """The jobs whose comment carries ``tag`` (see :data:`_FIND_TAG_SCRIPT`)."""
-    return _shell(_FIND_TAG_SCRIPT, tag)
+def queue_tag_command() -> list[str]:
+    """This user's jobs in the controller, as ``JobID|Comment`` lines."""
+    return _shell(_QUEUE_TAG_SCRIPT)
+
+
+def accounting_tag_command() -> list[str]:
+    """``scontrol show config``, then this user's jobs in accounting as ``JobID|Comment`` lines."""
+    return _shell(_ACCOUNTING_TAG_SCRIPT)
 
 
 # -- reading the output ------------------------------------------------------
 
 
-def _lines_of(response: str, source: str) -> str:
-    """The lines of ``source`` without their prefix; other lines (a login banner) are dropped."""
-    prefix = source + "|"
+def _records_by_width(response: str) -> tuple[str, str]:
+    """(four-field ``sacct`` records, three-field ``sacct -c`` records) of :func:`sacct_command` output."""
     lines = clean_output(response).splitlines()
-    return "\n".join(line[len(prefix):] for line in lines if line.startswith(prefix))
+    accounting = [line for line in lines if line.count("|") == SACCT_FIELDS.count(",")]
+    jobcomp = [line for line in lines if line.count("|") == JOBCOMP_FIELDS.count(",")]
+    return "\n".join(accounting), "\n".join(jobcomp)
 
 
 def _is_composite(record: Record) -> bool:
@@ -236,8 +202,8 @@ def queue_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) -
 _ARRAY_MARK = re.compile(r"Unknown type ArrayJobId: *(\d+)")
 
 
-def finished_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) -> dict[str, int | None]:
-    """Status per job ID from :func:`sacct_command` output, states read by ``mapping``.
+def finished_statuses(result: CommandResult, mapping: Mapping[str, int] = STATUS_MAPPING) -> dict[str, int | None]:
+    """Status per job ID from the result of :func:`sacct_command`, states read by ``mapping``.
 
     Accounting has every task of an array, so its records are complete. The
     job completion log (``sacct -c``) lists array tasks under their raw IDs,
@@ -246,10 +212,10 @@ def finished_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING
     only prove FAILED. A job without records is unknown: None, never COMPLETED.
     """
     statuses: dict[str, int | None] = {}
-    for job_id, records in _group(parse_records(_lines_of(response, "accounting"))).items():
+    accounting, jobcomp = _records_by_width(result.stdout)
+    for job_id, records in _group(parse_records(accounting)).items():
         statuses[job_id] = aggregate(r.status_in(mapping) for r in records)
-    jobcomp = _lines_of(response, "jobcomp")
-    arrays = set(_ARRAY_MARK.findall(jobcomp))
+    arrays = set(_ARRAY_MARK.findall(clean_output(result.stderr)))
     for job_id, records in _group(parse_records(jobcomp)).items():
         if job_id in statuses:
             continue
@@ -289,12 +255,15 @@ def task_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) ->
     """Status per array task from :func:`task_status_command` output, states read by ``mapping``.
 
     Accounting lists every task (pending ones folded, ``123_[4-9]``); the
-    controller's view, where it has one, is fresher (and knows the reason
-    DependencyNeverSatisfied), so it wins.
+    controller's view (the lines squeue starts with ``queue|``), where it has
+    one, is fresher (and knows the reason DependencyNeverSatisfied), so it wins.
     """
+    lines = clean_output(response).splitlines()
+    queue = "\n".join(line[len("queue|") :] for line in lines if line.startswith("queue|"))
+    accounting = "\n".join(line for line in lines if not line.startswith("queue|"))
     result: dict[str, int] = {}
-    for source in ("accounting", "queue"):
-        for record in parse_records(_lines_of(response, source)):
+    for text in (accounting, queue):
+        for record in parse_records(text):
             status = record.status_in(mapping)
             if record.task is None or status is None:
                 continue
@@ -303,21 +272,18 @@ def task_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) ->
     return dict(sorted(result.items(), key=lambda item: (len(item[0]), item[0])))
 
 
-def tag_lookup(response: str, tag: str) -> tuple[list[str], str | None, bool]:
-    """(job IDs whose comment carries ``tag``, error text or None, whether the script finished)."""
+def tag_hits(response: str, tag: str) -> list[str]:
+    """IDs of the ``JobID|Comment`` lines whose comment carries ``tag`` as a word; other lines are skipped."""
     word = re.compile(r"(?:^|[\s,;|])" + re.escape(tag) + r"(?:$|[\s,;|])")
     found: list[str] = []
-    error = None
-    complete = False
     for line in clean_output(response).splitlines():  # a window title glued to a hit must not hide it
-        source, _, rest = line.partition("|")
-        if source == "done":
-            complete = True
-        elif source == "error":
-            error = rest.strip() or "unknown error"
-        elif source in ("queue", "accounting"):
-            job_id, _, comment = rest.partition("|")
-            match = re.match(r"^(\d+)", job_id.strip())
-            if match and word.search(comment) and match.group(1) not in found:
-                found.append(match.group(1))
-    return found, error, complete
+        job_id, sep, comment = line.partition("|")
+        match = re.match(r"^(\d+)", job_id.strip())
+        if sep and match and word.search(comment) and match.group(1) not in found:
+            found.append(match.group(1))
+    return found
+
+
+def accounting_stores_comments(config: str) -> bool:
+    """Whether ``scontrol show config`` output says accounting keeps job comments (``job_comment``)."""
+    return _STORES_COMMENTS.search(clean_output(config)) is not None

@@ -10,8 +10,9 @@ with the Python of the submit host (``python3`` on a remote).
 Resources: ``jobname``, ``stdout``/``stderr`` (default ``local-<id>.out`` in
 the workdir, stderr merged into stdout), ``time`` (walltime: the job's
 process group is killed and the job FAILED), ``nodes`` (only 1), ``ppn``,
-``threads`` (exported as ``OMP_NUM_THREADS``), ``queue`` and ``mem``
-(accepted and ignored, so a cluster's INI file works unchanged).
+``threads`` (exported as ``OMP_NUM_THREADS``), ``dependency``
+(``afterok:ID:ID``, merged with the jobs of ``submit(after=...)``), ``queue``
+and ``mem`` (accepted and ignored, so a cluster's INI file works unchanged).
 Anything else raises :class:`ResourcesNotSupportedError`.
 """
 
@@ -24,10 +25,18 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from clusterjob import hookimpl
-from clusterjob.backends import ClusterjobBackend, Command, ResourcesNotSupportedError
+from clusterjob.backends import (
+    ClusterjobBackend,
+    Command,
+    CommandResult,
+    ResourcesNotSupportedError,
+    SubmissionContext,
+)
 from clusterjob.backends.output import find_job_id, output_lines
+from clusterjob.errors import SubmitError
+from clusterjob.rendering import merged_value
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
-from clusterjob.utils import time_to_seconds
+from clusterjob.walltime import Walltime
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
@@ -44,7 +53,6 @@ _OPTIONS = {
     "stderr": "error",
     "time": "time",
     "threads": "threads",
-    "tag": "tag",
     "dependency": "dependency",
 }
 _IGNORED = ("queue", "mem", "ppn", "nodes")
@@ -89,27 +97,23 @@ class LocalBackend(ClusterjobBackend):
         """The number the runner printed alone on a line (see :func:`~clusterjob.backends.output.find_job_id`)."""
         return find_job_id(response, _SUBMITTED)
 
-    def cmd_status(self, run: AsyncResult, finished: bool = False) -> Command:
-        return [*self._runner(run.remote), "status", str(run.job_id)]
-
-    def get_status(self, response: str, finished: bool = False) -> int | None:
-        statuses = self._parse_status(response)
-        return next(iter(statuses.values()), None) if len(statuses) == 1 else None
-
-    def cmd_status_many(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
+    def status_command(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
+        """The runner's ``status ID...``; None for ``finished``: the spool keeps finished jobs too."""
         if finished:
-            return None  # the one query already covers finished jobs
+            return None
         return [*self._runner(runs[0].remote), "status", *(str(r.job_id) for r in runs)]
 
-    def get_status_many(
-        self, response: str, runs: Sequence[AsyncResult], finished: bool = False
+    def parse_status(
+        self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
     ) -> Mapping[str, int | None]:
-        return self._parse_status(response)
+        """Job ID -> status from the runner's ``ID STATE`` lines; any other line (a login banner) is skipped.
 
-    def _parse_status(self, response: str) -> dict[str, int | None]:
-        """Job ID -> status from the runner's ``ID STATE`` lines; any other line (a login banner) is skipped."""
-        statuses: dict[str, int | None] = {}
-        for line in output_lines(response):
+        A runner that failed (it could not read the spool) tells nothing: every job unknown.
+        """
+        statuses: dict[str, int | None] = dict.fromkeys(job_ids)
+        if result.returncode != 0:
+            return statuses
+        for line in output_lines(result.stdout):
             match = _STATUS_LINE.fullmatch(line)
             if match:
                 statuses[match.group(1)] = self.status_mapping.get(match.group(2))
@@ -118,8 +122,14 @@ class LocalBackend(ClusterjobBackend):
     def cmd_cancel(self, run: AsyncResult) -> Command:
         return [*self._runner(run.remote), "cancel", str(run.job_id)]
 
-    def resource_headers(self, jobscript: JobScript) -> list[str]:
-        resources = jobscript.resources
+    def render_headers(
+        self, resources: dict[str, Any], context: SubmissionContext, jobscript: JobScript
+    ) -> list[str]:
+        """``#LOCAL --option=value`` lines for the runner, which reads them with :func:`shlex.split`.
+
+        The submission tag becomes ``--tag``; the jobs of ``after=`` join the
+        ``dependency`` list.
+        """
         for key, value in resources.items():
             if key not in _OPTIONS and key not in _IGNORED:
                 raise ResourcesNotSupportedError(
@@ -130,31 +140,43 @@ class LocalBackend(ClusterjobBackend):
             raise ResourcesNotSupportedError(
                 f"the local backend runs on one machine: nodes={resources['nodes']!r} is not supported"
             )
-        if "time" in resources:
-            try:
-                time_to_seconds(resources["time"])
-            except ValueError as exc:
-                raise ResourcesNotSupportedError(f"resource time={resources['time']!r}: {exc}") from None
-        lines = []
-        for key, value in sorted(resources.items()):
-            if key in _OPTIONS and value not in (None, False):
-                lines.append(f"{self.prefix} --{_OPTIONS[key]}={shlex.quote(str(value))}")
-        return lines
+        if resources.get("time") is not None:
+            Walltime.read(self.name, resources["time"])
+        options = {key: value for key, value in resources.items() if key in _OPTIONS}
+        if context.tag:
+            options["tag"] = context.tag
+        if context.after:
+            given = options.get("dependency")
+            added = ":".join(context.after)
+            options["dependency"] = merged_value(given, [added], ":") if given else f"afterok:{added}"
+        return [
+            f"{self.prefix} --{_OPTIONS.get(key, key)}={shlex.quote(str(value))}"
+            for key, value in sorted(options.items())
+            if value is not None and value is not False
+        ]
 
-    def dependency_resources(self, job_ids: Sequence[str]) -> dict[str, Any]:
-        return {"dependency": "afterok:" + ":".join(job_ids)}
+    def generic_option(self, key: str) -> str | None:
+        """None: the runner knows only its own options, so no key is written by the documented rule."""
+        return None
 
-    def tag_resources(self, tag: str) -> dict[str, Any]:
-        return {"tag": tag}
+    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+        """The runner's ``find-tag``, run with the Python of the host that holds the spool (which keeps every job)."""
+        return None if finished else [*self._runner(remote), "find-tag", tag]
 
-    def cmd_find_tag(self, tag: str, *, remote: str | None = None) -> Command | None:
-        """The runner's ``find-tag``, run with the Python of the host that holds the spool."""
-        return [*self._runner(remote), "find-tag", tag]
+    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str]:
+        """The IDs of the runner's ``ID TAG`` lines; other lines (a login banner) are not jobs.
 
-    def get_job_ids_for_tag(self, response: str, tag: str) -> list[str]:
-        """The IDs of the runner's ``ID TAG`` lines; other lines (a login banner) are not jobs."""
+        Raises:
+            SubmitError: if the runner failed, so that no job is provably absent.
+        """
+        if result.returncode != 0:
+            raise SubmitError(
+                f"cannot tell whether a local job carries tag {tag}: the runner's find-tag exited with "
+                f"{result.returncode}: {result.stderr.strip()[-500:]}. Check the spool "
+                "($CLUSTERJOB_LOCAL_SPOOL), then submit again with force=True"
+            )
         found = []
-        for line in output_lines(response):
+        for line in output_lines(result.stdout):
             words = line.split()
             if len(words) == 2 and words[0].isdigit() and words[1] == tag:
                 found.append(words[0])
