@@ -70,6 +70,13 @@ def _variable_replacement(native_name: str) -> Callable[[re.Match[str]], str]:
     return lambda match: "${" + native_name + "}" if match.group(0).startswith("${") else "$" + native_name
 
 
+def _accepts_keyword(method: Callable[..., Any], name: str) -> bool:
+    """Whether ``method`` can be called with the keyword ``name``: how a backend written
+    against an older signature of an interface method is told from a current one."""
+    parameters = inspect.signature(method).parameters.values()
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
 class ClusterjobBackend:
     """Base class of all clusterjob backends.
 
@@ -244,8 +251,7 @@ class ClusterjobBackend:
         ``resource_headers(self, jobscript)``: such a backend is given no tag
         and no dependencies (see :meth:`resource_headers`).
         """
-        parameters = inspect.signature(self.resource_headers).parameters.values()
-        return any(p.name == "context" or p.kind is p.VAR_KEYWORD for p in parameters)
+        return _accepts_keyword(self.resource_headers, "context")
 
     def prepare_resources(self, resources: dict[str, Any], context: SubmissionContext) -> dict[str, Any]:
         """The resources to write for a job with ``resources`` (a copy, free to change).
@@ -506,8 +512,7 @@ class ClusterjobBackend:
         find_tag = getattr(self, "cmd_find_tag", None)
         if find_tag is None or finished:
             return None
-        parameters = inspect.signature(find_tag).parameters.values()
-        if any(p.name == "remote" or p.kind is p.VAR_KEYWORD for p in parameters):
+        if _accepts_keyword(find_tag, "remote"):
             return find_tag(tag, remote=remote)
         return find_tag(tag)
 
