@@ -37,7 +37,9 @@ def fill_cache(folder: Path, n_jobs: int) -> None:
 def resume(n_jobs: int) -> float:
     start = time.perf_counter()
     results = [
-        JobScript("python simulate.py --seed {seed}", jobname=f"job{i}", backend="local").submit(cache_id=f"job{i}")
+        JobScript("python simulate.py --seed {seed}", jobname=f"job{i}", backend="local").submit(
+            cache_id=f"job{i}"
+        )
         for i in range(n_jobs)
     ]
     statuses = wait_all(results, progress=False)
@@ -56,7 +58,9 @@ def baseline(folder: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=10_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,8 +71,10 @@ def main() -> None:
         times = [resume(args.jobs) for _ in range(3)]
         base = min(baseline(folder) for _ in range(3))
     best = min(times)
-    print(f"resume {args.jobs} cached jobs: best {best:.3f} s of {len(times)} runs "
-          f"({best / args.jobs * 1e6:.0f} us/job); target < 1 s: {'met' if best < 1 else 'MISSED'}")
+    print(
+        f"resume {args.jobs} cached jobs: best {best:.3f} s of {len(times)} runs "
+        f"({best / args.jobs * 1e6:.0f} us/job); target < 1 s: {'met' if best < 1 else 'MISSED'}"
+    )
     print(f"baseline (read + json-decode the same files): {base:.3f} s; ratio {best / base:.2f}x")
 
 

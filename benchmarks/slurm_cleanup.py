@@ -9,7 +9,10 @@ import subprocess
 def cancel_prefix(prefix: str) -> int:
     """scancel every job of ours whose name starts with ``prefix``; return how many."""
     lines = subprocess.run(
-        ["squeue", "-h", "-o", "%i|%j", "-u", str(os.getuid())], capture_output=True, text=True, check=True
+        ["squeue", "-h", "-o", "%i|%j", "-u", str(os.getuid())],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     ids = [line.split("|")[0] for line in lines if line.split("|", 1)[-1].startswith(prefix)]
     for start in range(0, len(ids), 500):

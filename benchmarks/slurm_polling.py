@@ -48,11 +48,15 @@ SHIM = textwrap.dedent(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--max-sleep", type=int, default=2, help="JobScript.max_sleep_interval (s)")
     parser.add_argument("--run", type=int, default=20, help="jobs released to really run")
-    parser.add_argument("--cancel-batch", type=int, default=100, help="held jobs cancelled per second")
+    parser.add_argument(
+        "--cancel-batch", type=int, default=100, help="held jobs cancelled per second"
+    )
     args = parser.parse_args()
     prefix = f"cjpoll{secrets.token_hex(3)}"
     real_path = os.environ["PATH"]
@@ -63,7 +67,12 @@ def main() -> None:
             start = time.perf_counter()
             results = [
                 JobScript(
-                    "true", jobname=f"{prefix}-{i}", backend="slurm", rootdir=str(folder), stdout="/dev/null", hold=True
+                    "true",
+                    jobname=f"{prefix}-{i}",
+                    backend="slurm",
+                    rootdir=str(folder),
+                    stdout="/dev/null",
+                    hold=True,
                 ).submit()
                 for i in range(args.jobs)
             ]
@@ -80,7 +89,9 @@ def main() -> None:
                 (shim / command).chmod(0o755)
             log = folder / "calls.log"
             log.touch()
-            os.environ.update(CJ_CALL_LOG=str(log), CJ_REAL_PATH=real_path, PATH=f"{shim}:{real_path}")
+            os.environ.update(
+                CJ_CALL_LOG=str(log), CJ_REAL_PATH=real_path, PATH=f"{shim}:{real_path}"
+            )
 
             # baseline: one cycle of per-job polling (what a backend with only cmd_status/get_status costs)
             backend = results[0].backend
@@ -131,19 +142,29 @@ def main() -> None:
         cycles.append((pending, calls, took))
     commands = [sum(c.values()) for _, c, _ in cycles]
     big = [took for pending, _, took in cycles if pending >= args.jobs // 2]
-    print(f"{args.jobs} jobs submitted in {submit_time:.1f} s, all finished after {wait_time:.1f} s of waiting "
-          f"({Counter(statuses)[COMPLETED]} run to COMPLETED, {Counter(statuses)[CANCELLED]} CANCELLED "
-          f"while held; {cancelled} left over and cancelled)")
-    print(f"batched: {len(cycles)} poll cycles, {sum(commands)} SLURM commands: "
-          f"{sum(commands) / len(cycles):.2f} per cycle (max {max(commands)}; "
-          f"squeue {sum(c['squeue'] for _, c, _ in cycles)}, sacct {sum(c['sacct'] for _, c, _ in cycles)})")
+    print(
+        f"{args.jobs} jobs submitted in {submit_time:.1f} s, all finished after {wait_time:.1f} s of waiting "
+        f"({Counter(statuses)[COMPLETED]} run to COMPLETED, {Counter(statuses)[CANCELLED]} CANCELLED "
+        f"while held; {cancelled} left over and cancelled)"
+    )
+    print(
+        f"batched: {len(cycles)} poll cycles, {sum(commands)} SLURM commands: "
+        f"{sum(commands) / len(cycles):.2f} per cycle (max {max(commands)}; "
+        f"squeue {sum(c['squeue'] for _, c, _ in cycles)}, sacct {sum(c['sacct'] for _, c, _ in cycles)})"
+    )
     if big:
-        print(f"  one batched cycle over >= {args.jobs // 2} pending jobs: {min(big) * 1000:.0f} ms (best)")
-    print(f"baseline, per-job polling: {per_job_calls} SLURM commands for one cycle over {args.jobs} jobs, "
-          f"{per_job_time:.1f} s")
+        print(
+            f"  one batched cycle over >= {args.jobs // 2} pending jobs: {min(big) * 1000:.0f} ms (best)"
+        )
+    print(
+        f"baseline, per-job polling: {per_job_calls} SLURM commands for one cycle over {args.jobs} jobs, "
+        f"{per_job_time:.1f} s"
+    )
     ratio = (sum(commands) / len(cycles)) / per_job_calls
-    print(f"commands per cycle: batched / per-job = {ratio:.4f}; target 1 per cycle: "
-          f"{'met' if max(commands) == 1 else 'see max'}")
+    print(
+        f"commands per cycle: batched / per-job = {ratio:.4f}; target 1 per cycle: "
+        f"{'met' if max(commands) == 1 else 'see max'}"
+    )
 
 
 if __name__ == "__main__":

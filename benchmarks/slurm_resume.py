@@ -39,7 +39,15 @@ BODY = "srun ./simulate --seed {seed} > out.{seed}\n"
 
 
 def job(i: int, folder: str) -> JobScript:
-    jobscript = JobScript(BODY, jobname=f"sim{i}", backend="slurm", rootdir=folder, workdir="runs", time="1:00:00", threads=4)
+    jobscript = JobScript(
+        BODY,
+        jobname=f"sim{i}",
+        backend="slurm",
+        rootdir=folder,
+        workdir="runs",
+        time="1:00:00",
+        threads=4,
+    )
     jobscript.seed = i
     jobscript.filename = f"sim{i}.slr"
     return jobscript
@@ -90,9 +98,13 @@ def resume(folder: str, n_jobs: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--resume-in", help=argparse.SUPPRESS)  # internal: the fresh resuming process
+    parser.add_argument(
+        "--resume-in", help=argparse.SUPPRESS
+    )  # internal: the fresh resuming process
     args = parser.parse_args()
     if args.resume_in:
         resume(args.resume_in, args.jobs)
@@ -107,10 +119,14 @@ def main() -> None:
         )  # fmt: skip
     figures = json.loads(answer.stdout.strip().splitlines()[-1])
     best, base = figures["resume"], figures["baseline"]
-    print(f"cache of {n_files} finished SLURM results written through submit() in {fill:.1f} s "
-          f"({fill / args.jobs * 1000:.1f} ms/job, instant submission)")
-    print(f"resume {args.jobs} cached SLURM jobs: best {best:.3f} s of 3 runs ({best / args.jobs * 1e6:.0f} us/job); "
-          f"target < 1 s: {'met' if best < 1 else 'MISSED'}")
+    print(
+        f"cache of {n_files} finished SLURM results written through submit() in {fill:.1f} s "
+        f"({fill / args.jobs * 1000:.1f} ms/job, instant submission)"
+    )
+    print(
+        f"resume {args.jobs} cached SLURM jobs: best {best:.3f} s of 3 runs ({best / args.jobs * 1e6:.0f} us/job); "
+        f"target < 1 s: {'met' if best < 1 else 'MISSED'}"
+    )
     print(f"baseline (read + json-decode the same files): {base:.3f} s; ratio {best / base:.2f}x")
 
 

@@ -34,21 +34,29 @@ BODY = "echo hello from $CLUSTERJOB_ID\n"
 
 def raw_submit(folder: Path, name: str) -> str:
     script = folder / f"{name}.slr"
-    script.write_text(f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --hold\n#SBATCH --output=/dev/null\n{BODY.replace('$CLUSTERJOB_ID', '$SLURM_JOB_ID')}")
+    script.write_text(
+        f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --hold\n#SBATCH --output=/dev/null\n{BODY.replace('$CLUSTERJOB_ID', '$SLURM_JOB_ID')}"
+    )
     script.chmod(0o755)
-    out = subprocess.run(["sbatch", script.name], cwd=folder, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["sbatch", script.name], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout
     match = re.search(r"Submitted batch job (\d+)", out)
     assert match, out
     return match.group(1)
 
 
 def clusterjob_submit(folder: Path, name: str) -> str:
-    result = JobScript(BODY, jobname=name, backend="slurm", rootdir=str(folder), hold=True, stdout="/dev/null").submit()
+    result = JobScript(
+        BODY, jobname=name, backend="slurm", rootdir=str(folder), hold=True, stdout="/dev/null"
+    ).submit()
     return result.job_id  # type: ignore[union-attr]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=200, help="jobs per method")
     parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args()
@@ -88,12 +96,18 @@ def main() -> None:
         cancelled = cancel_prefix(prefix)
     n = per_round * args.rounds
     base = totals["raw sbatch loop"]
-    print(f"submitting {n} held jobs per method, {args.rounds} interleaved rounds ({cancelled} jobs cancelled afterwards)")
+    print(
+        f"submitting {n} held jobs per method, {args.rounds} interleaved rounds ({cancelled} jobs cancelled afterwards)"
+    )
     for label, seconds in totals.items():
-        print(f"  {label:<20} {seconds:6.2f} s  {seconds / n * 1000:6.1f} ms/job  ratio {seconds / base:.3f}x")
+        print(
+            f"  {label:<20} {seconds:6.2f} s  {seconds / n * 1000:6.1f} ms/job  ratio {seconds / base:.3f}x"
+        )
     for label in ("clusterjob", "clusterjob + cache"):
         ratio = totals[label] / base
-        print(f"{label}: ratio {ratio:.3f}x vs raw sbatch loop; target <= 1.15x: {'met' if ratio <= 1.15 else 'MISSED'}")
+        print(
+            f"{label}: ratio {ratio:.3f}x vs raw sbatch loop; target <= 1.15x: {'met' if ratio <= 1.15 else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

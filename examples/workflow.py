@@ -35,8 +35,12 @@ PY
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fresh", action="store_true", help="clear the cache and resubmit everything")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="clear the cache and resubmit everything"
+    )
     parser.add_argument("--jobs", type=int, default=6)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -50,17 +54,23 @@ def main() -> int:
 
     results = []
     for seed in range(args.jobs):
-        job = JobScript(BODY, jobname=f"pi{seed}", workdir="runs", stdout=f"pi{seed}.out", time="5:00")
+        job = JobScript(
+            BODY, jobname=f"pi{seed}", workdir="runs", stdout=f"pi{seed}.out", time="5:00"
+        )
         job.python = sys.executable  # a template variable: {python} in the body
         job.seed = seed
         job.samples = 200_000
         results.append(job.submit(cache_id=f"pi-{seed}"))
     resumed = sum(r.resumed for r in results)
-    print(f"{len(results) - resumed} jobs submitted, {resumed} resumed from the cache in {JobScript.cache_folder}")
+    print(
+        f"{len(results) - resumed} jobs submitted, {resumed} resumed from the cache in {JobScript.cache_folder}"
+    )
     statuses = wait_all(results, progress=True)
     for result in results:
         output = (WORK / "runs" / f"{result.jobname}.out").read_text().strip().splitlines()
-        print(f"{result.jobname:>4}  job {result.job_id:>4}  {str_status[result.status]:<9}  {output[-1]}")
+        print(
+            f"{result.jobname:>4}  job {result.job_id:>4}  {str_status[result.status]:<9}  {output[-1]}"
+        )
     if resumed < len(results):
         print("run me again: every job is resumed from the cache, nothing is submitted twice")
     return 0 if all(s == 0 for s in statuses) else 1

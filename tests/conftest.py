@@ -86,7 +86,12 @@ LOGIN_BANNER = (
 #: ``.bashrc`` setting the terminal title: an escape sequence without a line break of its own.
 WINDOW_TITLE = "\x1b]0;user@login1: ~\x07"
 #: Lines a parser does not know, put between the lines of the output (none has ``=`` or ``|``).
-UNKNOWN_LINES = ("", "\x1b[2mmodule: gcc/12.2 loaded\x1b(B\x1b[m", "   ", "Welcome to cluster X (2 nodes)")
+UNKNOWN_LINES = (
+    "",
+    "\x1b[2mmodule: gcc/12.2 loaded\x1b(B\x1b[m",
+    "   ",
+    "Welcome to cluster X (2 nodes)",
+)
 
 
 def add_login_noise(text: str, interleave: bool = True) -> str:

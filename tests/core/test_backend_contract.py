@@ -67,7 +67,11 @@ class BatchOnly(RunnerJobs):
         return None if finished else [*RUNNER, "status", *(str(run.job_id) for run in runs)]
 
     def parse_status(self, result, job_ids, finished=False):
-        reported = dict(line.split() for line in output_lines(result.stdout)) if result.returncode == 0 else {}
+        reported = (
+            dict(line.split() for line in output_lines(result.stdout))
+            if result.returncode == 0
+            else {}
+        )
         return {job_id: STATES.get(state) for job_id, state in reported.items()}
 
 
@@ -83,15 +87,22 @@ def test_an_original_style_backend_polls_one_job_per_command() -> None:
     assert backend.missing_methods() == []
     assert backend.asks_one_job_at_a_time()
     JobScript.register_backend(backend)
-    results = [JobScript(f"exit {i % 2}", jobname=f"o{i}", backend="original-style").submit() for i in range(3)]
+    results = [
+        JobScript(f"exit {i % 2}", jobname=f"o{i}", backend="original-style").submit()
+        for i in range(3)
+    ]
     backend.asked.clear()
     poll(results)
-    assert sorted(backend.asked) == sorted(r.job_id for r in results)  # one command per job, each about one job
+    assert sorted(backend.asked) == sorted(
+        r.job_id for r in results
+    )  # one command per job, each about one job
     assert wait_all(results, timeout=60) == [COMPLETED, FAILED, COMPLETED]
     # The batch methods adapt to them, for one job.
     run = results[0]
     assert backend.status_command([run]) == [*RUNNER, "status", run.job_id]
-    assert backend.parse_status(CommandResult(0, f"{run.job_id} COMPLETED\n"), [run.job_id]) == {run.job_id: COMPLETED}
+    assert backend.parse_status(CommandResult(0, f"{run.job_id} COMPLETED\n"), [run.job_id]) == {
+        run.job_id: COMPLETED
+    }
     with pytest.raises(ValueError, match="asks about one job per command .* got 2 runs"):
         backend.status_command(results[:2])
 
@@ -105,12 +116,16 @@ def test_a_batch_only_backend_gets_working_single_job_methods() -> None:
     assert result.get(timeout=30) == COMPLETED
     command = backend.cmd_status(result)
     assert command == [*RUNNER, "status", result.job_id]
-    assert backend.cmd_status(result, finished=True) == command  # no second query: the first one serves
+    assert (
+        backend.cmd_status(result, finished=True) == command
+    )  # no second query: the first one serves
     answer = subprocess.run(command, capture_output=True, text=True, check=True)
     assert backend.get_status(answer.stdout) == COMPLETED
     assert backend.get_status(answer.stdout, finished=True) == COMPLETED
     assert backend.get_status("") is None  # no job in the output
-    assert backend.get_status("1 RUNNING\n2 PENDING\n") is None  # two jobs: which one was asked about?
+    assert (
+        backend.get_status("1 RUNNING\n2 PENDING\n") is None
+    )  # two jobs: which one was asked about?
 
 
 def test_the_single_job_adapter_refuses_a_batch_backend_without_a_first_query() -> None:
@@ -122,7 +137,9 @@ def test_the_single_job_adapter_refuses_a_batch_backend_without_a_first_query() 
 
     run = AsyncResult(NothingToAsk())
     run.job_id = "1"
-    with pytest.raises(NotImplementedError, match="backend 'nothing-to-ask' has no status command for job 1"):
+    with pytest.raises(
+        NotImplementedError, match="backend 'nothing-to-ask' has no status command for job 1"
+    ):
         run.backend.cmd_status(run)  # type: ignore[union-attr]
 
 
@@ -176,8 +193,11 @@ def test_a_tag_lookup_needs_headers_that_carry_the_tag() -> None:
         def tag_lookup_command(self, tag, remote=None, finished=False):
             return ["true"]
 
-    with pytest.raises(TypeError, match=r"'looks-up-only' does not implement render_headers\(\) that writes "
-                       r"context.tag into the job \(crash recovery needs a tag attached and looked up, or neither"):
+    with pytest.raises(
+        TypeError,
+        match=r"'looks-up-only' does not implement render_headers\(\) that writes "
+        r"context.tag into the job \(crash recovery needs a tag attached and looked up, or neither",
+    ):
         JobScript.register_backend(LooksUpOnly())
     assert LocalBackend.missing_methods() == []
     assert OriginalStyle.missing_methods() == []  # no lookup: an interrupted submission is reported
@@ -198,13 +218,21 @@ class TwoPhaseLookup(OriginalStyle):
         return None if self.accounting is None else ["sh", "-c", f"echo '{self.accounting}'"]
 
     def parse_tag_lookup(self, result, tag, finished=False):
-        found = [line.split()[0] for line in output_lines(result.stdout) if line.split()[1:] == [tag]]
+        found = [
+            line.split()[0] for line in output_lines(result.stdout) if line.split()[1:] == [tag]
+        ]
         return found if found or finished else None
 
 
 def test_a_tag_not_in_the_queue_is_looked_up_in_accounting() -> None:
     local = get_transport(None)
     assert find_tagged_jobs(TwoPhaseLookup("41 cj-x"), "cj-x", local, "c.cache") == ["41"]
-    assert find_tagged_jobs(TwoPhaseLookup("8 cj-other"), "cj-x", local, "c.cache") == []  # accounting proves it
-    with pytest.raises(SubmitError, match=r"interrupted \(c.cache\) and backend 'two-phase' cannot tell whether"):
-        find_tagged_jobs(TwoPhaseLookup(None), "cj-x", local, "c.cache")  # the queue alone proves nothing
+    assert (
+        find_tagged_jobs(TwoPhaseLookup("8 cj-other"), "cj-x", local, "c.cache") == []
+    )  # accounting proves it
+    with pytest.raises(
+        SubmitError, match=r"interrupted \(c.cache\) and backend 'two-phase' cannot tell whether"
+    ):
+        find_tagged_jobs(
+            TwoPhaseLookup(None), "cj-x", local, "c.cache"
+        )  # the queue alone proves nothing

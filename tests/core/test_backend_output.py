@@ -17,12 +17,18 @@ from clusterjob.backends.output import clean_output, find_job_id, output_lines
         ("\x9b31mred\x9b0m\n", "red\n"),  # 8-bit CSI
         ("\x1b]0;user@login1: ~\x07123\n", "123\n"),  # window title ended by BEL (OSC)
         ("\x1b]2;title\x1b\\123\n", "123\n"),  # ... ended by ST
-        ("\x1b]0;never ended\n123\n", "\n123\n"),  # an unterminated title ends with its line, not later
+        (
+            "\x1b]0;never ended\n123\n",
+            "\n123\n",
+        ),  # an unterminated title ends with its line, not later
         ("\x1b(B\x1b[mplain\n", "plain\n"),  # character set designation (tput sgr0)
         ("a\x07b\x08c\x1b\n", "abc\n"),  # stray BEL, backspace, lone ESC
         ("\x1b7saved\x1b8\n", "saved\n"),  # two-byte escapes (save/restore cursor)
         ("one\r\ntwo\rthree\n", "one\ntwo\nthree\n"),  # \r\n and a lone \r end lines
-        ("Job Id:\t23\n\tjob_state = C\n", "Job Id:\t23\n\tjob_state = C\n"),  # tabs stay (qstat layouts)
+        (
+            "Job Id:\t23\n\tjob_state = C\n",
+            "Job Id:\t23\n\tjob_state = C\n",
+        ),  # tabs stay (qstat layouts)
     ],
 )
 def test_clean_output(text: str, clean: str) -> None:
@@ -30,7 +36,9 @@ def test_clean_output(text: str, clean: str) -> None:
 
 
 def test_output_lines_are_stripped_and_not_blank() -> None:
-    assert output_lines("\r\n  \x1b[0m\r\n  Submitted batch job 5  \r\n\n") == ["Submitted batch job 5"]
+    assert output_lines("\r\n  \x1b[0m\r\n  Submitted batch job 5  \r\n\n") == [
+        "Submitted batch job 5"
+    ]
 
 
 SUBMITTED = re.compile(r"Submitted batch job (\d+)")
@@ -55,6 +63,8 @@ def test_find_job_id(response: str, job_id: str | None) -> None:
 
 def test_two_ids_are_no_answer_and_say_why(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="clusterjob"):
-        assert find_job_id("Submitted batch job 5\nSubmitted batch job 6\n", SUBMITTED, BARE) is None
+        assert (
+            find_job_id("Submitted batch job 5\nSubmitted batch job 6\n", SUBMITTED, BARE) is None
+        )
     assert "several job IDs (5, 6)" in caplog.text
     assert "does not say which one is the job just submitted" in caplog.text

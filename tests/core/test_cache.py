@@ -53,7 +53,11 @@ def test_cache_file_is_versioned_readable_json(local_cached: Path) -> None:
     data = json.loads((local_cached / "clusterjob.j.cache").read_text())
     assert data["clusterjob_cache"] == 1
     assert data["state"] == "submitted"
-    assert data["job_id"] == result.job_id and data["backend"] == "local" and data["status"] == "COMPLETED"
+    assert (
+        data["job_id"] == result.job_id
+        and data["backend"] == "local"
+        and data["status"] == "COMPLETED"
+    )
 
 
 def test_default_cache_id_follows_the_job_content(tmp_path: Path) -> None:
@@ -112,7 +116,9 @@ def test_force_sets_a_bad_cache_file_aside(local_cached: Path) -> None:
 
 
 def test_invalid_cache_id_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"invalid cache_id 'a/b': must be a non-empty string without '/'"):
+    with pytest.raises(
+        ValueError, match=r"invalid cache_id 'a/b': must be a non-empty string without '/'"
+    ):
         JobScript("true", jobname="x").submit(cache_id="a/b")
 
 
@@ -137,7 +143,9 @@ def test_scheduler_refusal_leaves_no_intent(local_cached: Path) -> None:
             return ["sh", "-c", "echo 'sbatch: error: invalid partition' >&2; exit 1"]
 
     JobScript.register_backend(Refusing())
-    with pytest.raises(SchedulerError, match="failed with exit code 1: sbatch: error: invalid partition"):
+    with pytest.raises(
+        SchedulerError, match="failed with exit code 1: sbatch: error: invalid partition"
+    ):
         JobScript("true", jobname="refused", backend="refusing").submit(cache_id="x")
     assert not (local_cached / "clusterjob.x.cache").exists()
 
@@ -150,7 +158,9 @@ def test_unreadable_job_id_keeps_the_intent(local_cached: Path) -> None:
             return None
 
     JobScript.register_backend(Mumbling())
-    with pytest.raises(SubmitError, match=r"could not read a job ID from the output .* find the job by its tag"):
+    with pytest.raises(
+        SubmitError, match=r"could not read a job ID from the output .* find the job by its tag"
+    ):
         JobScript("true", jobname="m", backend="mumbling").submit(cache_id="m")
     assert json.loads((local_cached / "clusterjob.m.cache").read_text())["state"] == "submitting"
     # The tag finds the job the scheduler did receive: adopted, not submitted again.
@@ -170,16 +180,28 @@ def test_interrupted_submission_without_tag_support_is_not_guessed(local_cached:
     JobScript.register_backend(Untagged())
     local_cached.mkdir()
     (local_cached / "clusterjob.u.cache").write_text(
-        json.dumps({"clusterjob_cache": 1, "state": "submitting", "tag": "cj-x", "backend": "untagged"})
+        json.dumps(
+            {"clusterjob_cache": 1, "state": "submitting", "tag": "cj-x", "backend": "untagged"}
+        )
     )
-    with pytest.raises(SubmitError, match="cannot tell whether the scheduler received it.*force=True"):
+    with pytest.raises(
+        SubmitError, match="cannot tell whether the scheduler received it.*force=True"
+    ):
         JobScript("true", jobname="u", backend="untagged").submit(cache_id="u")
 
 
 def test_tag_lookup_of_the_local_backend_runs_with_the_python_of_the_host_it_asks() -> None:
     """Regression: the lookup sent this machine's interpreter path to the remote."""
-    assert LocalBackend().tag_lookup_command("cj-x", remote="cluster")[:3] == ["python3", "-m", RUNNER_MODULE]
-    assert LocalBackend().tag_lookup_command("cj-x", remote=None)[:3] == [sys.executable, "-m", RUNNER_MODULE]
+    assert LocalBackend().tag_lookup_command("cj-x", remote="cluster")[:3] == [
+        "python3",
+        "-m",
+        RUNNER_MODULE,
+    ]
+    assert LocalBackend().tag_lookup_command("cj-x", remote=None)[:3] == [
+        sys.executable,
+        "-m",
+        RUNNER_MODULE,
+    ]
 
 
 def test_backend_with_the_older_tag_lookup_signature_still_adopts(local_cached: Path) -> None:
@@ -228,20 +250,26 @@ WORKFLOW = textwrap.dedent(
 )
 
 
-def run_workflow(tmp_path: Path, fault: str | None = None, wait: bool = False) -> subprocess.CompletedProcess[str]:
+def run_workflow(
+    tmp_path: Path, fault: str | None = None, wait: bool = False
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.pop("CLUSTERJOB_FAULT_INJECT", None)
     if fault:
         env["CLUSTERJOB_FAULT_INJECT"] = fault
     args = [sys.executable, "-c", WORKFLOW, str(tmp_path)] + (["wait"] if wait else [])
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
+    return subprocess.run(
+        args, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False
+    )
 
 
 INJECTION_TABLE: list[str] = []
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_sigkill_at_each_step_of_submit_then_rerun_gives_exactly_one_job(tmp_path: Path, point: str) -> None:
+def test_sigkill_at_each_step_of_submit_then_rerun_gives_exactly_one_job(
+    tmp_path: Path, point: str
+) -> None:
     crashed = run_workflow(tmp_path, fault=point)
     assert crashed.returncode == -9, crashed.stderr
     rerun = run_workflow(tmp_path, wait=True)
@@ -250,7 +278,9 @@ def test_sigkill_at_each_step_of_submit_then_rerun_gives_exactly_one_job(tmp_pat
     jobs = spool_jobs(tmp_path)
     duplicates = sum(len(ids) - 1 for ids in jobs.values())
     lost = 3 - len(jobs)
-    INJECTION_TABLE.append(f"local  {point:<20} jobs={len(jobs)} duplicates={duplicates} lost={lost}")
+    INJECTION_TABLE.append(
+        f"local  {point:<20} jobs={len(jobs)} duplicates={duplicates} lost={lost}"
+    )
     print(INJECTION_TABLE[-1])
     assert duplicates == 0 and lost == 0, jobs
     for i in range(3):
@@ -261,7 +291,13 @@ def test_sigkill_at_each_step_of_submit_then_rerun_gives_exactly_one_job(tmp_pat
 def test_eight_processes_submitting_the_same_workflow_make_one_job_each(tmp_path: Path) -> None:
     env = dict(os.environ)
     procs = [
-        subprocess.Popen([sys.executable, "-c", WORKFLOW, str(tmp_path), "wait"], env=env, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+        subprocess.Popen(
+            [sys.executable, "-c", WORKFLOW, str(tmp_path), "wait"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
         for _ in range(8)
     ]
     outputs = [p.communicate(timeout=180)[0] for p in procs]
@@ -285,7 +321,9 @@ def test_epilogue_runs_once_although_two_results_watch_the_job(tmp_path: Path) -
 
 
 def test_failing_epilogue_is_reported_and_not_rerun(tmp_path: Path) -> None:
-    result = JobScript("true", jobname="badepi", epilogue="echo x >> epi.log; exit 4").submit(cache_id="b")
+    result = JobScript("true", jobname="badepi", epilogue="echo x >> epi.log; exit 4").submit(
+        cache_id="b"
+    )
     with pytest.raises(subprocess.CalledProcessError):
         result.wait(30)
     assert result.status == COMPLETED

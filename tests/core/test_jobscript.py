@@ -87,7 +87,9 @@ def test_class_only_attributes_cannot_be_shadowed(name: str) -> None:
 
 
 def test_kwargs_split_into_attributes_and_resources() -> None:
-    jobscript = JobScript("true", jobname="x", backend="local", shell="/bin/sh", queue="q", nodes=2, contiguous=True)
+    jobscript = JobScript(
+        "true", jobname="x", backend="local", shell="/bin/sh", queue="q", nodes=2, contiguous=True
+    )
     assert jobscript.backend == "local" and jobscript.shell == "/bin/sh"
     assert jobscript.resources == {"jobname": "x", "queue": "q", "nodes": 2, "contiguous": True}
     assert "backend" not in jobscript.resources
@@ -142,7 +144,9 @@ def test_backends_is_read_only() -> None:
 
 def test_render_adds_shebang_headers_and_maps_variables(echo: EchoBackend) -> None:
     body = "\necho $CLUSTERJOB_ID ${CLUSTERJOB_NAME} $CLUSTERJOB_IDX\n"
-    jobscript = JobScript(body, jobname="render", queue="test", F="nodes.txt", contiguous=True, verbose=False)
+    jobscript = JobScript(
+        body, jobname="render", queue="test", F="nodes.txt", contiguous=True, verbose=False
+    )
     assert str(jobscript) == textwrap.dedent(
         """\
         #!/bin/bash
@@ -182,7 +186,11 @@ def test_placeholder_precedence_resources_over_instance_over_class(echo: EchoBac
 def test_lines_with_shell_braces_keep_them(echo: EchoBackend) -> None:
     body = "echo ${HOME} {jobname}\nawk '{print $1}' {missing}\necho {{literal}} {jobname:>6}"
     rendered = JobScript(body, jobname="b").render_script(body)
-    assert rendered.splitlines()[1:] == ["echo ${HOME} b", "awk '{print $1}' {missing}", "echo {literal}      b"]
+    assert rendered.splitlines()[1:] == [
+        "echo ${HOME} b",
+        "awk '{print $1}' {missing}",
+        "echo {literal}      b",
+    ]
 
 
 def test_prologue_is_rendered_without_headers(echo: EchoBackend) -> None:
@@ -195,7 +203,9 @@ def test_unknown_backend_names_distribution_to_install() -> None:
     jobscript = JobScript("true", jobname="x", backend="slrum")
     with pytest.raises(BackendNotInstalledError) as info:
         str(jobscript)
-    assert str(info.value).startswith("backend 'slrum' is not installed: pip install clusterjob-slrum (installed backends: ")
+    assert str(info.value).startswith(
+        "backend 'slrum' is not installed: pip install clusterjob-slrum (installed backends: "
+    )
     assert "local" in str(info.value)
 
 
@@ -203,12 +213,17 @@ def test_known_backend_names_its_distribution() -> None:
     from clusterjob.plugins import create_plugin_manager, get_backend, reset_plugin_manager
 
     reset_plugin_manager(create_plugin_manager(load_entrypoints=False))
-    with pytest.raises(BackendNotInstalledError, match="backend 'pbspro' is not installed: pip install clusterjob-pbs"):
+    with pytest.raises(
+        BackendNotInstalledError,
+        match="backend 'pbspro' is not installed: pip install clusterjob-pbs",
+    ):
         get_backend("pbspro")
 
 
 def test_register_backend_errors_and_rename(echo: EchoBackend) -> None:
-    with pytest.raises(TypeError, match="is not an instance of clusterjob.backends.ClusterjobBackend"):
+    with pytest.raises(
+        TypeError, match="is not an instance of clusterjob.backends.ClusterjobBackend"
+    ):
         JobScript.register_backend(object())  # type: ignore[arg-type]
 
     class NoExtension(EchoBackend):
@@ -253,30 +268,47 @@ def test_format_option_takes_a_key_with_its_dashes_as_that_option() -> None:
     assert format_option("-hold_jid", "12") == ["-hold_jid", "12"]
     assert format_option("-j", True) == ["-j"] and format_option("-j", False) == []
     assert format_option("--comment", "a b", quote=lambda text: f'"{text}"') == ['--comment="a b"']
-    with pytest.raises(ResourcesNotSupportedError, match=r"^cannot express resource '---x'=1: an option given"):
+    with pytest.raises(
+        ResourcesNotSupportedError, match=r"^cannot express resource '---x'=1: an option given"
+    ):
         format_option("---x", 1)
 
 
-def test_the_default_headers_take_dashed_keys_from_an_ini_file(echo: EchoBackend, tmp_path: Path) -> None:
+def test_the_default_headers_take_dashed_keys_from_an_ini_file(
+    echo: EchoBackend, tmp_path: Path
+) -> None:
     """A site backend that keeps the base class's resource_headers gets the same dashed-key rule."""
     path = tmp_path / "job.ini"
     path.write_text("[Resources]\n-A = acct\n--qos = high\n-V = true\n")
     jobscript = JobScript("true", jobname="j")
     jobscript.read_settings(str(path))
-    assert echo.resource_headers(jobscript) == ["#ECHO -A acct", "#ECHO -V", "#ECHO --job-name=j", "#ECHO --qos=high"]
+    assert echo.resource_headers(jobscript) == [
+        "#ECHO -A acct",
+        "#ECHO -V",
+        "#ECHO --job-name=j",
+        "#ECHO --qos=high",
+    ]
     path.write_text("[Resources]\n--job-name = other\n")
     jobscript.read_settings(str(path))
-    with pytest.raises(ResourcesNotSupportedError, match="resource '--job-name'='other': resource jobname='j' already"):
+    with pytest.raises(
+        ResourcesNotSupportedError,
+        match="resource '--job-name'='other': resource jobname='j' already",
+    ):
         echo.resource_headers(jobscript)
 
 
 def test_local_backend_rejects_what_it_cannot_do() -> None:
     jobscript = JobScript("true", jobname="x", backend="local", account="physics")
-    with pytest.raises(ResourcesNotSupportedError, match="does not support resource account='physics'"):
+    with pytest.raises(
+        ResourcesNotSupportedError, match="does not support resource account='physics'"
+    ):
         str(jobscript)
     with pytest.raises(ResourcesNotSupportedError, match="nodes=2 is not supported"):
         str(JobScript("true", jobname="x", backend="local", nodes=2))
-    with pytest.raises(ResourcesNotSupportedError, match="resource time='1 day': a walltime is minutes, minutes:seconds"):
+    with pytest.raises(
+        ResourcesNotSupportedError,
+        match="resource time='1 day': a walltime is minutes, minutes:seconds",
+    ):
         str(JobScript("true", jobname="x", backend="local", time="1 day"))
 
 
@@ -367,7 +399,9 @@ def test_missing_ini_file_is_named(tmp_path: Path) -> None:
 
 def test_read_settings_refuses_class_only_attributes(tmp_path: Path) -> None:
     path = write(tmp_path, "[Attributes]\ncache_folder = /tmp/x\n")
-    with pytest.raises(ConfigError, match=r"key 'cache_folder': 'cache_folder' is a class attribute"):
+    with pytest.raises(
+        ConfigError, match=r"key 'cache_folder': 'cache_folder' is a class attribute"
+    ):
         JobScript("true", jobname="x").read_settings(path)
     JobScript.read_defaults(path)
     assert JobScript.cache_folder == "/tmp/x"
@@ -379,7 +413,9 @@ def test_write_renders_job_and_aux_scripts(tmp_path: Path) -> None:
         aux_scripts={"helper.sh": "echo {jobname} helper"},
     )  # fmt: skip
     jobscript.write()
-    assert (tmp_path / "run" / "w.sh").read_text() == "#!/bin/bash\n#LOCAL --job-name=w\n./helper.sh"
+    assert (
+        tmp_path / "run" / "w.sh"
+    ).read_text() == "#!/bin/bash\n#LOCAL --job-name=w\n./helper.sh"
     assert (tmp_path / "run" / "helper.sh").read_text() == "#!/bin/bash\necho w helper"
     jobscript.write(str(tmp_path / "explicit.sh"))
     assert (tmp_path / "explicit.sh").read_text().startswith("#!/bin/bash\n#LOCAL --job-name=w")
@@ -391,5 +427,8 @@ def test_positive_int_names_backend_key_and_value(value: object) -> None:
 
     with pytest.raises(ResourcesNotSupportedError) as info:
         positive_int("mysched", "nodes", value)
-    assert str(info.value) == f"backend 'mysched' cannot express resource nodes={value!r}: nodes must be a positive integer"
+    assert (
+        str(info.value)
+        == f"backend 'mysched' cannot express resource nodes={value!r}: nodes must be a positive integer"
+    )
     assert positive_int("mysched", "nodes", " 4 ") == 4

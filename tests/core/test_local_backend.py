@@ -39,11 +39,15 @@ def test_completed_job_maps_variables_and_writes_stdout(tmp_path: Path) -> None:
     assert result.successful()
     out = (tmp_path / "w" / "vars.out").read_text()
     host = os.uname().nodename
-    assert out == f"id={result.job_id} name=vars dir={tmp_path}/w host={host} node={host} threads=3\n"
+    assert (
+        out == f"id={result.job_id} name=vars dir={tmp_path}/w host={host} node={host} threads=3\n"
+    )
 
 
 def test_failing_job_and_separate_stderr(tmp_path: Path) -> None:
-    result = JobScript("echo out; echo err >&2; exit 3", jobname="fail", stdout="f.out", stderr="f.err").submit()
+    result = JobScript(
+        "echo out; echo err >&2; exit 3", jobname="fail", stdout="f.out", stderr="f.err"
+    ).submit()
     assert result.get(timeout=30) == FAILED
     assert not result.successful()
     assert (tmp_path / "f.out").read_text() == "out\n"
@@ -59,7 +63,9 @@ def test_default_stdout_merges_stderr(tmp_path: Path) -> None:
 def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
     body = "sleep 300 & echo $! > child.pid; wait"
     result = JobScript(body, jobname="group").submit()
-    wait_for(lambda: (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip())
+    wait_for(
+        lambda: (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip()
+    )
     child = int((tmp_path / "child.pid").read_text())
     assert result.status == RUNNING
     result.cancel()
@@ -94,7 +100,7 @@ def test_job_outlives_the_submitting_process(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         from clusterjob import JobScript
-        JobScript.cache_folder = {str(tmp_path / 'cache')!r}
+        JobScript.cache_folder = {str(tmp_path / "cache")!r}
         r = JobScript("sleep 2; echo done > marker", jobname="detached", backend="local",
                       rootdir={str(tmp_path)!r}).submit(cache_id="detached")
         print(r.job_id)
@@ -102,7 +108,9 @@ def test_job_outlives_the_submitting_process(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     JobScript.cache_folder = str(tmp_path / "cache")
-    result = JobScript("sleep 2; echo done > marker", jobname="detached").submit(cache_id="detached")
+    result = JobScript("sleep 2; echo done > marker", jobname="detached").submit(
+        cache_id="detached"
+    )
     assert result.status in (PENDING, RUNNING)
     assert result.get(timeout=30) == COMPLETED
     assert (tmp_path / "marker").read_text() == "done\n"
@@ -155,7 +163,10 @@ def test_after_joins_the_jobs_own_dependency(tmp_path: Path) -> None:
     second = JobScript("true", jobname="second").submit()
     job = JobScript("true", jobname="third", dependency=f"afterok:{first.job_id}")
     result = job.submit(after=[second])
-    assert f"#LOCAL --dependency=afterok:{first.job_id}:{second.job_id}" in (tmp_path / "third.sh").read_text()
+    assert (
+        f"#LOCAL --dependency=afterok:{first.job_id}:{second.job_id}"
+        in (tmp_path / "third.sh").read_text()
+    )
     assert result.get(timeout=30) == COMPLETED
 
 
@@ -166,7 +177,9 @@ def test_the_submission_tag_is_written_from_the_context_not_the_resources(tmp_pa
     tag = json.loads(Path(result.cache_file).read_text())["tag"]
     assert f"#LOCAL --tag={tag}" in (tmp_path / "tagged.sh").read_text()
     assert "tag" not in job.resources and "#LOCAL --tag" not in str(job)
-    with pytest.raises(ResourcesNotSupportedError, match="the local backend does not support resource tag='x'"):
+    with pytest.raises(
+        ResourcesNotSupportedError, match="the local backend does not support resource tag='x'"
+    ):
         str(JobScript("true", jobname="x", tag="x"))
 
 
@@ -179,14 +192,20 @@ class OriginalStyleLocal(LocalBackend):
         return [*super().resource_headers(jobscript), "#LOCAL --threads=1"]
 
 
-def test_an_override_of_the_original_resource_headers_works_without_tag_or_dependencies(tmp_path: Path) -> None:
+def test_an_override_of_the_original_resource_headers_works_without_tag_or_dependencies(
+    tmp_path: Path,
+) -> None:
     """Its headers cannot carry the tag: none is recorded, so a crash is reported, never a second job."""
     JobScript.register_backend(OriginalStyleLocal())
     JobScript.cache_folder = str(tmp_path / "cache")
     result = JobScript("true", jobname="old", backend="original-local").submit(cache_id="old")
     assert result.get(timeout=30) == COMPLETED
     assert json.loads(Path(result.cache_file).read_text())["tag"] is None
-    assert (tmp_path / "old.sh").read_text().splitlines()[1:] == ["#LOCAL --job-name=old", "#LOCAL --threads=1", "true"]
+    assert (tmp_path / "old.sh").read_text().splitlines()[1:] == [
+        "#LOCAL --job-name=old",
+        "#LOCAL --threads=1",
+        "true",
+    ]
     with pytest.raises(ResourcesNotSupportedError) as err:
         JobScript("true", jobname="next", backend="original-local").submit(after=[result])
     assert str(err.value) == (
@@ -198,7 +217,9 @@ def test_an_override_of_the_original_resource_headers_works_without_tag_or_depen
 
 def test_task_status_needs_backend_support() -> None:
     result = JobScript("true", jobname="notarray").submit()
-    with pytest.raises(NotImplementedError, match="backend 'local' cannot report the tasks of array jobs"):
+    with pytest.raises(
+        NotImplementedError, match="backend 'local' cannot report the tasks of array jobs"
+    ):
         result.task_status()
 
 
@@ -209,7 +230,10 @@ def test_job_id_amid_a_login_banner(login_noise, caplog: pytest.LogCaptureFixtur
     """Over ssh the runner's output follows whatever the remote login shell prints."""
     backend = LocalBackend()
     assert backend.get_job_id(login_noise("17\n")) == "17"
-    assert backend.get_job_id("Welcome to cluster X (2 nodes)\nLast login: Mon Jun  3 09:12:44 2024\n") is None
+    assert (
+        backend.get_job_id("Welcome to cluster X (2 nodes)\nLast login: Mon Jun  3 09:12:44 2024\n")
+        is None
+    )
     assert backend.get_job_id("2024\n17\n") is None  # two bare numbers: which one is the job?
     assert "several job IDs (2024, 17)" in caplog.text
 
@@ -220,7 +244,11 @@ def test_status_lines_amid_a_login_banner(login_noise) -> None:
     answer = "7 RUNNING\n8 COMPLETED\n9 UNKNOWN\n"
     ids = ["7", "8", "9"]
     noisy = backend.parse_status(CommandResult(0, login_noise(answer)), ids)
-    assert noisy == backend.parse_status(CommandResult(0, answer), ids) == {"7": RUNNING, "8": COMPLETED, "9": None}
+    assert (
+        noisy
+        == backend.parse_status(CommandResult(0, answer), ids)
+        == {"7": RUNNING, "8": COMPLETED, "9": None}
+    )
     assert backend.get_status(login_noise("7 RUNNING\n")) == RUNNING
     assert backend.get_status("Last login: Mon Jun  3 09:12:44 2024\n7 CANCELLED\n") == CANCELLED
     assert backend.get_status(login_noise("")) is None
@@ -230,9 +258,14 @@ def test_status_lines_amid_a_login_banner(login_noise) -> None:
 def test_a_failed_runner_tells_no_status_and_proves_no_absence() -> None:
     """The runner could not read its spool: every job unknown, and a tag lookup refuses to conclude."""
     backend = LocalBackend()
-    failed = CommandResult(1, "7 RUNNING\n", "PermissionError: [Errno 13] Permission denied: '/spool/7'\n")
+    failed = CommandResult(
+        1, "7 RUNNING\n", "PermissionError: [Errno 13] Permission denied: '/spool/7'\n"
+    )
     assert backend.parse_status(failed, ["7"]) == {"7": None}
-    with pytest.raises(SubmitError, match=r"find-tag exited with 1: PermissionError.*CLUSTERJOB_LOCAL_SPOOL.*force=True"):
+    with pytest.raises(
+        SubmitError,
+        match=r"find-tag exited with 1: PermissionError.*CLUSTERJOB_LOCAL_SPOOL.*force=True",
+    ):
         backend.parse_tag_lookup(failed, "cj-abc")
 
 
@@ -242,7 +275,9 @@ class NoisyShellLocalBackend(LocalBackend):
 
     @staticmethod
     def _runner(remote: str | None) -> list[str]:
-        banner = "printf '\\033]0;login1\\007\\033[1mWelcome to cluster X (2 nodes)\\033[0m\\r\\n\\r\\n'"
+        banner = (
+            "printf '\\033]0;login1\\007\\033[1mWelcome to cluster X (2 nodes)\\033[0m\\r\\n\\r\\n'"
+        )
         return ["sh", "-c", f'{banner}; exec "$@"', "sh", *LocalBackend._runner(remote)]
 
 
@@ -266,7 +301,9 @@ def test_a_banner_shaped_like_a_job_id_is_refused_and_the_job_found_again(tmp_pa
     JobScript.cache_folder = str(tmp_path / "cache")
     JobScript.register_backend(NumberBannerLocalBackend(), name="local")
     job = JobScript("sleep 1", jobname="ambiguous")
-    with pytest.raises(SubmitError, match=r"could not read a job ID .*stdout='2024\\n\d+'.*find the job by its tag"):
+    with pytest.raises(
+        SubmitError, match=r"could not read a job ID .*stdout='2024\\n\d+'.*find the job by its tag"
+    ):
         job.submit(cache_id="ambiguous")
     JobScript.register_backend(LocalBackend(), name="local")  # the banner is gone
     result = job.submit(cache_id="ambiguous")

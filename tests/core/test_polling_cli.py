@@ -39,11 +39,15 @@ def local_defaults(tmp_path: Path) -> None:
 def test_wait_all_uses_one_command_per_cycle() -> None:
     backend = CountingLocal()
     JobScript.register_backend(backend)
-    results = [JobScript(f"sleep {i % 3}", jobname=f"b{i}", backend="counting").submit() for i in range(20)]
+    results = [
+        JobScript(f"sleep {i % 3}", jobname=f"b{i}", backend="counting").submit() for i in range(20)
+    ]
     assert wait_all(results, timeout=120) == [COMPLETED] * 20
     # One command per cycle, for all unfinished jobs (the last one too: a batch of one).
     assert backend.batched[0] == 20
-    assert backend.batched == sorted(backend.batched, reverse=True)  # only unfinished jobs are asked about
+    assert backend.batched == sorted(
+        backend.batched, reverse=True
+    )  # only unfinished jobs are asked about
 
 
 def test_as_completed_yields_in_finishing_order_and_times_out() -> None:
@@ -60,7 +64,9 @@ def test_as_completed_yields_in_finishing_order_and_times_out() -> None:
 def test_progress_line(capsys: pytest.CaptureFixture[str]) -> None:
     results = [JobScript("true", jobname="p").submit(), JobScript("exit 1", jobname="q").submit()]
     wait_all(results, timeout=60, progress=True)
-    assert "[clusterjob] 2/2 finished (1 completed, 1 failed/cancelled)\n" in capsys.readouterr().err
+    assert (
+        "[clusterjob] 2/2 finished (1 completed, 1 failed/cancelled)\n" in capsys.readouterr().err
+    )
 
 
 def test_cli_status_wait_cancel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,14 +87,20 @@ def test_cli_reports_bad_cache_files(tmp_path: Path, capsys: pytest.CaptureFixtu
     bad = tmp_path / "x.cache"
     bad.write_text("nope")
     assert main(["status", str(bad)]) == 2
-    assert f"clusterjob: error: cache file {bad} is not valid clusterjob JSON" in capsys.readouterr().err
+    assert (
+        f"clusterjob: error: cache file {bad} is not valid clusterjob JSON"
+        in capsys.readouterr().err
+    )
 
 
 def test_cli_lists_backends(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backends"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["backend", "distribution", "version", "scheduler", "commands"]
-    assert any(line.split(None, 3)[::3] == ["local", "python -m clusterjob.backends.local_runner"] for line in lines[2:])
+    assert any(
+        line.split(None, 3)[::3] == ["local", "python -m clusterjob.backends.local_runner"]
+        for line in lines[2:]
+    )
 
 
 def test_cli_backends_exits_1_when_a_plugin_failed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,7 +114,10 @@ def test_cli_backends_exits_1_when_a_plugin_failed(capsys: pytest.CaptureFixture
     reset_plugin_manager(create_plugin_manager(load_entrypoints=False, plugins=(local, broken)))
     assert main(["backends"]) == 1
     captured = capsys.readouterr()
-    assert "local    -             -        python -m clusterjob.backends.local_runner" in captured.out.splitlines()
+    assert (
+        "local    -             -        python -m clusterjob.backends.local_runner"
+        in captured.out.splitlines()
+    )
     failed = "  clusterjob_broken (no distribution): clusterjob_backends() raised ImportError: needs libfoo"
     assert captured.out.splitlines().count(failed) == 1
     assert captured.err == ""
@@ -117,7 +132,9 @@ def test_cli_backends_exits_1_when_a_plugin_failed(capsys: pytest.CaptureFixture
         (["submit", "x"], "invalid choice: 'submit'"),
     ],
 )
-def test_cli_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as stopped:
         main(argv)
     assert stopped.value.code == 2
@@ -147,5 +164,7 @@ class QueueOnlyBatch(LocalBackend):
 def test_jobs_unknown_to_the_first_query_are_asked_with_the_finished_query() -> None:
     """Regression: jobs the first query did not report were never asked again."""
     JobScript.register_backend(QueueOnlyBatch())
-    results = [JobScript(f"exit {i % 2}", jobname=f"q{i}", backend="queueonly").submit() for i in range(3)]
+    results = [
+        JobScript(f"exit {i % 2}", jobname=f"q{i}", backend="queueonly").submit() for i in range(3)
+    ]
     assert wait_all(results, timeout=60) == [COMPLETED, FAILED, COMPLETED]

@@ -22,7 +22,9 @@ from clusterjob.walltime import WALLTIME_FORMATS, Walltime, time_to_minutes
     [("plain", "plain"), ("", ""), (42, "42"), ("my job", '"my job"'), ("it's", '"it\'s"'),
      ('say "hi"', '"say \\"hi\\""'), ("a\\b", '"a\\\\b"')],
 )  # fmt: skip
-def test_quote_value_by_default_quotes_blanks_quotes_and_backslashes_with_escapes(value: object, written: str) -> None:
+def test_quote_value_by_default_quotes_blanks_quotes_and_backslashes_with_escapes(
+    value: object, written: str
+) -> None:
     assert quote_value(value) == written
 
 
@@ -59,16 +61,25 @@ def test_merged_value_keeps_the_users_value_first_and_unchanged_without_addition
      ("1-1:10:30", "25:10:30", 1511, "1-1:10:30"), ("1:01:10:30", "25:10:30", 1511, "1-01:10:30"),
      (" 2-12 ", "60:00:00", 3600, "2-12")],
 )  # fmt: skip
-def test_walltime_in_each_schedulers_notation(given: object, hms: str, minutes: int, slurm: str) -> None:
+def test_walltime_in_each_schedulers_notation(
+    given: object, hms: str, minutes: int, slurm: str
+) -> None:
     walltime = Walltime.read("x", given)
-    assert (walltime.hours_minutes_seconds(), walltime.minutes(), walltime.days_with_dash()) == (hms, minutes, slurm)
+    assert (walltime.hours_minutes_seconds(), walltime.minutes(), walltime.days_with_dash()) == (
+        hms,
+        minutes,
+        slurm,
+    )
 
 
 @pytest.mark.parametrize("value", ["1 hour", "", "1.5", None, True])
 def test_an_invalid_walltime_names_backend_value_and_formats(value: object) -> None:
     with pytest.raises(ResourcesNotSupportedError) as err:
         Walltime.read("pbs", value)
-    assert str(err.value) == f"backend 'pbs' cannot express resource time={value!r}: a walltime is {WALLTIME_FORMATS}"
+    assert (
+        str(err.value)
+        == f"backend 'pbs' cannot express resource time={value!r}: a walltime is {WALLTIME_FORMATS}"
+    )
 
 
 def test_time_to_minutes_rounds_up_and_keeps_its_documented_error() -> None:
@@ -79,7 +90,10 @@ def test_time_to_minutes_rounds_up_and_keeps_its_documented_error() -> None:
 
 def test_counts_and_memory_name_the_key() -> None:
     assert positive_int("lsf", "nodes", "2") == 2 and megabytes("lsf", " 512 ") == 512
-    with pytest.raises(ResourcesNotSupportedError, match=r"^backend 'lsf' cannot express resource nodes=True: nodes"):
+    with pytest.raises(
+        ResourcesNotSupportedError,
+        match=r"^backend 'lsf' cannot express resource nodes=True: nodes",
+    ):
         positive_int("lsf", "nodes", True)
     with pytest.raises(ResourcesNotSupportedError) as err:
         megabytes("lsf", "2GB")
@@ -105,7 +119,9 @@ class Generic(ClusterjobBackend):
 
 
 @pytest.mark.parametrize("given", [{"queue": "debug"}, {"partition": "debug"}, {"-p": "debug"}])
-def test_with_defaults_adds_only_what_no_resource_sets_under_any_spelling(given: dict[str, str]) -> None:
+def test_with_defaults_adds_only_what_no_resource_sets_under_any_spelling(
+    given: dict[str, str],
+) -> None:
     assert Generic().with_defaults(given, {"queue": "batch"}) == given
     assert Generic().with_defaults({}, {"queue": "batch"}) == {"queue": "batch"}
 
@@ -119,10 +135,15 @@ def test_key_setting_finds_the_users_spelling_of_an_option() -> None:
 
 def test_the_base_class_quotes_values_and_refuses_dependencies_it_cannot_write() -> None:
     assert Generic().format_resource("comment", "my project") == ['--comment="my project"']
-    assert format_option("comment", "my project") == ["--comment=my project"]  # the bare rule does not quote
+    assert format_option("comment", "my project") == [
+        "--comment=my project"
+    ]  # the bare rule does not quote
     with pytest.raises(ResourcesNotSupportedError) as err:
         Generic().render_headers({}, SubmissionContext(after=("1",)), None)  # type: ignore[arg-type]
     assert str(err.value) == "backend 'generic' cannot express job dependencies (after=...)"
     with pytest.raises(ResourcesNotSupportedError) as err:
         Generic().quote("comment", "a\nb")
-    assert str(err.value) == "backend 'generic' cannot express resource comment='a\\nb': a line break cannot stand in a '#GEN' header line"
+    assert (
+        str(err.value)
+        == "backend 'generic' cannot express resource comment='a\\nb': a line break cannot stand in a '#GEN' header line"
+    )

@@ -23,7 +23,13 @@ def test_status_order_and_names() -> None:
     assert status.COMPLETED == 0
     assert status.STATUS_CODES == sorted(status.STATUS_CODES)
     assert status.str_status[status.COMPLETED] == "COMPLETED"
-    assert [status.str_status[c] for c in status.STATUS_CODES] == ["PENDING", "RUNNING", "COMPLETED", "CANCELLED", "FAILED"]
+    assert [status.str_status[c] for c in status.STATUS_CODES] == [
+        "PENDING",
+        "RUNNING",
+        "COMPLETED",
+        "CANCELLED",
+        "FAILED",
+    ]
 
 
 def test_status_from_str_rejects_unknown_names() -> None:
@@ -105,12 +111,16 @@ def test_run_cmd_exit_code(tmp_path) -> None:
 
 
 def test_run_cmd_missing_program_names_it() -> None:
-    with pytest.raises(subprocess.CalledProcessError, match="'no-such-scheduler-cmd' not found on PATH"):
+    with pytest.raises(
+        subprocess.CalledProcessError, match="'no-such-scheduler-cmd' not found on PATH"
+    ):
         run_cmd(["no-such-scheduler-cmd", "-j", "1"], remote=None)
 
 
 def test_run_cmd_missing_workdir_names_it(tmp_path) -> None:
-    with pytest.raises(subprocess.CalledProcessError, match="working directory .*nope.* does not exist"):
+    with pytest.raises(
+        subprocess.CalledProcessError, match="working directory .*nope.* does not exist"
+    ):
         run_cmd(["true"], remote=None, workdir=str(tmp_path / "nope"))
 
 

@@ -69,14 +69,23 @@ def test_submit_string_reaches_bsub_stdin(tmp_path: Path) -> None:
     folder = tmp_path / "bin"
     folder.mkdir()
     fake = folder / "bsub"
-    fake.write_text("#!/bin/sh\nhead -n 2 >&2\necho 'Job <77> is submitted to default queue <normal>.'\n")
+    fake.write_text(
+        "#!/bin/sh\nhead -n 2 >&2\necho 'Job <77> is submitted to default queue <normal>.'\n"
+    )
     fake.chmod(0o755)
     script = tmp_path / "a b;$(touch pwned).lsf"
     script.write_text("#!/bin/bash\n#BSUB -J x\n")
     job = JobScript("true", jobname="x", backend="lsf")
     job.filename = script.name
-    out = subprocess.run(LsfBackend().cmd_submit(job), shell=True, cwd=tmp_path, check=False, capture_output=True, text=True,
-                         env={**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"})
+    out = subprocess.run(
+        LsfBackend().cmd_submit(job),
+        shell=True,
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"},
+    )
     assert out.stderr == "#!/bin/bash\n#BSUB -J x\n"
     assert LsfBackend().get_job_id(out.stdout) == "77"
     assert not (tmp_path / "pwned").exists()
@@ -99,9 +108,26 @@ def test_status_and_cancel_commands() -> None:
     backend = LsfBackend()
     fmt = "jobid stat exit_code exit_reason delimiter='|'"
     assert backend.cmd_status(run("12")) == ["bjobs", "-a", "-noheader", "-o", fmt, "12"]
-    assert backend.cmd_status(run("12"), finished=True) == ["bjobs", "-a", "-noheader", "-o", fmt, "12"]
-    assert backend.status_command([run("1"), run("2")]) == ["bjobs", "-a", "-noheader", "-o", fmt, "1", "2"]
-    assert backend.status_command([run("1")], finished=True) is None  # -a: the first query covers finished jobs
+    assert backend.cmd_status(run("12"), finished=True) == [
+        "bjobs",
+        "-a",
+        "-noheader",
+        "-o",
+        fmt,
+        "12",
+    ]
+    assert backend.status_command([run("1"), run("2")]) == [
+        "bjobs",
+        "-a",
+        "-noheader",
+        "-o",
+        fmt,
+        "1",
+        "2",
+    ]
+    assert (
+        backend.status_command([run("1")], finished=True) is None
+    )  # -a: the first query covers finished jobs
     assert backend.cmd_cancel(run("12")) == ["bkill", "12"]
 
 
@@ -113,7 +139,17 @@ def test_every_documented_state() -> None:
     statuses = backend.parse_status(ok(read("bjobs_o_every_state.txt")), ids)
     assert [statuses[i] for i in ids] == [PENDING] * 4 + [RUNNING] * 5 + [COMPLETED, FAILED]
     assert set(LsfBackend.status_mapping) == {
-        "PEND", "PSUSP", "WAIT", "PROV", "RUN", "USUSP", "SSUSP", "UNKWN", "ZOMBI", "DONE", "EXIT",
+        "PEND",
+        "PSUSP",
+        "WAIT",
+        "PROV",
+        "RUN",
+        "USUSP",
+        "SSUSP",
+        "UNKWN",
+        "ZOMBI",
+        "DONE",
+        "EXIT",
     }
 
 
@@ -126,7 +162,10 @@ def test_every_documented_state() -> None:
         ("bjobs_o_exit_killed_by_owner_text.txt", CANCELLED),  # the reason's description
         ("bjobs_o_exit_term_force_admin.txt", CANCELLED),  # bkill -r by an administrator
         ("bjobs_o_exit_killed_while_pending.txt", CANCELLED),  # no exit code: never ran
-        ("bjobs_o_exit_term_runlimit.txt", FAILED),  # same exit code 130 as bkill, but the run limit
+        (
+            "bjobs_o_exit_term_runlimit.txt",
+            FAILED,
+        ),  # same exit code 130 as bkill, but the run limit
         ("bjobs_o_exit_empty_fields.txt", FAILED),  # no reason given: a failure
     ],
 )
@@ -143,7 +182,10 @@ def test_missing_and_unknown_jobs_have_no_status(caplog: pytest.LogCaptureFixtur
     backend = LsfBackend()
     assert backend.get_status("") is None  # "Job <12> is not found" goes to stderr
     assert backend.get_status("Job <12> is not found\n") is None
-    assert backend.parse_status(ok(read("bjobs_o_done.txt")), ["2010", "9"]) == {"2010": COMPLETED, "9": None}
+    assert backend.parse_status(ok(read("bjobs_o_done.txt")), ["2010", "9"]) == {
+        "2010": COMPLETED,
+        "9": None,
+    }
     # bjobs reports the job it does not know on stderr, exits non-zero, and lists the others
     partial = CommandResult(255, read("bjobs_o_done.txt"), "Job <9> is not found\n")
     assert backend.parse_status(partial, ["2010", "9"]) == {"2010": COMPLETED, "9": None}
@@ -156,11 +198,19 @@ def test_missing_and_unknown_jobs_have_no_status(caplog: pytest.LogCaptureFixtur
 def test_find_tag() -> None:
     """IBM Spectrum LSF 10.1, bjobs -o "jobid job_description" (bsub -Jd), and "No job found"."""
     backend = LsfBackend()
-    assert backend.tag_lookup_command("cj-1") == ["bjobs", "-a", "-noheader", "-o", "jobid job_description delimiter='|'"]
+    assert backend.tag_lookup_command("cj-1") == [
+        "bjobs",
+        "-a",
+        "-noheader",
+        "-o",
+        "jobid job_description delimiter='|'",
+    ]
     assert backend.tag_lookup_command("cj-1", finished=True) is None
     listing = ok(read("bjobs_o_descriptions.txt"))
     assert backend.parse_tag_lookup(listing, "cj-1a2b3c4d5e-9f8e7d") == ["3002"]
-    assert backend.parse_tag_lookup(listing, "cj-0000000000-aaaaaa") == ["3003"]  # appended to a user's -Jd
+    assert backend.parse_tag_lookup(listing, "cj-0000000000-aaaaaa") == [
+        "3003"
+    ]  # appended to a user's -Jd
     assert backend.parse_tag_lookup(listing, "cj-ffffffffff-000000") == []  # listed, not there
     assert backend.parse_tag_lookup(NO_JOB_FOUND, "cj-1") == []
 
@@ -174,7 +224,10 @@ def test_find_tag() -> None:
     ],
 )
 def test_find_tag_never_claims_absence_it_cannot_prove(result: CommandResult) -> None:
-    with pytest.raises(SubmitError, match="cannot tell whether the interrupted submission tagged cj-1 reached LSF: bjobs exited"):
+    with pytest.raises(
+        SubmitError,
+        match="cannot tell whether the interrupted submission tagged cj-1 reached LSF: bjobs exited",
+    ):
         LsfBackend().parse_tag_lookup(result, "cj-1")
 
 
@@ -184,13 +237,23 @@ def test_find_tag_command_sees_no_job_found_on_stderr(tmp_path: Path) -> None:
     folder = tmp_path / "bin"
     folder.mkdir()
     fake = folder / "bjobs"
-    fake.write_text('#!/bin/sh\n[ "$4" = "jobid job_description delimiter=\'|\'" ] || exit 2\necho "No job found" >&2\nexit 255\n')
+    fake.write_text(
+        '#!/bin/sh\n[ "$4" = "jobid job_description delimiter=\'|\'" ] || exit 2\necho "No job found" >&2\nexit 255\n'
+    )
     fake.chmod(0o755)
     backend = LsfBackend()
-    out = subprocess.run(backend.tag_lookup_command("cj-1") or [], env={**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"},
-                         check=False, capture_output=True, text=True)
+    out = subprocess.run(
+        backend.tag_lookup_command("cj-1") or [],
+        env={**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"},
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert (out.returncode, out.stdout, out.stderr) == (255, "", "No job found\n")
-    assert backend.parse_tag_lookup(CommandResult(out.returncode, out.stdout, out.stderr), "cj-1") == []
+    assert (
+        backend.parse_tag_lookup(CommandResult(out.returncode, out.stdout, out.stderr), "cj-1")
+        == []
+    )
 
 
 # -- answers through a noisy login shell (banners, escape sequences, blank lines) -------
@@ -206,13 +269,24 @@ def test_job_id_after_a_site_banner() -> None:
     ("response", "job_id"),
     [
         ("\x1b]0;login1\x07\x1b[32mJob <920524> is submitted to queue <q>.\x1b[0m\r\n", "920524"),
-        ("\n\nJob <77> is submitted to default queue <normal>.\n<<Waiting for dispatch ...>>\n", "77"),
-        ("Welcome to cluster X (2 nodes)\n[I] possible CPU types = Haswell(24)\n", None),  # numbers, no ID line
+        (
+            "\n\nJob <77> is submitted to default queue <normal>.\n<<Waiting for dispatch ...>>\n",
+            "77",
+        ),
+        (
+            "Welcome to cluster X (2 nodes)\n[I] possible CPU types = Haswell(24)\n",
+            None,
+        ),  # numbers, no ID line
         ("Note: Job <5> is submitted only after approval\n", None),  # not bsub's line
-        ("Job <5> is submitted to queue <a>.\nJob <6> is submitted to queue <b>.\n", None),  # which one?
+        (
+            "Job <5> is submitted to queue <a>.\nJob <6> is submitted to queue <b>.\n",
+            None,
+        ),  # which one?
     ],
 )
-def test_job_id_only_from_bsubs_whole_line_and_never_a_choice(response: str, job_id: str | None) -> None:
+def test_job_id_only_from_bsubs_whole_line_and_never_a_choice(
+    response: str, job_id: str | None
+) -> None:
     """IBM Spectrum LSF 10.1 Command Reference, bsub: the line "Job <ID> is submitted to [default]
     queue <name>." (``bsub -K`` adds "<<Waiting for dispatch ...>>" after it)."""
     assert LsfBackend().get_job_id(response) == job_id
@@ -220,7 +294,10 @@ def test_job_id_only_from_bsubs_whole_line_and_never_a_choice(response: str, job
 
 @pytest.mark.parametrize(
     "fixture",
-    [*sorted(p.name for p in DATA.glob("bjobs_o_*.txt") if p.name != "bjobs_o_descriptions.txt"), "bjobs_no_job_found.stderr"],
+    [
+        *sorted(p.name for p in DATA.glob("bjobs_o_*.txt") if p.name != "bjobs_o_descriptions.txt"),
+        "bjobs_no_job_found.stderr",
+    ],
 )
 def test_bjobs_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
     """IBM Spectrum LSF 10.1, bjobs -o "... delimiter='|'" -noheader records, with a banner before
@@ -247,7 +324,9 @@ def test_find_tag_through_a_noisy_login_shell(login_noise) -> None:
     backend = LsfBackend()
     listing = read("bjobs_o_descriptions.txt")
     for tag in ("cj-1a2b3c4d5e-9f8e7d", "cj-0000000000-aaaaaa", "cj-ffffffffff-000000"):
-        assert backend.parse_tag_lookup(ok(login_noise(listing)), tag) == backend.parse_tag_lookup(ok(listing), tag)
+        assert backend.parse_tag_lookup(ok(login_noise(listing)), tag) == backend.parse_tag_lookup(
+            ok(listing), tag
+        )
     hit_first = "3002|cj-1a2b3c4d5e-9f8e7d\n3001|-\n"
     assert backend.parse_tag_lookup(ok(login_noise(hit_first)), "cj-1a2b3c4d5e-9f8e7d") == ["3002"]
     noisy_none = CommandResult(255, login_noise(""), read("bjobs_no_job_found.stderr"))

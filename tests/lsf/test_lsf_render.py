@@ -41,8 +41,14 @@ def test_parallelization_table_header_lines(layout: tuple[int, int, int], slots:
 @pytest.mark.parametrize(("layout", "slots"), PARADIGMS)
 def test_parallelization_table_rendered_script(layout: tuple[int, int, int], slots: int) -> None:
     nodes, ppn, threads = layout
-    job = JobScript("export OMP_NUM_THREADS={threads}\nmpirun ./a.out", jobname="para", backend="lsf",
-                    nodes=nodes, ppn=ppn, threads=threads)
+    job = JobScript(
+        "export OMP_NUM_THREADS={threads}\nmpirun ./a.out",
+        jobname="para",
+        backend="lsf",
+        nodes=nodes,
+        ppn=ppn,
+        threads=threads,
+    )
     assert str(job) == (
         f'#!/bin/bash\n#BSUB -J para\n#BSUB -n {slots}\n#BSUB -R "span[ptile=32]"\n'
         f"export OMP_NUM_THREADS={threads}\nmpirun ./a.out"
@@ -52,21 +58,30 @@ def test_parallelization_table_rendered_script(layout: tuple[int, int, int], slo
 def test_common_resources() -> None:
     job = JobScript(
         "cd $CLUSTERJOB_WORKDIR\necho $CLUSTERJOB_ID ${CLUSTERJOB_NAME} $CLUSTERJOB_SUBMIT_HOST $CLUSTERJOB_NODELIST",
-        jobname="printenv", backend="lsf", queue="test", time="00:05:00", nodes=1, threads=1,
-        mem=100, stdout="printenv.out", stderr="printenv.err",
+        jobname="printenv",
+        backend="lsf",
+        queue="test",
+        time="00:05:00",
+        nodes=1,
+        threads=1,
+        mem=100,
+        stdout="printenv.out",
+        stderr="printenv.err",
     )
-    assert str(job) == "\n".join([  # noqa: FLY002 - a list reads like the script
-        "#!/bin/bash",
-        "#BSUB -J printenv",
-        "#BSUB -q test",
-        "#BSUB -W 5",
-        "#BSUB -n 1",
-        '#BSUB -R "span[ptile=1] rusage[mem=100]"',
-        "#BSUB -o printenv.out",
-        "#BSUB -e printenv.err",
-        "cd $LS_SUBCWD",
-        "echo $LSB_JOBID ${LSB_JOBNAME} $LSB_SUB_HOST $LSB_HOSTS",
-    ])
+    assert str(job) == "\n".join(  # noqa: FLY002 - a list reads like the script
+        [
+            "#!/bin/bash",
+            "#BSUB -J printenv",
+            "#BSUB -q test",
+            "#BSUB -W 5",
+            "#BSUB -n 1",
+            '#BSUB -R "span[ptile=1] rusage[mem=100]"',
+            "#BSUB -o printenv.out",
+            "#BSUB -e printenv.err",
+            "cd $LS_SUBCWD",
+            "echo $LSB_JOBID ${LSB_JOBNAME} $LSB_SUB_HOST $LSB_HOSTS",
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,7 +124,9 @@ def test_mem_is_reserved_per_host_with_the_layout_and_a_user_R() -> None:
 
 
 def test_arbitrary_keys_are_single_dash_bsub_options() -> None:
-    assert headers(x=True, B=False, app="fluent", P="proj1", outdir="/scratch/out dir", G=None)[1:] == [
+    assert headers(x=True, B=False, app="fluent", P="proj1", outdir="/scratch/out dir", G=None)[
+        1:
+    ] == [
         "#BSUB -P proj1",
         "#BSUB -app fluent",
         '#BSUB -outdir "/scratch/out dir"',
@@ -136,10 +153,22 @@ def test_tag_is_the_job_description() -> None:
         ({"nodes": 0}, "cannot express resource nodes=0: nodes must be a positive integer"),
         ({"ppn": "many"}, "cannot express resource ppn='many': ppn must be a positive integer"),
         ({"mem": "2GB"}, "cannot express resource mem='2GB': mem is the memory per node in MB"),
-        ({"time": "1 1:10:30"}, "cannot express resource time='1 1:10:30': a walltime is minutes, minutes:seconds"),
-        ({"nodes": 2, "R": "span[hosts=1]"}, "cannot express nodes/ppn/threads together with a span section"),
-        ({"mem": 10, "R": "rusage[swp=5]"}, "cannot express mem=10 together with an rusage section"),
-        ({"bad-key": 1}, "cannot express resource bad-key=1: a bsub option name must start with a letter"),
+        (
+            {"time": "1 1:10:30"},
+            "cannot express resource time='1 1:10:30': a walltime is minutes, minutes:seconds",
+        ),
+        (
+            {"nodes": 2, "R": "span[hosts=1]"},
+            "cannot express nodes/ppn/threads together with a span section",
+        ),
+        (
+            {"mem": 10, "R": "rusage[swp=5]"},
+            "cannot express mem=10 together with an rusage section",
+        ),
+        (
+            {"bad-key": 1},
+            "cannot express resource bad-key=1: a bsub option name must start with a letter",
+        ),
     ],
 )
 def test_inexpressible_requests_name_the_key(resources: dict[str, object], message: str) -> None:
@@ -182,7 +211,13 @@ def test_dashed_keys_from_an_ini_file_are_those_bsub_options(tmp_path: Path) -> 
 
 def test_dashed_R_w_and_Jd_merge_with_the_layout_dependencies_and_the_tag(tmp_path: Path) -> None:
     context = SubmissionContext(tag="cj-1a2b3c4d5e-9f8e7d", after=("11",))
-    lines = ini_headers(tmp_path, "-R = select[type==X86_64]\n-w = ended(7)\n-Jd = nightly\n", context, nodes=2, ppn=4)
+    lines = ini_headers(
+        tmp_path,
+        "-R = select[type==X86_64]\n-w = ended(7)\n-Jd = nightly\n",
+        context,
+        nodes=2,
+        ppn=4,
+    )
     assert lines[1:] == [
         "#BSUB -n 8",
         '#BSUB -R "select[type==X86_64] span[ptile=4]"',
@@ -204,11 +239,16 @@ def test_dashed_R_w_and_Jd_merge_with_the_layout_dependencies_and_the_tag(tmp_pa
 def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
     tmp_path: Path, resources: str, message: str
 ) -> None:
-    with pytest.raises(ResourcesNotSupportedError, match="^backend 'lsf' cannot express " + re.escape(message)):
+    with pytest.raises(
+        ResourcesNotSupportedError, match="^backend 'lsf' cannot express " + re.escape(message)
+    ):
         ini_headers(tmp_path, resources + "\n")
 
 
 @pytest.mark.parametrize("key", ["-", "---x", "-P proj", "-bad-key"])
 def test_a_malformed_dashed_key_is_refused_naming_it(tmp_path: Path, key: str) -> None:
-    with pytest.raises(ResourcesNotSupportedError, match=f"^backend 'lsf' cannot express resource {re.escape(repr(key))}="):
+    with pytest.raises(
+        ResourcesNotSupportedError,
+        match=f"^backend 'lsf' cannot express resource {re.escape(repr(key))}=",
+    ):
         ini_headers(tmp_path, f"{key} = true\n")

@@ -59,7 +59,11 @@ def test_status_commands() -> None:
     torque, pro, lpbs = PbsBackend(), PbsProBackend(), LPbsBackend()
     assert torque.cmd_status(run(torque, "12.srv")) == ["qstat", "-f", "12.srv"]
     assert torque.cmd_status(run(torque, "12.srv"), finished=True) == [
-        "sh", "-c", 'qstat -x -f "$@" 2>/dev/null || qstat -f "$@"', "qstat", "12.srv",
+        "sh",
+        "-c",
+        'qstat -x -f "$@" 2>/dev/null || qstat -f "$@"',
+        "qstat",
+        "12.srv",
     ]
     assert pro.cmd_status(run(pro, "12.srv")) == ["qstat", "-x", "-f", "12.srv"]
     assert pro.cmd_status(run(pro, "12.srv"), finished=True) == ["qstat", "-x", "-f", "12.srv"]
@@ -78,8 +82,15 @@ def test_cancel_commands() -> None:
 
 
 def test_tag_lookup_command_names_the_user_then_lists_every_job() -> None:
-    assert PbsProBackend().tag_lookup_command("cj-1") == ["sh", "-c", "id -un && exec qstat -x -f", "qstat"]
-    assert PbsProBackend().tag_lookup_command("cj-1", finished=True) is None  # -x covers finished jobs
+    assert PbsProBackend().tag_lookup_command("cj-1") == [
+        "sh",
+        "-c",
+        "id -un && exec qstat -x -f",
+        "qstat",
+    ]
+    assert (
+        PbsProBackend().tag_lookup_command("cj-1", finished=True) is None
+    )  # -x covers finished jobs
 
 
 def _fake_qstat(folder: Path, script: str) -> dict[str, str]:
@@ -94,11 +105,14 @@ def test_finished_status_falls_back_to_plain_qstat_where_x_is_unknown(tmp_path: 
     """Like slurm-wlm-torque: `qstat -x` is a usage error, `qstat -f ID` works."""
     completed = (DATA / "slurm_torque_qstat_f_completed.txt").read_text()
     (tmp_path / "answer").write_text(completed)
-    env = _fake_qstat(tmp_path / "bin", f"""
+    env = _fake_qstat(
+        tmp_path / "bin",
+        f"""
 case "$1" in -x) echo "Unknown option: x" >&2; exit 2;; esac
 [ "$1" = -f ] && [ "$2" = 34 ] && cat {tmp_path}/answer && exit 0
 exit 153
-""")
+""",
+    )
     backend = PbsBackend()
     cmd = backend.cmd_status(run(backend, "34"), finished=True)
     out = subprocess.run(cmd, env=env, check=False, capture_output=True, text=True)
@@ -111,15 +125,35 @@ def test_finished_status_uses_history_where_x_works(tmp_path: Path) -> None:
     """Like PBS Pro used through the pbs backend: the finished job is only visible with -x."""
     history = (DATA / "pbspro_qstat_xf_finished.txt").read_text()
     (tmp_path / "answer").write_text(history)
-    env = _fake_qstat(tmp_path / "bin", f"""
+    env = _fake_qstat(
+        tmp_path / "bin",
+        f"""
 [ "$1" = -x ] && cat {tmp_path}/answer && exit 0
 echo "qstat: 1234.pbsserver Job has finished, use -x or -H to obtain historical job information" >&2
 exit 35
-""")
+""",
+    )
     backend = PbsBackend()
-    assert subprocess.run(backend.cmd_status(run(backend, "1234.pbsserver")), env=env, check=False, capture_output=True, text=True).stdout == ""
-    out = subprocess.run(backend.cmd_status(run(backend, "1234.pbsserver"), finished=True), env=env, check=False, capture_output=True, text=True)
-    assert backend.parse_status(result(out), ["1234.pbsserver"], finished=True) == {"1234.pbsserver": COMPLETED}
+    assert (
+        subprocess.run(
+            backend.cmd_status(run(backend, "1234.pbsserver")),
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+        ).stdout
+        == ""
+    )
+    out = subprocess.run(
+        backend.cmd_status(run(backend, "1234.pbsserver"), finished=True),
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert backend.parse_status(result(out), ["1234.pbsserver"], finished=True) == {
+        "1234.pbsserver": COMPLETED
+    }
 
 
 def test_lpbs_status_reads_lqstat_exit_status(tmp_path: Path) -> None:
@@ -127,7 +161,7 @@ def test_lpbs_status_reads_lqstat_exit_status(tmp_path: Path) -> None:
     folder.mkdir()
     lqstat = folder / "lqstat"
     lqstat.write_text(
-        f"#!/bin/sh\n[ \"$2\" = 17.mylaptop.local ] && cat {DATA}/lpbs_lqstat_f_running.txt\n"
+        f'#!/bin/sh\n[ "$2" = 17.mylaptop.local ] && cat {DATA}/lpbs_lqstat_f_running.txt\n'
         '[ "$2" = 19.mylaptop.local ] && echo "lqstat: LPBS_HOME is not set" >&2 && exit 1\nexit 0\n'
     )
     lqstat.chmod(0o755)
@@ -135,7 +169,13 @@ def test_lpbs_status_reads_lqstat_exit_status(tmp_path: Path) -> None:
     backend = LPbsBackend()
 
     def ask(job_id: str, finished: bool) -> int | None:
-        out = subprocess.run(backend.status_command([run(backend, job_id)], finished) or [], env=env, check=False, capture_output=True, text=True)
+        out = subprocess.run(
+            backend.status_command([run(backend, job_id)], finished) or [],
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
         return backend.parse_status(result(out), [job_id], finished)[job_id]
 
     assert ask("17.mylaptop.local", False) == RUNNING
@@ -147,11 +187,24 @@ def test_lpbs_status_reads_lqstat_exit_status(tmp_path: Path) -> None:
 def test_find_tag_command_output_is_parsed(tmp_path: Path) -> None:
     """The lookup through a shell, with a stand-in qstat printing PBS Pro `qstat -x -f` output."""
     listing = "".join(
-        (DATA / "pbspro_qstat_xf_all_tagged.txt").read_text().splitlines(keepends=True)[1:]  # without the user's name
+        (DATA / "pbspro_qstat_xf_all_tagged.txt")
+        .read_text()
+        .splitlines(keepends=True)[1:]  # without the user's name
     )
     (tmp_path / "answer").write_text(listing)
-    env = _fake_qstat(tmp_path / "bin", f'[ "$1 $2" = "-x -f" ] && cat {tmp_path}/answer && exit 0\nexit 1\n')
+    env = _fake_qstat(
+        tmp_path / "bin", f'[ "$1 $2" = "-x -f" ] && cat {tmp_path}/answer && exit 0\nexit 1\n'
+    )
     backend = PbsProBackend()
-    out = subprocess.run(backend.tag_lookup_command("cj-1a2b3c4d5e-9f8e7d") or [], env=env, check=False, capture_output=True, text=True)
-    assert out.stdout.split("\n", 1)[0] == subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        backend.tag_lookup_command("cj-1a2b3c4d5e-9f8e7d") or [],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        out.stdout.split("\n", 1)[0]
+        == subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    )
     assert backend.parse_tag_lookup(result(out), "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]

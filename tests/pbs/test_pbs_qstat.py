@@ -51,9 +51,18 @@ def ok(stdout: str) -> CommandResult:
     [
         ("pbspro_qstat_xf_finished.txt", COMPLETED),  # F, substate 92, Exit_status 0
         ("pbspro_qstat_xf_failed.txt", FAILED),  # F, substate 93, Exit_status 3
-        ("pbspro_qstat_xf_deleted_running.txt", CANCELLED),  # F, substate 91 (qdel), Exit_status 271
-        ("pbspro_qstat_xf_deleted_queued.txt", CANCELLED),  # F, substate 91, never ran: no Exit_status
-        ("pbspro_qstat_xf_walltime.txt", FAILED),  # F, substate 93, Exit_status -29 (JOB_EXEC_KILL_WALLTIME)
+        (
+            "pbspro_qstat_xf_deleted_running.txt",
+            CANCELLED,
+        ),  # F, substate 91 (qdel), Exit_status 271
+        (
+            "pbspro_qstat_xf_deleted_queued.txt",
+            CANCELLED,
+        ),  # F, substate 91, never ran: no Exit_status
+        (
+            "pbspro_qstat_xf_walltime.txt",
+            FAILED,
+        ),  # F, substate 93, Exit_status -29 (JOB_EXEC_KILL_WALLTIME)
         ("pbspro_qstat_xf_running.txt", RUNNING),
         ("pbspro_qstat_xf_array_begun.txt", RUNNING),  # B: array job with a subjob started
         ("pbspro_qstat_xf_subjob_expired.txt", COMPLETED),  # X: subjob finished
@@ -77,7 +86,10 @@ def test_pbspro_qstat_x_f(fixture: str, status: int) -> None:
         ("torque_qstat_f_walltime.txt", FAILED),  # C, exit_status -11: walltime exceeded
         ("torque_qstat_f_qdel_running.txt", CANCELLED),  # C, exit_status 271 = 256 + SIGTERM (qdel)
         ("torque_qstat_f_killed_sigkill.txt", FAILED),  # C, exit_status 265 = 256 + SIGKILL
-        ("torque_qstat_f_deleted_queued.txt", CANCELLED),  # C without exit_status: deleted before it ran
+        (
+            "torque_qstat_f_deleted_queued.txt",
+            CANCELLED,
+        ),  # C without exit_status: deleted before it ran
         ("torque_qstat_f_running.txt", RUNNING),
         ("torque_qstat_f_exiting.txt", RUNNING),  # E: exiting, exit status not final yet
         ("torque_qstat_x_completed.xml", COMPLETED),  # qstat -x is XML in TORQUE
@@ -113,7 +125,13 @@ def test_pbspro_batched_status_matches_by_sequence_number() -> None:
     qsub may print a shorter server name than qstat: runs are matched by sequence number.
     """
     backend = PbsProBackend()
-    ids = ["1240.pbsserver", "1241", "1242.pbsserver.example.org", "1243.pbsserver", "1299.pbsserver"]
+    ids = [
+        "1240.pbsserver",
+        "1241",
+        "1242.pbsserver.example.org",
+        "1243.pbsserver",
+        "1299.pbsserver",
+    ]
     statuses = backend.parse_status(ok(read("pbspro_qstat_xf_many.txt")), ids)
     assert {i: statuses[i] for i in ids} == {
         "1240.pbsserver": PENDING,
@@ -135,7 +153,9 @@ def test_long_values_are_joined_across_continuation_lines() -> None:
     )
     assert variables["PBS_O_HOST"] == "login1.example.org"
     assert variables["CLUSTERJOB_TAG"] == "cj-0000000000-aaaaaa"
-    assert jobs[0].get("EXIT_STATUS") == "0"  # case-insensitive: PBS Pro Exit_status, TORQUE exit_status
+    assert (
+        jobs[0].get("EXIT_STATUS") == "0"
+    )  # case-insensitive: PBS Pro Exit_status, TORQUE exit_status
     assert [job.job_id for job in jobs] == ["1250.pbsserver", "1251.pbsserver", "1252.pbsserver"]
 
 
@@ -177,7 +197,9 @@ def test_moved_job_warns_that_it_cannot_be_followed(caplog: pytest.LogCaptureFix
         ("slurm_torque_qstat_f_cancelled.txt", COMPLETED),
     ],
 )
-def test_slurm_torque_wrapper_hides_outcomes(fixture: str, status: int, caplog: pytest.LogCaptureFixture) -> None:
+def test_slurm_torque_wrapper_hides_outcomes(
+    fixture: str, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
     """Captured from slurm-wlm-torque 22.05's qstat -f on the test machine (a completed job, a job
     that exited 3, a job removed with qdel): tab-indented, `job_state = C` for all, no exit status."""
     with caplog.at_level(logging.WARNING, logger="clusterjob.pbs"):
@@ -189,7 +211,9 @@ def test_slurm_torque_wrapper_hides_outcomes(fixture: str, status: int, caplog: 
 def test_slurm_torque_wrapper_running_and_queued() -> None:
     """Captured from slurm-wlm-torque 22.05's qstat -f: a running job and one waiting on a dependency."""
     backend = PbsBackend()
-    statuses = backend.parse_status(ok(read("slurm_torque_qstat_f_running_and_queued.txt")), ["23", "24"])
+    statuses = backend.parse_status(
+        ok(read("slurm_torque_qstat_f_running_and_queued.txt")), ["23", "24"]
+    )
     assert statuses == {"23": RUNNING, "24": PENDING}
     (job, _) = parse_qstat_full(read("slurm_torque_qstat_f_running_and_queued.txt"))
     assert job.layout == "slurm-torque"
@@ -202,7 +226,9 @@ def test_lpbs_lqstat() -> None:
     backend = LPbsBackend()
     job = "17.mylaptop.local"
     assert backend.get_status(read("lpbs_lqstat_f_running.txt")) == RUNNING
-    assert backend.parse_status(ok(read("lpbs_lqstat_f_running.txt")), [job], finished=True) == {job: RUNNING}
+    assert backend.parse_status(ok(read("lpbs_lqstat_f_running.txt")), [job], finished=True) == {
+        job: RUNNING
+    }
     assert backend.parse_status(ok(""), ["18"]) == {"18": None}  # ask again with finished=True
     assert backend.parse_status(ok(""), ["18"], finished=True) == {"18": COMPLETED}
     # lqstat itself failed (e.g. LPBS_HOME unset): no conclusion
@@ -221,14 +247,23 @@ def test_pbspro_find_tag_in_variable_list() -> None:
     """PBS Professional Reference Guide, qstat -x -f of all jobs: the tag is in Variable_List
     (qsub -v), possibly broken across lines; the user's name (``id -un``) comes first."""
     backend = PbsProBackend()
-    assert backend.parse_tag_lookup(ok(read("pbspro_qstat_xf_all_tagged.txt")), "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]
-    assert backend.parse_tag_lookup(ok(read("pbspro_qstat_xf_all_untagged.txt")), "cj-1a2b3c4d5e-9f8e7d") == []
+    assert backend.parse_tag_lookup(
+        ok(read("pbspro_qstat_xf_all_tagged.txt")), "cj-1a2b3c4d5e-9f8e7d"
+    ) == ["1251.pbsserver"]
+    assert (
+        backend.parse_tag_lookup(
+            ok(read("pbspro_qstat_xf_all_untagged.txt")), "cj-1a2b3c4d5e-9f8e7d"
+        )
+        == []
+    )
     assert backend.parse_tag_lookup(ok("user1\n"), "cj-1") == []  # no jobs
 
 
 def with_other_users_job(listing: str) -> str:
     """``listing`` and, after it, a job of user2 whose Variable_List qstat does not show us."""
-    others = read("pbspro_qstat_xf_deleted_queued.txt").replace("    Variable_List = ", "    Hidden_List = ")
+    others = read("pbspro_qstat_xf_deleted_queued.txt").replace(
+        "    Variable_List = ", "    Hidden_List = "
+    )
     return listing + others.replace("user1@", "user2@")
 
 
@@ -237,7 +272,9 @@ def test_find_tag_ignores_other_users_jobs_without_variable_list() -> None:
     response = with_other_users_job(read("pbspro_qstat_xf_all_untagged.txt"))
     assert PbsProBackend().parse_tag_lookup(ok(response), "cj-1a2b3c4d5e-9f8e7d") == []
     with pytest.raises(SubmitError, match="shows no Variable_List for job\\(s\\) 1237.pbsserver"):
-        PbsProBackend().parse_tag_lookup(ok(response.replace("user2@", "user1@")), "cj-1a2b3c4d5e-9f8e7d")
+        PbsProBackend().parse_tag_lookup(
+            ok(response.replace("user2@", "user1@")), "cj-1a2b3c4d5e-9f8e7d"
+        )
     # Without the user's name, any job without Variable_List might be ours.
     nameless = response.split("\n", 1)[1]
     with pytest.raises(SubmitError, match="shows no Variable_List for job\\(s\\) 1237.pbsserver"):
@@ -246,26 +283,37 @@ def test_find_tag_ignores_other_users_jobs_without_variable_list() -> None:
 
 def test_torque_with_tags_enabled_finds_the_job() -> None:
     """TORQUE 6 Administrator Guide, qstat -f: Variable_List holds qsub -v variables."""
+
     class TaggedTorque(PbsBackend):
         tag_variable = "CLUSTERJOB_TAG"
 
     backend = TaggedTorque()
-    assert backend.parse_tag_lookup(ok(read("torque_qstat_f_tagged.txt")), "cj-1a2b3c4d5e-9f8e7d") == [
-        "4340.torque-server.example.org"
-    ]
+    assert backend.parse_tag_lookup(
+        ok(read("torque_qstat_f_tagged.txt")), "cj-1a2b3c4d5e-9f8e7d"
+    ) == ["4340.torque-server.example.org"]
 
 
 @pytest.mark.parametrize(
     ("result", "reason"),
     [
-        (CommandResult(1, "", "qstat: cannot connect to server pbsserver (errno=111)\n"),
-         "exited with 1: 'qstat: cannot connect to server pbsserver (errno=111)'"),
-        (CommandResult(143, "user1\n" + read("pbspro_qstat_xf_running.txt")), "exited with 143"),  # killed midway
-        (ok("root\n" + read("slurm_torque_qstat_f_completed.txt")), "shows no Variable_List for job(s) 34"),
+        (
+            CommandResult(1, "", "qstat: cannot connect to server pbsserver (errno=111)\n"),
+            "exited with 1: 'qstat: cannot connect to server pbsserver (errno=111)'",
+        ),
+        (
+            CommandResult(143, "user1\n" + read("pbspro_qstat_xf_running.txt")),
+            "exited with 143",
+        ),  # killed midway
+        (
+            ok("root\n" + read("slurm_torque_qstat_f_completed.txt")),
+            "shows no Variable_List for job(s) 34",
+        ),
     ],
 )
 def test_find_tag_never_claims_absence_it_cannot_prove(result: CommandResult, reason: str) -> None:
-    with pytest.raises(SubmitError, match="cannot tell whether the interrupted submission tagged cj-t reached") as info:
+    with pytest.raises(
+        SubmitError, match="cannot tell whether the interrupted submission tagged cj-t reached"
+    ) as info:
         PbsProBackend().parse_tag_lookup(result, "cj-t")
     assert reason in str(info.value)
     assert "submit again with force=True" in str(info.value)
@@ -279,21 +327,32 @@ def test_qsub_job_id_after_blank_lines_and_a_banner() -> None:
     (``sequence_number.server_name``) to standard output; a PBS Pro login shell printed two blank
     lines before it. TORQUE qsub(1B) likewise, here after ``Last login`` and a coloured banner."""
     assert PbsProBackend().get_job_id(read("pbspro_qsub_after_blank_lines.txt")) == "436041.sdb"
-    assert PbsBackend().get_job_id(read("torque_qsub_after_login_banner.txt")) == "4242.torque-server.example.org"
-    assert LPbsBackend().get_job_id("Welcome to cluster X (2 nodes)\r\n\x1b[0m17.mylaptop.local\r\n") == "17.mylaptop.local"
+    assert (
+        PbsBackend().get_job_id(read("torque_qsub_after_login_banner.txt"))
+        == "4242.torque-server.example.org"
+    )
+    assert (
+        LPbsBackend().get_job_id("Welcome to cluster X (2 nodes)\r\n\x1b[0m17.mylaptop.local\r\n")
+        == "17.mylaptop.local"
+    )
 
 
 @pytest.mark.parametrize(
     ("response", "job_id"),
     [
         ("\x1b]0;login1\x07436041.sdb\n", "436041.sdb"),  # a window title glued to the ID line
-        ("Welcome to cluster X (2 nodes)\nLast login: Mon Jun  3 09:12:44 2024\n", None),  # numbers, no ID line
+        (
+            "Welcome to cluster X (2 nodes)\nLast login: Mon Jun  3 09:12:44 2024\n",
+            None,
+        ),  # numbers, no ID line
         ("Your quota: 12.5 GB of 100 GB used\n", None),  # a number inside a line is no ID
         ("436041.sdb\n436042.sdb\n", None),  # two IDs: which one is this submission?
         ("2.5\n436041.sdb\n", None),  # a banner line shaped like an ID makes the answer ambiguous
     ],
 )
-def test_qsub_job_id_only_from_a_whole_line_and_never_a_choice(response: str, job_id: str | None) -> None:
+def test_qsub_job_id_only_from_a_whole_line_and_never_a_choice(
+    response: str, job_id: str | None
+) -> None:
     """PBS Professional Reference Guide, qsub, "Standard Output": the job identifier alone."""
     assert PbsProBackend().get_job_id(response) == job_id
 
@@ -340,8 +399,13 @@ def test_find_tag_through_a_noisy_login_shell(login_noise) -> None:
     absence proven, with a banner before the answer and a window title glued to its first line."""
     backend = PbsProBackend()
     tag = "cj-1a2b3c4d5e-9f8e7d"
-    assert backend.parse_tag_lookup(ok(login_noise(read("pbspro_qstat_xf_all_tagged.txt"))), tag) == ["1251.pbsserver"]
-    assert backend.parse_tag_lookup(ok(login_noise(read("pbspro_qstat_xf_all_untagged.txt"))), tag) == []
+    assert backend.parse_tag_lookup(
+        ok(login_noise(read("pbspro_qstat_xf_all_tagged.txt"))), tag
+    ) == ["1251.pbsserver"]
+    assert (
+        backend.parse_tag_lookup(ok(login_noise(read("pbspro_qstat_xf_all_untagged.txt"))), tag)
+        == []
+    )
     # Another user's job without Variable_List: the user's name behind the title still says whose.
     response = with_other_users_job(read("pbspro_qstat_xf_all_untagged.txt"))
     assert backend.parse_tag_lookup(ok(login_noise(response)), tag) == []
@@ -356,6 +420,10 @@ def test_a_failed_qstat_is_unknown_and_the_jobs_it_lists_still_count() -> None:
         assert backend.parse_status(unknown, ["99.torque-server.example.org"], finished) == {
             "99.torque-server.example.org": None
         }
-    partial = CommandResult(153, read("torque_qstat_f_running.txt"), "qstat: Unknown Job Id 99.torque-server.example.org\n")
+    partial = CommandResult(
+        153,
+        read("torque_qstat_f_running.txt"),
+        "qstat: Unknown Job Id 99.torque-server.example.org\n",
+    )
     job = parse_qstat_full(read("torque_qstat_f_running.txt"))[0].job_id
     assert backend.parse_status(partial, [job, "99"]) == {job: RUNNING, "99": None}

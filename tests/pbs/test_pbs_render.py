@@ -28,15 +28,28 @@ def headers(backend: str, context: SubmissionContext | None = None, **resources:
 
 
 @pytest.mark.parametrize(("layout", "pbspro", "torque"), PARADIGMS)
-def test_parallelization_table_header_lines(layout: tuple[int, int, int], pbspro: str, torque: str) -> None:
+def test_parallelization_table_header_lines(
+    layout: tuple[int, int, int], pbspro: str, torque: str
+) -> None:
     nodes, ppn, threads = layout
-    assert headers("pbspro", nodes=nodes, ppn=ppn, threads=threads) == ["#PBS -N job", f"#PBS -l {pbspro}"]
-    assert headers("pbs", nodes=nodes, ppn=ppn, threads=threads) == ["#PBS -N job", f"#PBS -l {torque}"]
-    assert headers("lpbs", nodes=nodes, ppn=ppn, threads=threads) == ["#PBS -N job", f"#PBS -l {torque}"]
+    assert headers("pbspro", nodes=nodes, ppn=ppn, threads=threads) == [
+        "#PBS -N job",
+        f"#PBS -l {pbspro}",
+    ]
+    assert headers("pbs", nodes=nodes, ppn=ppn, threads=threads) == [
+        "#PBS -N job",
+        f"#PBS -l {torque}",
+    ]
+    assert headers("lpbs", nodes=nodes, ppn=ppn, threads=threads) == [
+        "#PBS -N job",
+        f"#PBS -l {torque}",
+    ]
 
 
 @pytest.mark.parametrize(("layout", "pbspro", "torque"), PARADIGMS)
-def test_parallelization_table_rendered_script(layout: tuple[int, int, int], pbspro: str, torque: str) -> None:
+def test_parallelization_table_rendered_script(
+    layout: tuple[int, int, int], pbspro: str, torque: str
+) -> None:
     nodes, ppn, threads = layout
     body = "export OMP_NUM_THREADS={threads}\nmpirun ./a.out"
     job = JobScript(body, jobname="para", backend="pbspro", nodes=nodes, ppn=ppn, threads=threads)
@@ -52,21 +65,30 @@ def test_parallelization_table_rendered_script(layout: tuple[int, int, int], pbs
 def test_common_resources_torque() -> None:
     job = JobScript(
         "cd $CLUSTERJOB_WORKDIR\necho $CLUSTERJOB_ID ${CLUSTERJOB_NAME} $CLUSTERJOB_SUBMIT_HOST",
-        jobname="printenv", backend="pbs", queue="test", time="00:05:00", nodes=1, threads=1,
-        mem=100, stdout="printenv.out", stderr="printenv.err",
+        jobname="printenv",
+        backend="pbs",
+        queue="test",
+        time="00:05:00",
+        nodes=1,
+        threads=1,
+        mem=100,
+        stdout="printenv.out",
+        stderr="printenv.err",
     )
-    assert str(job) == "\n".join([  # noqa: FLY002 - a list reads like the script
-        "#!/bin/bash",
-        "#PBS -N printenv",
-        "#PBS -q test",
-        "#PBS -l walltime=00:05:00",
-        "#PBS -l nodes=1:ppn=1",
-        "#PBS -l mem=100mb",
-        "#PBS -o printenv.out",
-        "#PBS -e printenv.err",
-        "cd $PBS_O_WORKDIR",
-        "echo $PBS_JOBID ${PBS_JOBNAME} $PBS_O_HOST",
-    ])
+    assert str(job) == "\n".join(  # noqa: FLY002 - a list reads like the script
+        [
+            "#!/bin/bash",
+            "#PBS -N printenv",
+            "#PBS -q test",
+            "#PBS -l walltime=00:05:00",
+            "#PBS -l nodes=1:ppn=1",
+            "#PBS -l mem=100mb",
+            "#PBS -o printenv.out",
+            "#PBS -e printenv.err",
+            "cd $PBS_O_WORKDIR",
+            "echo $PBS_JOBID ${PBS_JOBNAME} $PBS_O_HOST",
+        ]
+    )
 
 
 def test_mem_is_per_node_so_torque_asks_for_the_total_and_pbspro_per_chunk() -> None:
@@ -96,7 +118,16 @@ def test_time_becomes_normalized_walltime(time: object, walltime: str) -> None:
 
 
 def test_arbitrary_keys_single_letter_options_and_long_resources() -> None:
-    lines = headers("pbs", j="oe", V=True, k=False, A=None, software="abaqus", naccesspolicy="singlejob", gpus=True)
+    lines = headers(
+        "pbs",
+        j="oe",
+        V=True,
+        k=False,
+        A=None,
+        software="abaqus",
+        naccesspolicy="singlejob",
+        gpus=True,
+    )
     assert lines == [
         "#PBS -N job",
         "#PBS -V",
@@ -122,24 +153,37 @@ def test_dependency_and_additional_attributes_share_one_W() -> None:
 
 
 def test_lpbs_refuses_dependencies_it_would_ignore() -> None:
-    with pytest.raises(ResourcesNotSupportedError, match="backend 'lpbs' cannot express job dependencies"):
+    with pytest.raises(
+        ResourcesNotSupportedError, match="backend 'lpbs' cannot express job dependencies"
+    ):
         headers("lpbs", SubmissionContext(after=("3.host.dom",)))
 
 
 def test_pbspro_tag_goes_into_variable_list_and_merges_with_v() -> None:
     assert headers("pbspro", TAG)[1:] == ["#PBS -v CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"]
-    assert headers("pbspro", TAG, v="A=1")[1:] == ["#PBS -v A=1,CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"]
+    assert headers("pbspro", TAG, v="A=1")[1:] == [
+        "#PBS -v A=1,CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"
+    ]
 
 
 def test_torque_and_lpbs_carry_no_tag() -> None:
     """slurm-wlm-torque's qstat shows no Variable_List and `-v` replaces the job environment there."""
     for backend in ("pbs", "lpbs"):
         assert headers(backend, TAG) == ["#PBS -N job"]
-        assert JobScript("true", jobname="j", backend=backend)._get_backend().tag_lookup_command("cj-x") is None
+        assert (
+            JobScript("true", jobname="j", backend=backend)
+            ._get_backend()
+            .tag_lookup_command("cj-x")
+            is None
+        )
 
 
 def test_nodelist_is_defined_from_the_nodefile_only_when_used() -> None:
-    job = JobScript("echo start\nfor h in ${CLUSTERJOB_NODELIST//,/ }; do ssh $h hostname; done", jobname="n", backend="pbs")
+    job = JobScript(
+        "echo start\nfor h in ${CLUSTERJOB_NODELIST//,/ }; do ssh $h hostname; done",
+        jobname="n",
+        backend="pbs",
+    )
     rendered = str(job).split("\n")
     assert rendered[2] == NODELIST_PREAMBLE
     assert rendered[3] == "echo start"
@@ -155,8 +199,13 @@ def test_nodelist_preamble_lists_distinct_hosts(tmp_path: object) -> None:
     nodefile = Path(str(tmp_path)) / "nodefile"
     nodefile.write_text("n1\nn1\nn2\nn2\nn3\n")
     script = NODELIST_PREAMBLE + '\necho "$CLUSTERJOB_NODELIST"'
-    out = subprocess.run(["bash", "-c", script], env={"PBS_NODEFILE": str(nodefile), "PATH": "/usr/bin:/bin"},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["bash", "-c", script],
+        env={"PBS_NODEFILE": str(nodefile), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout == "n1,n2,n3\n"
 
 
@@ -167,13 +216,21 @@ def test_nodelist_preamble_lists_distinct_hosts(tmp_path: object) -> None:
         ({"ppn": "two"}, "cannot express resource ppn='two': ppn must be a positive integer"),
         ({"threads": -1}, "cannot express resource threads=-1"),
         ({"mem": "2GB"}, "cannot express resource mem='2GB': mem is the memory per node in MB"),
-        ({"time": "1 1:10:30"}, "cannot express resource time='1 1:10:30': a walltime is minutes, minutes:seconds"),
-        ({"bad key": 1}, "cannot express resource bad key=1: a resource name must start with a letter"),
+        (
+            {"time": "1 1:10:30"},
+            "cannot express resource time='1 1:10:30': a walltime is minutes, minutes:seconds",
+        ),
+        (
+            {"bad key": 1},
+            "cannot express resource bad key=1: a resource name must start with a letter",
+        ),
     ],
 )
 def test_inexpressible_requests_name_the_key(resources: dict[str, object], message: str) -> None:
     for backend in ("pbs", "pbspro"):
-        with pytest.raises(ResourcesNotSupportedError, match="backend '" + backend + "' " + _re(message)):
+        with pytest.raises(
+            ResourcesNotSupportedError, match="backend '" + backend + "' " + _re(message)
+        ):
             headers(backend, **resources)
 
 
@@ -267,7 +324,9 @@ def test_dashed_W_and_v_merge_with_dependencies_and_the_tag(tmp_path: Path) -> N
 def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
     tmp_path: Path, backend: str, resources: str, message: str
 ) -> None:
-    with pytest.raises(ResourcesNotSupportedError, match=f"^backend '{backend}' cannot express " + _re(message)):
+    with pytest.raises(
+        ResourcesNotSupportedError, match=f"^backend '{backend}' cannot express " + _re(message)
+    ):
         ini_headers(tmp_path, backend, resources + "\n")
 
 

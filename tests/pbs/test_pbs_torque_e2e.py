@@ -44,7 +44,9 @@ def torque(torque_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path
 
 
 def qstat_full(job_id: str) -> str:
-    return subprocess.run(["qstat", "-f", job_id], check=False, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["qstat", "-f", job_id], check=False, capture_output=True, text=True
+    ).stdout
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
@@ -58,7 +60,13 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT)
 def test_submit_runs_with_pbs_resources_and_completes(torque: Path) -> None:
     job = JobScript(
         "echo $SLURM_JOB_CPUS_PER_NODE > cpus.txt\necho hello from {jobname}",
-        jobname="cj_pbs_ok", nodes=1, ppn=2, time="5", mem=200, stdout="ok.out", stderr="ok.err",
+        jobname="cj_pbs_ok",
+        nodes=1,
+        ppn=2,
+        time="5",
+        mem=200,
+        stdout="ok.out",
+        stderr="ok.err",
     )
     result = job.submit()
     assert isinstance(result, AsyncResult)
@@ -66,8 +74,12 @@ def test_submit_runs_with_pbs_resources_and_completes(torque: Path) -> None:
     resources = parse_qstat_full(qstat_full(result.job_id))[0]
     assert resources.get("Job_Name") == "cj_pbs_ok"  # #PBS -N
     assert resources.get("Resource_List.walltime") == "00:05:00"  # #PBS -l walltime
-    slurm_view = subprocess.run(["scontrol", "show", "job", result.job_id], check=False, capture_output=True, text=True)
-    assert "MinMemoryNode=200M" in slurm_view.stdout  # #PBS -l mem=200mb (the wrappers make it per node)
+    slurm_view = subprocess.run(
+        ["scontrol", "show", "job", result.job_id], check=False, capture_output=True, text=True
+    )
+    assert (
+        "MinMemoryNode=200M" in slurm_view.stdout
+    )  # #PBS -l mem=200mb (the wrappers make it per node)
     result.wait(timeout=TIMEOUT)
     assert result.status == COMPLETED
     assert (torque / "ok.out").read_text() == "hello from cj_pbs_ok\n"  # -o given to qsub
@@ -78,7 +90,9 @@ def test_failing_job_is_seen_finished_but_its_failure_is_hidden(
     torque: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """slurm-wlm-torque's qstat has no exit status: documented limitation, reported with a warning."""
-    job = JobScript("echo failing\nexit 3", jobname="cj_pbs_fail", stdout="fail.out", stderr="fail.err")
+    job = JobScript(
+        "echo failing\nexit 3", jobname="cj_pbs_fail", stdout="fail.out", stderr="fail.err"
+    )
     result = job.submit()
     assert isinstance(result, AsyncResult)
     with caplog.at_level(logging.WARNING, logger="clusterjob.pbs"):
@@ -89,14 +103,19 @@ def test_failing_job_is_seen_finished_but_its_failure_is_hidden(
 
 
 def test_cancel_a_running_job(torque: Path) -> None:
-    job = JobScript("echo started\nsleep 600", jobname="cj_pbs_cancel", stdout="c.out", stderr="c.err")
+    job = JobScript(
+        "echo started\nsleep 600", jobname="cj_pbs_cancel", stdout="c.out", stderr="c.err"
+    )
     result = job.submit()
     assert isinstance(result, AsyncResult)
     wait_for(lambda: result.status == RUNNING, "the job to run")
     result.cancel()
     assert result.status == CANCELLED
     # The scheduler really ended it (qdel ran): qstat shows it completed.
-    wait_for(lambda: [j.state for j in parse_qstat_full(qstat_full(str(result.job_id)))] == ["C"], "qstat to show C")
+    wait_for(
+        lambda: [j.state for j in parse_qstat_full(qstat_full(str(result.job_id)))] == ["C"],
+        "qstat to show C",
+    )
 
 
 def test_status_after_the_job_finished(torque: Path) -> None:
@@ -113,7 +132,9 @@ def test_status_after_the_job_finished(torque: Path) -> None:
     assert fresh.status == COMPLETED
     # ... and the finished=True command, whose `qstat -x` the wrappers reject, falls back.
     backend = PbsBackend()
-    answer = subprocess.run(backend.cmd_status(fresh, finished=True), check=False, capture_output=True, text=True)
+    answer = subprocess.run(
+        backend.cmd_status(fresh, finished=True), check=False, capture_output=True, text=True
+    )
     assert answer.stderr == ""
     assert backend.get_status(answer.stdout, finished=True) == COMPLETED
     # The cache keeps the final status; submitting again returns the cached run.
@@ -127,13 +148,22 @@ def test_unknown_job_has_no_status(torque: Path) -> None:
     missing = AsyncResult(backend)
     missing.job_id = "999999"
     for finished in (False, True):
-        answer = subprocess.run(backend.cmd_status(missing, finished=finished), check=False, capture_output=True, text=True)
+        answer = subprocess.run(
+            backend.cmd_status(missing, finished=finished),
+            check=False,
+            capture_output=True,
+            text=True,
+        )
         assert backend.get_status(answer.stdout, finished=finished) is None
 
 
 def test_dependency_waits_for_the_first_job(torque: Path) -> None:
-    first = JobScript("sleep 8\necho first > first.txt", jobname="cj_pbs_first", stdout="1.out", stderr="1.err")
-    second = JobScript("cat first.txt > second.txt", jobname="cj_pbs_second", stdout="2.out", stderr="2.err")
+    first = JobScript(
+        "sleep 8\necho first > first.txt", jobname="cj_pbs_first", stdout="1.out", stderr="1.err"
+    )
+    second = JobScript(
+        "cat first.txt > second.txt", jobname="cj_pbs_second", stdout="2.out", stderr="2.err"
+    )
     a = first.submit()
     b = second.submit(after=[a])
     assert isinstance(a, AsyncResult) and isinstance(b, AsyncResult)
@@ -161,13 +191,18 @@ def qstat_calls(torque: Path, torque_env: dict[str, str], monkeypatch: pytest.Mo
 
 
 def test_one_qstat_f_per_poll_cycle_for_all_jobs(torque: Path, qstat_calls: Path) -> None:
-    jobs = [JobScript(f"echo {i}", jobname=f"cj_pbs_many{i}", stdout=f"m{i}.out", stderr=f"m{i}.err") for i in range(3)]
+    jobs = [
+        JobScript(f"echo {i}", jobname=f"cj_pbs_many{i}", stdout=f"m{i}.out", stderr=f"m{i}.err")
+        for i in range(3)
+    ]
     runs = [r for r in (job.submit() for job in jobs) if isinstance(r, AsyncResult)]
     assert len(runs) == 3
     deadline = time.monotonic() + TIMEOUT
     cycles = 0
     while unfinished := [str(r.job_id) for r in runs if not is_finished(r._status)]:
-        assert time.monotonic() < deadline, f"timed out after {TIMEOUT} s waiting for jobs {unfinished}"
+        assert time.monotonic() < deadline, (
+            f"timed out after {TIMEOUT} s waiting for jobs {unfinished}"
+        )
         before = len(qstat_calls.read_text().splitlines())
         poll(runs)
         calls = qstat_calls.read_text().splitlines()[before:]

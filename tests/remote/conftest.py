@@ -125,7 +125,9 @@ class LinkProxy:
             done = threading.Semaphore(0)
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink, done), daemon=True).start()
-            threading.Thread(target=self._close_when_done, args=(client, upstream, done), daemon=True).start()
+            threading.Thread(
+                target=self._close_when_done, args=(client, upstream, done), daemon=True
+            ).start()
 
     @staticmethod
     def _pump(source: socket.socket, sink: socket.socket, done: threading.Semaphore) -> None:
@@ -141,7 +143,9 @@ class LinkProxy:
         finally:
             done.release()
 
-    def _close_when_done(self, client: socket.socket, upstream: socket.socket, done: threading.Semaphore) -> None:
+    def _close_when_done(
+        self, client: socket.socket, upstream: socket.socket, done: threading.Semaphore
+    ) -> None:
         done.acquire()
         done.acquire()
         with self._lock:
@@ -185,9 +189,11 @@ class Remote:
                 )  # fmt: skip
 
 
-def _write_ssh_config(path: Path, sshd_env: dict[str, str], proxy_port: int, known_hosts: Path) -> None:
-    common = f"""    User {sshd_env.get('SSH_USER', 'root')}
-    IdentityFile {sshd_env['SSH_IDENTITY']}
+def _write_ssh_config(
+    path: Path, sshd_env: dict[str, str], proxy_port: int, known_hosts: Path
+) -> None:
+    common = f"""    User {sshd_env.get("SSH_USER", "root")}
+    IdentityFile {sshd_env["SSH_IDENTITY"]}
     IdentitiesOnly yes
     StrictHostKeyChecking no
     UserKnownHostsFile {known_hosts}
@@ -212,7 +218,9 @@ def remote(sshd_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     control_dir.mkdir(mode=0o700, exist_ok=True)
     previous = os.environ.get("CLUSTERJOB_SSH_CONTROL_DIR")
     os.environ["CLUSTERJOB_SSH_CONTROL_DIR"] = str(control_dir)
-    info = Remote(str(config), sshd_env["SSH_IDENTITY"], int(sshd_env["SSH_PORT"]), proxy, str(control_dir))
+    info = Remote(
+        str(config), sshd_env["SSH_IDENTITY"], int(sshd_env["SSH_PORT"]), proxy, str(control_dir)
+    )
     try:
         yield info
     finally:
@@ -325,7 +333,9 @@ def canaries(tmp_path: Path) -> Iterator[Canaries]:
     found = Canaries(f"cjcanary{uuid.uuid4().hex[:8]}", [tmp_path])
     yield found
     # The remote home is searched only at its top (a fired canary lands in the login folder).
-    stray = sorted(str(p) for p in home.glob(f"{found.token}-*")) + sorted(str(p) for p in Path.cwd().glob(f"{found.token}-*"))
+    stray = sorted(str(p) for p in home.glob(f"{found.token}-*")) + sorted(
+        str(p) for p in Path.cwd().glob(f"{found.token}-*")
+    )
     assert not stray, f"hostile input was executed: {stray}"
 
 
@@ -342,7 +352,10 @@ def _slurm_jobs(prefix: str) -> dict[str, list[str]]:
     """
     found: dict[str, set[str]] = {}
     queue = subprocess.run(
-        ["squeue", "--states=all", "--noheader", "--format=%i|%j"], capture_output=True, text=True, check=True
+        ["squeue", "--states=all", "--noheader", "--format=%i|%j"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(SESSION_START - 600))
     accounting = subprocess.run(
@@ -395,7 +408,9 @@ def report(request: pytest.FixtureRequest) -> dict[str, list[str]]:
     return request.config.stash.setdefault(REPORT_KEY, {})
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
     sections = config.stash.get(REPORT_KEY, {})
     for title in sorted(sections):
         terminalreporter.section(title)

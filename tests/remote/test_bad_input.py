@@ -44,7 +44,9 @@ from clusterjob.status import COMPLETED, PENDING, RUNNING
         (b"[Attributes]\nrootdir =\n  a\n  b\n[Resources]\nnodes = 1.0\n", r"key 'nodes': nodes = '1.0' is not an integer"),
     ],
 )  # fmt: skip
-def test_malformed_ini_files_name_the_file_and_change_nothing(tmp_path: Path, content: bytes, message: str) -> None:
+def test_malformed_ini_files_name_the_file_and_change_nothing(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "cluster.ini"
     path.write_bytes(content)
     with pytest.raises(ConfigError, match=message) as info:
@@ -65,8 +67,13 @@ def test_multi_line_resource_from_an_ini_file_is_refused_at_submission(tmp_path:
     path.write_text("[Resources]\nstdout =\n    out.txt\n    touch pwned\n")
     JobScript.read_defaults(str(path))
     JobScript.cache_folder = str(tmp_path / "cache")
-    with pytest.raises(ResourcesNotSupportedError, match=r"resource stdout='\\nout.txt\\ntouch pwned': a line break"):
-        JobScript("true", jobname="ini", backend="local", rootdir=str(tmp_path)).submit(cache_id="ini")
+    with pytest.raises(
+        ResourcesNotSupportedError,
+        match=r"resource stdout='\\nout.txt\\ntouch pwned': a line break",
+    ):
+        JobScript("true", jobname="ini", backend="local", rootdir=str(tmp_path)).submit(
+            cache_id="ini"
+        )
     assert list(tmp_path.glob("cache/*.cache")) == []
 
 
@@ -84,9 +91,13 @@ BAD_TIMES = ["1 day", "1:2:3:4:5", "-5", "abc", "90s", "1-", "", "1.5"]
                      marks=pytest.mark.slurm),
     ],
 )  # fmt: skip
-def test_unsupported_time_strings_are_named(tmp_path: Path, backend: str, message: str, value: str) -> None:
+def test_unsupported_time_strings_are_named(
+    tmp_path: Path, backend: str, message: str, value: str
+) -> None:
     JobScript.cache_folder = str(tmp_path / "cache")
-    job = JobScript("true", jobname="t", backend=backend, rootdir=str(tmp_path / "root"), time=value)
+    job = JobScript(
+        "true", jobname="t", backend=backend, rootdir=str(tmp_path / "root"), time=value
+    )
     with pytest.raises(ResourcesNotSupportedError, match=re.escape(message.format(value=value))):
         job.submit(cache_id="t")
     assert not (tmp_path / "cache" / "clusterjob.t.cache").exists()
@@ -94,7 +105,10 @@ def test_unsupported_time_strings_are_named(tmp_path: Path, backend: str, messag
 
 
 def test_unknown_backend_names_the_distribution_to_install(tmp_path: Path) -> None:
-    with pytest.raises(BackendNotInstalledError, match=r"backend 'nosuch' is not installed: pip install clusterjob-nosuch \(installed backends: .*local"):
+    with pytest.raises(
+        BackendNotInstalledError,
+        match=r"backend 'nosuch' is not installed: pip install clusterjob-nosuch \(installed backends: .*local",
+    ):
         JobScript("true", jobname="x", backend="nosuch", rootdir=str(tmp_path)).submit()
 
 
@@ -103,10 +117,21 @@ def test_cached_job_of_a_backend_no_longer_installed(tmp_path: Path) -> None:
     JobScript.cache_folder = str(tmp_path / "cache")
     (tmp_path / "cache").mkdir()
     path = tmp_path / "cache" / "clusterjob.old.cache"
-    record = {"clusterjob_cache": 1, "state": "submitted", "backend": "slurm", "status": "RUNNING", "job_id": "42"}
+    record = {
+        "clusterjob_cache": 1,
+        "state": "submitted",
+        "backend": "slurm",
+        "status": "RUNNING",
+        "job_id": "42",
+    }
     path.write_text(json.dumps(record))
-    reset_plugin_manager(create_plugin_manager(load_entrypoints=False, plugins=(local_plugin,)))  # only core installed
-    with pytest.raises(BackendNotInstalledError, match="backend 'slurm' is not installed: pip install clusterjob-slurm"):
+    reset_plugin_manager(
+        create_plugin_manager(load_entrypoints=False, plugins=(local_plugin,))
+    )  # only core installed
+    with pytest.raises(
+        BackendNotInstalledError,
+        match="backend 'slurm' is not installed: pip install clusterjob-slurm",
+    ):
         JobScript("true", jobname="old", backend="local").submit(cache_id="old")
     with pytest.raises(BackendNotInstalledError, match="pip install clusterjob-slurm"):
         AsyncResult.from_cache(str(path))
@@ -118,7 +143,10 @@ def test_resources_slurm_cannot_express_name_the_key(tmp_path: Path) -> None:
     JobScript.rootdir = str(tmp_path)
     for kwargs, message in [
         ({"time": "2 hours"}, r"resource time='2 hours': a walltime is minutes"),
-        ({"mail_user": "a\nb"}, r"resource mail_user='a\\nb': a line break cannot stand in a '#SBATCH' header line"),
+        (
+            {"mail_user": "a\nb"},
+            r"resource mail_user='a\\nb': a line break cannot stand in a '#SBATCH' header line",
+        ),
     ]:
         with pytest.raises(ResourcesNotSupportedError, match=message):
             JobScript("true", jobname="r", backend="slurm", **kwargs).submit()
@@ -140,13 +168,18 @@ def test_truncated_cache_of_a_remote_job_is_named_kept_and_set_aside_on_force(
     text = path.read_bytes()
     path.write_bytes(text[: len(text) // 2])  # a disk that filled up, a copy interrupted
     spool = Path(os.environ["CLUSTERJOB_LOCAL_SPOOL"])
-    with pytest.raises(CacheError, match=r"cache file .*clusterjob.r.cache is not valid clusterjob JSON .* left untouched"):
+    with pytest.raises(
+        CacheError,
+        match=r"cache file .*clusterjob.r.cache is not valid clusterjob JSON .* left untouched",
+    ):
         job.submit(cache_id="r")
     assert path.read_bytes() == text[: len(text) // 2]
     assert len(list(spool.glob("*/meta.json"))) == 1
     second = job.submit(cache_id="r", force=True)
     assert second.job_id != first.job_id and second.get(60) == COMPLETED
-    assert [p.read_bytes() for p in path.parent.glob("clusterjob.r.cache.corrupt-*")] == [text[: len(text) // 2]]
+    assert [p.read_bytes() for p in path.parent.glob("clusterjob.r.cache.corrupt-*")] == [
+        text[: len(text) // 2]
+    ]
     assert len(list(spool.glob("*/meta.json"))) == 2
 
 
@@ -166,7 +199,9 @@ def _intent(cache: Path, cache_id: str) -> dict:
 
 
 @pytest.mark.slurm
-@pytest.mark.parametrize("reached", [True, False], ids=["sbatch-submitted", "sbatch-did-not-submit"])
+@pytest.mark.parametrize(
+    "reached", [True, False], ids=["sbatch-submitted", "sbatch-did-not-submit"]
+)
 def test_sbatch_printing_garbage_keeps_the_intent_and_the_rerun_does_not_duplicate(
     reached: bool, tmp_path: Path, prefix: str, slurm_jobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,7 +213,9 @@ def test_sbatch_printing_garbage_keeps_the_intent_and_the_rerun_does_not_duplica
     path = os.environ["PATH"]
     monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{path}")
     JobScript.cache_folder = str(tmp_path / "cache")
-    job = JobScript("true", jobname=f"{prefix}-g", backend="slurm", rootdir=str(tmp_path), time="1", hold=True)
+    job = JobScript(
+        "true", jobname=f"{prefix}-g", backend="slurm", rootdir=str(tmp_path), time="1", hold=True
+    )
     with pytest.raises(SubmitError, match=(
         r"could not read a job ID from the output of \['sbatch', '.*-g.slr'\]: "
         r"stdout='sbatch: the queue is having a bad day \(code 7\)'.*the intent in .* find the job by its tag"
@@ -196,11 +233,17 @@ def test_sbatch_printing_garbage_keeps_the_intent_and_the_rerun_does_not_duplica
 
 @pytest.mark.slurm
 @pytest.mark.ssh
-def test_sbatch_printing_garbage_over_ssh_then_adopted(remote, tmp_path: Path, prefix: str, slurm_jobs) -> None:
+def test_sbatch_printing_garbage_over_ssh_then_adopted(
+    remote, tmp_path: Path, prefix: str, slurm_jobs
+) -> None:
     from clusterjob_slurm import SlurmBackend
 
     real = shutil.which("sbatch")
-    shim = _shim(tmp_path / "remote-bin", "sbatch", f'{real} "$@" >/dev/null || exit $?\necho "<html>502 Bad Gateway</html>"\n')
+    shim = _shim(
+        tmp_path / "remote-bin",
+        "sbatch",
+        f'{real} "$@" >/dev/null || exit $?\necho "<html>502 Bad Gateway</html>"\n',
+    )
 
     class GarbageSlurm(SlurmBackend):
         """sbatch on the remote answers garbage (the shim is a file on the remote, called by path)."""
@@ -254,7 +297,9 @@ def test_sbatch_missing_from_path_here(tmp_path: Path, monkeypatch: pytest.Monke
         rf"\({os.uname().nodename}, PATH='{empty}'\); is the scheduler's client installed here\?"
     )):  # fmt: skip
         JobScript("true", jobname="m", backend="slurm", rootdir=str(tmp_path)).submit(cache_id="m")
-    assert not (tmp_path / "cache" / "clusterjob.m.cache").exists()  # no job can exist: nothing to find later
+    assert not (
+        tmp_path / "cache" / "clusterjob.m.cache"
+    ).exists()  # no job can exist: nothing to find later
 
 
 @pytest.mark.ssh
@@ -277,14 +322,18 @@ def test_scheduler_command_missing_on_the_remote(remote, local_over_ssh, tmp_pat
 
 def test_ssh_itself_missing(tmp_path: Path) -> None:
     JobScript.cache_folder = str(tmp_path / "cache")
-    with pytest.raises(SchedulerError, match=r"'cj-no-such-ssh' not found on PATH on this machine \(PATH="):
+    with pytest.raises(
+        SchedulerError, match=r"'cj-no-such-ssh' not found on PATH on this machine \(PATH="
+    ):
         JobScript("true", jobname="x", backend="local", remote="somewhere", ssh="cj-no-such-ssh -F cfg",
                   rootdir="/tmp").submit(cache_id="x")  # fmt: skip
     assert not (tmp_path / "cache" / "clusterjob.x.cache").exists()
 
 
 @pytest.mark.ssh
-def test_tag_lookup_that_cannot_run_on_the_remote_never_resubmits(remote, local_over_ssh, tmp_path: Path) -> None:
+def test_tag_lookup_that_cannot_run_on_the_remote_never_resubmits(
+    remote, local_over_ssh, tmp_path: Path
+) -> None:
     """After an interrupted submission, a lookup command missing on the remote proves nothing: no second job."""
     base = type(local_over_ssh)
 

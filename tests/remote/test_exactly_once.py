@@ -65,7 +65,9 @@ WORKFLOW = textwrap.dedent(
 )
 
 
-def run_workflow(folder: Path, cfg: dict[str, Any], fault: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_workflow(
+    folder: Path, cfg: dict[str, Any], fault: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.pop("CLUSTERJOB_FAULT_INJECT", None)
     env["CLUSTERJOB_LOCAL_SPOOL"] = str(folder / "spool")
@@ -159,15 +161,20 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     selected = {
         item.callspec.params["scenario"]
         for item in request.session.items
-        if getattr(item, "originalname", None) == "test_sigkill_at_each_step_then_rerun_gives_exactly_one_job"
+        if getattr(item, "originalname", None)
+        == "test_sigkill_at_each_step_then_rerun_gives_exactly_one_job"
     }
     scenarios: list[Outcome] = []
     for backend, where in MODES:
         for point in INJECTION_POINTS:
             if f"{backend}-{where}-{point}" in selected:
                 folder = tmp_path_factory.mktemp(f"{backend}-{where}-{point.replace('@', '-')}")
-                scenarios.append(Outcome(backend, where, point, f"cjx{uuid.uuid4().hex[:6]}", folder))
-    slurm_jobs = _needed(request, "slurm_jobs") if any(o.backend == "slurm" for o in scenarios) else None
+                scenarios.append(
+                    Outcome(backend, where, point, f"cjx{uuid.uuid4().hex[:6]}", folder)
+                )
+    slurm_jobs = (
+        _needed(request, "slurm_jobs") if any(o.backend == "slurm" for o in scenarios) else None
+    )
     remote = _needed(request, "remote") if any(o.where == "ssh" for o in scenarios) else None
     remote_runner = request.getfixturevalue("remote_runner")
 
@@ -191,7 +198,9 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             "ssh": remote.ssh if outcome.where == "ssh" else "ssh",
             "scp": remote.scp if outcome.where == "ssh" else "scp",
             "remote_runner": (
-                remote_runner(str(outcome.folder / "spool")) if (outcome.backend, outcome.where) == ("local", "ssh") else None
+                remote_runner(str(outcome.folder / "spool"))
+                if (outcome.backend, outcome.where) == ("local", "ssh")
+                else None
             ),
             "wait": 0,
         }
@@ -208,7 +217,9 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     with ThreadPoolExecutor(max_workers=max(1, len(scenarios))) as pool:
         list(pool.map(play, scenarios))
     title = "clusterjob fault injection: SIGKILL at each submit() step, then rerun (tests/remote/test_exactly_once.py)"
-    report[title] = [f"{JOBS} jobs (cache_ids) per workflow; the process kills itself at the point while submitting the first"]
+    report[title] = [
+        f"{JOBS} jobs (cache_ids) per workflow; the process kills itself at the point while submitting the first"
+    ]
     report[title] += [o.row() for o in scenarios]
     return {o.key: o for o in scenarios}
 
@@ -218,18 +229,31 @@ SCENARIOS = [f"{b}-{w}-{p}" for b, w in MODES for p in INJECTION_POINTS]
 
 def _marks(scenario: str) -> list[pytest.MarkDecorator]:
     backend, where, _ = scenario.split("-", 2)
-    return [m for m, needed in ((pytest.mark.slurm, backend == "slurm"), (pytest.mark.ssh, where == "ssh")) if needed]
+    return [
+        m
+        for m, needed in (
+            (pytest.mark.slurm, backend == "slurm"),
+            (pytest.mark.ssh, where == "ssh"),
+        )
+        if needed
+    ]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", [pytest.param(s, marks=_marks(s)) for s in SCENARIOS])
-def test_sigkill_at_each_step_then_rerun_gives_exactly_one_job(outcomes: dict[str, Outcome], scenario: str) -> None:
+def test_sigkill_at_each_step_then_rerun_gives_exactly_one_job(
+    outcomes: dict[str, Outcome], scenario: str
+) -> None:
     outcome = outcomes[scenario]
     assert not outcome.error, outcome.error
-    assert outcome.crash_rc == -9, f"the workflow was not killed at {outcome.point}: {outcome.crash_stderr}"
+    assert outcome.crash_rc == -9, (
+        f"the workflow was not killed at {outcome.point}: {outcome.crash_stderr}"
+    )
     # Nothing reaches the scheduler before the scheduler call; from then on the first job exists.
     reached = outcome.point in AFTER_THE_SCHEDULER_CALL
-    assert sum(map(len, outcome.jobs_after_crash.values())) == (1 if reached else 0), outcome.jobs_after_crash
+    assert sum(map(len, outcome.jobs_after_crash.values())) == (1 if reached else 0), (
+        outcome.jobs_after_crash
+    )
     assert outcome.rerun_rc == 0, outcome.rerun_stderr
     assert outcome.statuses == [0] * JOBS, outcome.rerun_stderr
     assert outcome.duplicates == 0 and outcome.lost == 0, (outcome.jobs, outcome.ids)
@@ -241,7 +265,12 @@ def test_sigkill_at_each_step_then_rerun_gives_exactly_one_job(outcomes: dict[st
 @pytest.mark.slurm
 @pytest.mark.parametrize("where", ["local", pytest.param("ssh", marks=pytest.mark.ssh)])
 def test_eight_processes_running_the_same_workflow_submit_each_cache_id_once(
-    where: str, request: pytest.FixtureRequest, tmp_path: Path, prefix: str, slurm_jobs: Any, report: dict[str, list[str]]
+    where: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    prefix: str,
+    slurm_jobs: Any,
+    report: dict[str, list[str]],
 ) -> None:
     cfg: dict[str, Any] = {
         "backend": "slurm", "rootdir": str(tmp_path / "root"), "cache": str(tmp_path / "cache"), "prefix": prefix,
@@ -257,7 +286,14 @@ def test_eight_processes_running_the_same_workflow_submit_each_cache_id_once(
     env.pop("CLUSTERJOB_FAULT_INJECT", None)
     command = [sys.executable, "-c", WORKFLOW, json.dumps(cfg)]
     procs = [
-        subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command,
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(8)
     ]
     outputs = [proc.communicate(timeout=300) for proc in procs]
@@ -270,7 +306,9 @@ def test_eight_processes_running_the_same_workflow_submit_each_cache_id_once(
     for i in range(3):
         assert (tmp_path / "root" / f"w{i}" / "ran").read_text().split() == [ids[i]]
     # Each process ran the prologue of the jobs it submitted, and only those.
-    assert sorted((tmp_path / "prologue.log").read_text().split()) == [f"{prefix}-{i}" for i in range(3)]
+    assert sorted((tmp_path / "prologue.log").read_text().split()) == [
+        f"{prefix}-{i}" for i in range(3)
+    ]
     if where == "ssh":
         connections = link.accepted - before
         report.setdefault("clusterjob measured figures (tests/remote)", []).append(

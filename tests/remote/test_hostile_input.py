@@ -33,7 +33,9 @@ def _configure(where: str, request: pytest.FixtureRequest, tmp_path: Path) -> No
         JobScript.scp = remote.scp
 
 
-def _submit_all(names: list[str], backend: str, extension: str, tag: str = "") -> list[tuple[str, str, str]]:
+def _submit_all(
+    names: list[str], backend: str, extension: str, tag: str = ""
+) -> list[tuple[str, str, str]]:
     """One job per name: name as job name; the next names as folder and file name."""
     jobs = []
     for i, name in enumerate(names):
@@ -42,9 +44,9 @@ def _submit_all(names: list[str], backend: str, extension: str, tag: str = "") -
         filename = names[(i + 2) % len(names)] + f".{i}.{extension}"
         jobs.append((jobname, workdir, filename))
     results = [
-        JobScript(BODY, jobname=jobname, backend=backend, workdir=workdir, filename=filename, time="1").submit(
-            cache_id=f"hostile{i}"
-        )
+        JobScript(
+            BODY, jobname=jobname, backend=backend, workdir=workdir, filename=filename, time="1"
+        ).submit(cache_id=f"hostile{i}")
         for i, (jobname, workdir, filename) in enumerate(jobs)
     ]
     assert wait_all(results, timeout=240) == [COMPLETED] * len(jobs)
@@ -59,14 +61,18 @@ def _submit_all(names: list[str], backend: str, extension: str, tag: str = "") -
 
 
 @pytest.mark.parametrize("where", ["local", pytest.param("ssh", marks=pytest.mark.ssh)])
-def test_local_backend_takes_hostile_names_as_data(where: str, request, tmp_path: Path, canaries, local_over_ssh) -> None:
+def test_local_backend_takes_hostile_names_as_data(
+    where: str, request, tmp_path: Path, canaries, local_over_ssh
+) -> None:
     _configure(where, request, tmp_path)
     # A line break cannot be in a job name (it goes into a header line); it can be in folder and file names.
     names = canaries.names(newlines=False)
     _submit_all(names, "local", "sh")
     newline = canaries.names()[-1]
     assert "\n" in newline
-    result = JobScript(BODY, jobname="plain", backend="local", workdir=newline, filename=newline + ".sh").submit()
+    result = JobScript(
+        BODY, jobname="plain", backend="local", workdir=newline, filename=newline + ".sh"
+    ).submit()
     assert result.get(120) == COMPLETED
     assert (Path(JobScript.rootdir) / newline / "name.out").read_text() == "plain\n"
     assert canaries.fired() == []
@@ -74,7 +80,9 @@ def test_local_backend_takes_hostile_names_as_data(where: str, request, tmp_path
 
 @pytest.mark.slurm
 @pytest.mark.parametrize("where", ["local", pytest.param("ssh", marks=pytest.mark.ssh)])
-def test_slurm_takes_hostile_names_as_data(where: str, request, tmp_path: Path, canaries, prefix: str, slurm_jobs) -> None:
+def test_slurm_takes_hostile_names_as_data(
+    where: str, request, tmp_path: Path, canaries, prefix: str, slurm_jobs
+) -> None:
     _configure(where, request, tmp_path)
     # sbatch reads '#SBATCH --job-name="..."' itself: quotes and backslashes are escaped for it.
     names = canaries.names(newlines=False)
@@ -98,7 +106,9 @@ def test_names_a_header_cannot_hold_are_refused_before_anything_runs(
         with pytest.raises(ResourcesNotSupportedError, match=message):
             JobScript(BODY, jobname=value, backend=backend, workdir="w").submit(cache_id="refused")
     with pytest.raises(ResourcesNotSupportedError, match=r"resource stdout='a\\nb': .*line break"):
-        JobScript(BODY, jobname="ok", backend=backend, workdir="w", stdout="a\nb").submit(cache_id="refused")
+        JobScript(BODY, jobname="ok", backend=backend, workdir="w", stdout="a\nb").submit(
+            cache_id="refused"
+        )
     # Refused while rendering: no script, no intent in the cache.
     assert [p for p in (tmp_path / "root").rglob("*") if not p.is_dir()] == []
     assert not (tmp_path / "cache" / "clusterjob.refused.cache").exists()
@@ -110,5 +120,10 @@ def test_slurm_keeps_backslashes_in_job_names(tmp_path: Path, prefix: str) -> No
     JobScript.rootdir = str(tmp_path)
     name = prefix + "back\\slash"
     result = JobScript("true", jobname=name, backend="slurm", time="1", hold=True).submit()
-    shown = subprocess.run(["squeue", "-h", "-j", str(result.job_id), "-o", "%j"], capture_output=True, text=True, check=True)
+    shown = subprocess.run(
+        ["squeue", "-h", "-j", str(result.job_id), "-o", "%j"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert shown.stdout.strip() == name

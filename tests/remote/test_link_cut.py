@@ -35,7 +35,10 @@ def test_wait_all_resumes_after_the_link_is_cut_for_ten_seconds(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="clusterjob")
     bodies = ["sleep 3", "sleep 3", "sleep 3; exit 3", "sleep 3"]
-    jobs = [JobScript(body, jobname=f"{prefix}-{i}", workdir=f"w{i}", time="1") for i, body in enumerate(bodies)]
+    jobs = [
+        JobScript(body, jobname=f"{prefix}-{i}", workdir=f"w{i}", time="1")
+        for i, body in enumerate(bodies)
+    ]
     results = [job.submit(cache_id=f"job{i}") for i, job in enumerate(jobs)]
     before = link.accepted
     cut = threading.Timer(1.0, link.cut)
@@ -55,11 +58,15 @@ def test_wait_all_resumes_after_the_link_is_cut_for_ten_seconds(
     for i, result in enumerate(results):
         record = json.loads(Path(result.cache_file).read_text())
         assert (record["state"], record["job_id"], record["status"]) == (
-            "submitted", result.job_id, ["COMPLETED", "COMPLETED", "FAILED", "COMPLETED"][i]
+            "submitted",
+            result.job_id,
+            ["COMPLETED", "COMPLETED", "FAILED", "COMPLETED"][i],
         )
     assert slurm_jobs(prefix) == {f"{prefix}-{i}": [r.job_id] for i, r in enumerate(results)}
     again = [job.submit(cache_id=f"job{i}", retry=False) for i, job in enumerate(jobs)]
-    assert [r.job_id for r in again] == [r.job_id for r in results] and all(r.resumed for r in again)
+    assert [r.job_id for r in again] == [r.job_id for r in results] and all(
+        r.resumed for r in again
+    )
     report.setdefault(FIGURES, []).append(
         f"link cut for 10 s during wait_all on 4 SLURM jobs: {len(failed_polls)} failed poll(s) logged, "
         f"statuses {statuses}, no duplicate, cache intact"
@@ -105,7 +112,9 @@ def test_submitting_and_polling_100_jobs_uses_one_tcp_connection(
     assert connections == 1
 
 
-@pytest.mark.parametrize("reached", [True, False], ids=["link-lost-after-sbatch-ran", "link-lost-before-sbatch"])
+@pytest.mark.parametrize(
+    "reached", [True, False], ids=["link-lost-after-sbatch-ran", "link-lost-before-sbatch"]
+)
 def test_link_lost_during_the_sbatch_call_keeps_the_intent_and_the_rerun_submits_once(
     over_proxy, reached: bool, prefix: str, tmp_path: Path, slurm_jobs
 ) -> None:
@@ -117,12 +126,18 @@ def test_link_lost_during_the_sbatch_call_keeps_the_intent_and_the_rerun_submits
     run_then_fail = 'ssh "$@" >/dev/null 2>&1; ' if reached else ""
     wrapper.write_text(
         "#!/bin/sh\n"
-        f'n=$(($(cat {count} 2>/dev/null || echo 0) + 1)); echo $n > {count}\n'
+        f"n=$(($(cat {count} 2>/dev/null || echo 0) + 1)); echo $n > {count}\n"
         f'if [ $n -eq 3 ]; then {run_then_fail}echo "client_loop: send disconnect: Connection reset by peer" >&2; exit 255; fi\n'
         'exec ssh "$@"\n'
     )
     wrapper.chmod(0o755)
-    job = JobScript("true", jobname=f"{prefix}-flaky", time="1", hold=True, ssh=f"{wrapper} -F {over_proxy.config}")
+    job = JobScript(
+        "true",
+        jobname=f"{prefix}-flaky",
+        time="1",
+        hold=True,
+        ssh=f"{wrapper} -F {over_proxy.config}",
+    )
     with pytest.raises(TransientTransportError, match="Connection reset by peer"):
         job.submit(cache_id="flaky")
     record = json.loads((Path(JobScript.cache_folder) / "clusterjob.flaky.cache").read_text())

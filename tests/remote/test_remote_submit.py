@@ -42,7 +42,9 @@ def local_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.slurm
-def test_slurm_over_ssh_submit_status_cancel(remote, prefix: str, slurm_jobs, local_home: Path, remote_home_folder: str) -> None:
+def test_slurm_over_ssh_submit_status_cancel(
+    remote, prefix: str, slurm_jobs, local_home: Path, remote_home_folder: str
+) -> None:
     JobScript.backend = "slurm"
     JobScript.remote = remote.host
     JobScript.ssh = remote.ssh
@@ -54,7 +56,9 @@ def test_slurm_over_ssh_submit_status_cancel(remote, prefix: str, slurm_jobs, lo
         jobname=f"{prefix}-ok", workdir="ok", time="1", aux_scripts={"aux.sh": "echo aux ran"},
     ).submit()  # fmt: skip
     failing = JobScript("exit 3", jobname=f"{prefix}-fail", workdir="fail", time="1").submit()
-    cancelled = JobScript("sleep 120", jobname=f"{prefix}-cancel", workdir="cancel", time="5").submit()
+    cancelled = JobScript(
+        "sleep 120", jobname=f"{prefix}-cancel", workdir="cancel", time="5"
+    ).submit()
     cancelled.cancel()
     assert wait_all([ok, failing, cancelled], timeout=180) == [COMPLETED, FAILED, CANCELLED]
     folder = HOME / remote_home_folder / "ok"
@@ -62,7 +66,9 @@ def test_slurm_over_ssh_submit_status_cancel(remote, prefix: str, slurm_jobs, lo
     assert stat.S_IMODE((folder / f"{prefix}-ok.slr").stat().st_mode) == 0o755
     assert not (local_home / remote_home_folder).exists()
     assert slurm_jobs(prefix) == {
-        f"{prefix}-cancel": [cancelled.job_id], f"{prefix}-fail": [failing.job_id], f"{prefix}-ok": [ok.job_id]
+        f"{prefix}-cancel": [cancelled.job_id],
+        f"{prefix}-fail": [failing.job_id],
+        f"{prefix}-ok": [ok.job_id],
     }
 
 
@@ -110,13 +116,17 @@ def banner_ssh(remote, tmp_path: Path) -> str:
         f"banner = {REMOTE_BANNER!r}\n"
         "args = sys.argv[1:]\n"
         "if len(args) >= 3 and args[-3] == '--':\n"
-        "    args[-1] = \"printf '\" + banner + \"'; \" + args[-1]\n"
+        '    args[-1] = "printf \'" + banner + "\'; " + args[-1]\n'
         "os.execvp('ssh', ['ssh', *args])\n"
     )
     wrapper.chmod(0o755)
     ssh = f"{wrapper} -F {remote.config}"
-    probe = subprocess.run([*ssh.split(), "--", remote.host, "echo probe"], capture_output=True, text=True, check=True)
-    assert probe.stdout.startswith("\x1b[1;33mWelcome") and probe.stdout.endswith("\n\n\x1b]0;login1: ~\x07probe\n")
+    probe = subprocess.run(
+        [*ssh.split(), "--", remote.host, "echo probe"], capture_output=True, text=True, check=True
+    )
+    assert probe.stdout.startswith("\x1b[1;33mWelcome") and probe.stdout.endswith(
+        "\n\n\x1b]0;login1: ~\x07probe\n"
+    )
     return ssh
 
 
@@ -136,9 +146,14 @@ def test_slurm_over_ssh_through_a_login_shell_that_prints_a_banner(
     ok = JobScript("true", jobname=f"{prefix}-banner-ok", workdir="ok", time="1").submit()
     assert ok.job_id.isdigit()
     assert ok.get(120) == COMPLETED
-    failing = JobScript("exit 3", jobname=f"{prefix}-banner-fail", workdir="fail", time="1").submit()
+    failing = JobScript(
+        "exit 3", jobname=f"{prefix}-banner-fail", workdir="fail", time="1"
+    ).submit()
     assert failing.get(120) == FAILED
-    assert slurm_jobs(prefix) == {f"{prefix}-banner-ok": [ok.job_id], f"{prefix}-banner-fail": [failing.job_id]}
+    assert slurm_jobs(prefix) == {
+        f"{prefix}-banner-ok": [ok.job_id],
+        f"{prefix}-banner-fail": [failing.job_id],
+    }
 
 
 def test_local_backend_over_ssh_through_a_login_shell_that_prints_a_banner(
@@ -188,7 +203,12 @@ def _shims(tmp_path: Path, config: str) -> Path:
 
 
 def test_documented_ini_with_rsync_prologue_and_epilogue_as_written(
-    remote, local_over_ssh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_home: Path, remote_home_folder: str
+    remote,
+    local_over_ssh,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    local_home: Path,
+    remote_home_folder: str,
 ) -> None:
     """The docs' example verbatim, for a user whose plain ``ssh`` reaches the host (``~/.ssh/config``).
 
@@ -215,7 +235,12 @@ def test_documented_ini_with_rsync_prologue_and_epilogue_as_written(
 
 @pytest.mark.slurm
 def test_rsync_prologue_and_epilogue_with_ssh_options_on_slurm(
-    remote, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_home: Path, remote_home_folder: str
+    remote,
+    prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    local_home: Path,
+    remote_home_folder: str,
 ) -> None:
     """``ssh = "ssh -F <config>"``: the prologue says ``{ssh} {remote}``; rsync reads ``RSYNC_RSH``.
 

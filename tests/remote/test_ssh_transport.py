@@ -30,7 +30,9 @@ pytestmark = pytest.mark.ssh
 
 def _transport(remote, via_proxy: bool = False) -> SshTransport:
     """A fresh transport (no state shared with other tests)."""
-    return SshTransport(remote.proxy_host if via_proxy else remote.host, ssh=remote.ssh, scp=remote.scp)
+    return SshTransport(
+        remote.proxy_host if via_proxy else remote.host, ssh=remote.ssh, scp=remote.scp
+    )
 
 
 def test_every_byte_of_an_argument_arrives_unchanged(remote, canaries) -> None:
@@ -48,8 +50,12 @@ def test_the_encoded_command_line_means_the_same_in_any_login_shell(shell: str, 
         pytest.skip(f"{shell} is not installed here")
     script = transport_module.shell_command(["printf", "%s\\0", *canaries.names()])
     line = encode_for_login_shell(script)
-    assert set(line) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ,._+:@=/-\\'\"$()")
-    proc = subprocess.run([shell, "-c", line], capture_output=True, text=True, check=True, cwd=canaries.places[0])
+    assert set(line) <= set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ,._+:@=/-\\'\"$()"
+    )
+    proc = subprocess.run(
+        [shell, "-c", line], capture_output=True, text=True, check=True, cwd=canaries.places[0]
+    )
     assert proc.stdout.split("\0")[:-1] == canaries.names()
     assert canaries.fired() == []
 
@@ -67,9 +73,13 @@ def test_folders_and_files_with_hostile_names(remote, tmp_path: Path, canaries) 
         assert os.access(Path(folder) / name, os.X_OK)
         assert (Path(folder) / ("up " + name)).read_text() == "uploaded\n"
         assert ssh.run(["pwd"], cwd=folder + "/sub").stdout == folder + "/sub\n"
-        assert run_cmd(["ls"], remote=remote.host, rootdir=str(tmp_path / "remote"), workdir=name, ssh=remote.ssh) == (
-            "\n".join(sorted(["sub", name, "up " + name])) + "\n"
-        )
+        assert run_cmd(
+            ["ls"],
+            remote=remote.host,
+            rootdir=str(tmp_path / "remote"),
+            workdir=name,
+            ssh=remote.ssh,
+        ) == ("\n".join(sorted(["sub", name, "up " + name])) + "\n")
     assert [p.name for p in (tmp_path / "remote").iterdir() if p.name.startswith(".cj-")] == []
     assert canaries.fired() == []
 
@@ -125,7 +135,9 @@ def test_missing_command_is_named_with_the_host_and_its_path(remote) -> None:
     assert "cj-no-such-command: not found" in message
     assert "a command was not found on " + os.uname().nodename in message
     assert "PATH there is '" in message and "/usr/bin" in message
-    with pytest.raises(SchedulerError, match=r"'cj-no-such-command' not found on PATH on this machine \(.*PATH="):
+    with pytest.raises(
+        SchedulerError, match=r"'cj-no-such-command' not found on PATH on this machine \(.*PATH="
+    ):
         LocalTransport().run(["cj-no-such-command", "x"])
 
 
@@ -157,7 +169,9 @@ def test_login_failure_says_why_and_is_not_retried(remote, tmp_path: Path) -> No
     assert info.value.permanent  # type: ignore[attr-defined]
 
 
-def test_control_folder_must_be_private_and_short(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog) -> None:
+def test_control_folder_must_be_private_and_short(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog
+) -> None:
     caplog.set_level(logging.WARNING, logger="clusterjob")
     shared = Path(f"/tmp/cjs-{uuid.uuid4().hex[:6]}")  # short enough for a socket path
     shared.mkdir()
@@ -196,7 +210,9 @@ def test_parallel_first_commands_open_one_connection(remote, link) -> None:
     assert link.accepted - before == 1
 
 
-def test_status_and_wait_while_the_link_is_cut(remote, link, local_over_ssh, tmp_path: Path, caplog) -> None:
+def test_status_and_wait_while_the_link_is_cut(
+    remote, link, local_over_ssh, tmp_path: Path, caplog
+) -> None:
     """An unreachable remote is never a status; the cached result stays; wait() resumes."""
     caplog.set_level(logging.WARNING, logger="clusterjob")
     JobScript.cache_folder = str(tmp_path / "cache")
@@ -217,4 +233,7 @@ def test_status_and_wait_while_the_link_is_cut(remote, link, local_over_ssh, tmp
     result.wait(120)
     assert result.status == COMPLETED
     assert "cannot reach cjproxy" in caplog.text
-    assert JobScript("sleep 4", jobname="cut", backend="local").submit(cache_id="cut").job_id == result.job_id
+    assert (
+        JobScript("sleep 4", jobname="cut", backend="local").submit(cache_id="cut").job_id
+        == result.job_id
+    )

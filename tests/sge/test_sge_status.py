@@ -134,28 +134,43 @@ def sh(command: object) -> CommandResult:
 def test_one_listing_answers_for_every_job(backend: SgeBackend, fake_sge: Path) -> None:
     runs = [run("10"), run("13"), run("11"), run("99")]
     statuses = backend.parse_status(sh(backend.status_command(runs)), ["10", "13", "11", "99"])
-    assert {i: statuses[i] for i in ("10", "13", "11", "99")} == {"10": RUNNING, "13": FAILED, "11": PENDING, "99": None}
-    assert fake_sge.read_text().splitlines() == ["qstat -xml"]  # 99 left the queue: qacct is asked next
+    assert {i: statuses[i] for i in ("10", "13", "11", "99")} == {
+        "10": RUNNING,
+        "13": FAILED,
+        "11": PENDING,
+        "99": None,
+    }
+    assert fake_sge.read_text().splitlines() == [
+        "qstat -xml"
+    ]  # 99 left the queue: qacct is asked next
 
 
 def test_batched_accounting_script_runs_qacct_per_job(backend: SgeBackend, fake_sge: Path) -> None:
     runs = [run("4"), run("5"), run("7")]
     answer = sh(backend.status_command(runs, finished=True))
     assert "error: job id 7 not found" in answer.stderr
-    assert backend.parse_status(answer, ["4", "5", "7"], finished=True) == {"4": COMPLETED, "5": FAILED, "7": None}
+    assert backend.parse_status(answer, ["4", "5", "7"], finished=True) == {
+        "4": COMPLETED,
+        "5": FAILED,
+        "7": None,
+    }
     assert fake_sge.read_text().splitlines() == ["qacct -j 4", "qacct -j 5", "qacct -j 7"]
 
 
 def look_up(backend: SgeBackend, tag: str) -> list[str]:
     """The queue, then accounting if the queue has no hit, as clusterjob asks them."""
     for finished in (False, True):
-        found = backend.parse_tag_lookup(sh(backend.tag_lookup_command(tag, finished=finished)), tag, finished)
+        found = backend.parse_tag_lookup(
+            sh(backend.tag_lookup_command(tag, finished=finished)), tag, finished
+        )
         if found is not None:
             return found
     raise AssertionError("the accounting lookup always concludes")
 
 
-def test_tag_search_finds_queued_jobs_then_looks_in_accounting(backend: SgeBackend, fake_sge: Path) -> None:
+def test_tag_search_finds_queued_jobs_then_looks_in_accounting(
+    backend: SgeBackend, fake_sge: Path
+) -> None:
     assert look_up(backend, TAG) == ["21"]
     assert fake_sge.read_text().splitlines() == ["qstat -j *"]  # found in the queue: no qacct
     other = "cj-9999999999-000000"
@@ -258,12 +273,16 @@ def test_get_status_of_a_listing_of_one_job_only(backend: SgeBackend) -> None:
     """The documented single-job get_status sees the listing alone: it tells only when one job is listed."""
     listing = ET.fromstring(data("qstat_xml_deleting.xml"))
     for queue in listing:
-        for entry in [e for e in queue if e.tag == "job_list" and e.findtext("JB_job_number") != "21"]:
+        for entry in [
+            e for e in queue if e.tag == "job_list" and e.findtext("JB_job_number") != "21"
+        ]:
             queue.remove(entry)
     one = ET.tostring(listing, encoding="unicode")
     assert parse_qstat_xml(one) == {"21": CANCELLED}
     assert backend.get_status(one) == CANCELLED
-    assert backend.get_status(data("qstat_xml_running_suspended_error_held.xml")) is None  # which job?
+    assert (
+        backend.get_status(data("qstat_xml_running_suspended_error_held.xml")) is None
+    )  # which job?
     assert backend.get_status("") is None
 
 
@@ -386,12 +405,22 @@ def test_no_job_anywhere_is_proof_of_absence(backend: SgeBackend) -> None:
             False,
             "qstat exited with 1: error: commlib error: got select error (Connection refused)",
         ),
-        (CommandResult(1, "", "error: can't open accounting file\n"), True, "qacct exited with 1: error: can't open accounting file"),
+        (
+            CommandResult(1, "", "error: can't open accounting file\n"),
+            True,
+            "qacct exited with 1: error: can't open accounting file",
+        ),
         (CommandResult(1, "", ""), True, "qacct exited with 1: "),  # failed without "not found"
-        (CommandResult(127, "", "sh: 1: qstat: not found\n"), False, "qstat exited with 127: sh: 1: qstat: not found"),
+        (
+            CommandResult(127, "", "sh: 1: qstat: not found\n"),
+            False,
+            "qstat exited with 127: sh: 1: qstat: not found",
+        ),
     ],
 )
-def test_failed_tag_search_is_no_proof(backend: SgeBackend, result: CommandResult, finished: bool, message: str) -> None:
+def test_failed_tag_search_is_no_proof(
+    backend: SgeBackend, result: CommandResult, finished: bool, message: str
+) -> None:
     """SubmitError, as ClusterjobBackend.parse_tag_lookup says (regression: a bare ClusterjobError)."""
     with pytest.raises(SubmitError) as err:
         backend.parse_tag_lookup(result, TAG, finished)
@@ -413,10 +442,22 @@ def test_job_id_after_a_login_banner(backend: SgeBackend) -> None:
 @pytest.mark.parametrize(
     ("response", "job_id"),
     [
-        ("Welcome to cluster X (2 nodes)\n\n" + "Your job 28 (\"cjplain\") has been submitted\n", "28"),
-        ("\x1b[1m2024\x1b[0m\nYour job-array 30.1-3:1 (\"arr\") has been submitted\n", "30"),  # qsub's line wins
-        ("Welcome to cluster X (2 nodes)\nLast login: Mon Jun  3 09:12:44 2024\n", None),  # numbers, no ID line
-        ("Tip: when qsub says 'Your job 5 (\"x\") has been submitted', run qstat\n", None),  # not a whole line
+        (
+            "Welcome to cluster X (2 nodes)\n\n" + 'Your job 28 ("cjplain") has been submitted\n',
+            "28",
+        ),
+        (
+            '\x1b[1m2024\x1b[0m\nYour job-array 30.1-3:1 ("arr") has been submitted\n',
+            "30",
+        ),  # qsub's line wins
+        (
+            "Welcome to cluster X (2 nodes)\nLast login: Mon Jun  3 09:12:44 2024\n",
+            None,
+        ),  # numbers, no ID line
+        (
+            "Tip: when qsub says 'Your job 5 (\"x\") has been submitted', run qstat\n",
+            None,
+        ),  # not a whole line
         ("29\n31\n", None),  # two -terse lines: which one is this submission?
     ],
 )
@@ -427,7 +468,9 @@ def test_job_id_only_from_a_whole_id_line_and_never_a_choice(
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("qstat_xml_*.xml")))
-def test_listing_is_the_same_through_a_noisy_login_shell(backend: SgeBackend, fixture: str, login_noise) -> None:
+def test_listing_is_the_same_through_a_noisy_login_shell(
+    backend: SgeBackend, fixture: str, login_noise
+) -> None:
     """A banner before the XML, a window title glued to it, a line after it (which made "junk
     after document element"), \\r\\n line ends. (No lines inside the document: a shell prints
     around a command's output, not into it, and XML allows no text before its root element.)"""
@@ -440,13 +483,17 @@ def test_listing_is_the_same_through_a_noisy_login_shell(backend: SgeBackend, fi
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("qacct_*.txt")))
-def test_accounting_is_the_same_through_a_noisy_login_shell(backend: SgeBackend, fixture: str, login_noise) -> None:
+def test_accounting_is_the_same_through_a_noisy_login_shell(
+    backend: SgeBackend, fixture: str, login_noise
+) -> None:
     clean = data(fixture)
     noisy = login_noise(clean)
     assert parse_qacct(noisy) == parse_qacct(clean)
     assert backend.get_status(noisy, finished=True) == backend.get_status(clean, finished=True)
     number = parse_qacct(clean)[0].jobnumber
-    assert backend.parse_status(ok(noisy), [number], finished=True) == backend.parse_status(ok(clean), [number], finished=True)
+    assert backend.parse_status(ok(noisy), [number], finished=True) == backend.parse_status(
+        ok(clean), [number], finished=True
+    )
 
 
 def test_login_noise_alone_is_no_status(backend: SgeBackend, login_noise) -> None:

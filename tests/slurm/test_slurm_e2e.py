@@ -43,8 +43,14 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT)
 def jobs_named(name: str) -> list[str]:
     """IDs of all jobs with this exact name, in the controller or in accounting (since yesterday)."""
     queue = sh("squeue", "--states=all", "-h", "-o", "%i|%j", "-n", name)
-    accounting = sh("sacct", "-X", "-n", "-P", "-o", "JobID,JobName", "-S", "now-1days", "--name", name)
-    ids = {line.split("|")[0].split("_")[0] for line in (queue + accounting).splitlines() if line.strip()}
+    accounting = sh(
+        "sacct", "-X", "-n", "-P", "-o", "JobID,JobName", "-S", "now-1days", "--name", name
+    )
+    ids = {
+        line.split("|")[0].split("_")[0]
+        for line in (queue + accounting).splitlines()
+        if line.strip()
+    }
     return sorted(ids)
 
 
@@ -69,7 +75,9 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(slurm_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+def cluster(
+    slurm_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cluster]:
     monkeypatch.chdir(tmp_path)
     JobScript.backend = "slurm"
     JobScript.rootdir = str(tmp_path)
@@ -89,7 +97,11 @@ def test_submit_runs_with_slurm_variables_and_completes(cluster: Cluster, tmp_pa
     job_id, name, workdir, host, nodes = (tmp_path / "run" / "vars.txt").read_text().split()
     assert (job_id, name, workdir) == (result.job_id, cluster.name("vars"), str(tmp_path / "run"))
     assert host and nodes
-    assert (tmp_path / "run" / f"{cluster.name('vars')}.slr").read_text().startswith("#!/bin/bash\n#SBATCH --job-name=")
+    assert (
+        (tmp_path / "run" / f"{cluster.name('vars')}.slr")
+        .read_text()
+        .startswith("#!/bin/bash\n#SBATCH --job-name=")
+    )
 
 
 def test_failing_job_is_failed(cluster: Cluster) -> None:
@@ -170,29 +182,48 @@ def test_dependency_on_a_failed_job_is_final(cluster: Cluster) -> None:
     assert "DependencyNeverSatisfied" in sh("squeue", "-h", "-o", "%r", "-j", child.job_id)
 
 
-def test_an_ini_file_with_dashed_keys_is_accepted_by_sbatch_as_meant(cluster: Cluster, tmp_path: Path) -> None:
+def test_an_ini_file_with_dashed_keys_is_accepted_by_sbatch_as_meant(
+    cluster: Cluster, tmp_path: Path
+) -> None:
     """Options written with their dashes, as INI files for the original clusterjob do."""
     ini = tmp_path / "dashed.ini"
-    ini.write_text("[Resources]\n-A = clusterjob\n--qos = normal\n-o = dashed.out\n--no-requeue = true\n")
+    ini.write_text(
+        "[Resources]\n-A = clusterjob\n--qos = normal\n-o = dashed.out\n--no-requeue = true\n"
+    )
     job = cluster.job("echo out; echo err >&2", "dashed")
     job.read_settings(str(ini))
     result = job.submit()
     assert result.get(TIMEOUT) == COMPLETED
     # The controller still knows the job (MinJobAge); sacct of SLURM 22.05 shows its QOS as "Unknown".
-    fields = dict(item.split("=", 1) for item in sh("scontrol", "show", "job", "-o", result.job_id).split() if "=" in item)
-    assert (fields["Account"], fields["QOS"]) == ("clusterjob", "normal")  # root's default account is root
+    fields = dict(
+        item.split("=", 1)
+        for item in sh("scontrol", "show", "job", "-o", result.job_id).split()
+        if "=" in item
+    )
+    assert (fields["Account"], fields["QOS"]) == (
+        "clusterjob",
+        "normal",
+    )  # root's default account is root
     assert fields["Requeue"] == "0"
-    assert (tmp_path / "dashed.out").read_text() == "out\nerr\n"  # -o without -e: both streams there
+    assert (
+        tmp_path / "dashed.out"
+    ).read_text() == "out\nerr\n"  # -o without -e: both streams there
 
 
-def test_parallelization_table_means_what_the_spec_says(cluster: Cluster, slurm_env: dict[str, str]) -> None:
+def test_parallelization_table_means_what_the_spec_says(
+    cluster: Cluster, slurm_env: dict[str, str]
+) -> None:
     """nodes=1, ppn=1, threads=2 asks SLURM for what the spec writes as ``-n1 -c2`` (row 2, scaled to this node)."""
     ours = cluster.job("true", "par", nodes=1, ppn=1, threads=2, hold=True).submit()
     theirs = sh("sbatch", "--parsable", "--hold", "-n1", "-c2", f"--job-name={cluster.name('par-raw')}",
                 "-o", "/dev/null", "--wrap", "true").strip().split(";")[0]  # fmt: skip
 
     def request(job_id: str) -> dict[str, str]:
-        fields = dict(item.split("=", 1) for item in sh("scontrol", "show", "job", "-o", job_id).split() if "=" in item)
+        fields = dict(
+            item.split("=", 1)
+            for item in sh("scontrol", "show", "job", "-o", job_id).split()
+            if "=" in item
+        )
         request = {key: fields[key] for key in ("NumNodes", "NumCPUs", "NumTasks", "CPUs/Task")}
         request["NumNodes"] = request["NumNodes"].split("-")[0]  # --nodes=1 shows as 1-1 (min-max)
         return request
@@ -206,22 +237,38 @@ def test_status_after_the_job_left_the_queue_and_of_an_unknown_job(
 ) -> None:
     # A job the controller has forgotten (MinJobAge): its status comes from sacct.
     def purged_job() -> str | None:
-        finished = sh("sacct", "-X", "-n", "-P", "-o", "JobID,State", "-S", "now-1days", "-E", "now")
+        finished = sh(
+            "sacct", "-X", "-n", "-P", "-o", "JobID,State", "-S", "now-1days", "-E", "now"
+        )
         for line in finished.splitlines():
             job_id, state = line.split("|")[:2]
-            if not job_id.isdigit() or state.split()[0] not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+            if not job_id.isdigit() or state.split()[0] not in (
+                "COMPLETED",
+                "FAILED",
+                "CANCELLED",
+                "TIMEOUT",
+            ):
                 continue
-            if subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, check=False).returncode != 0:
+            if (
+                subprocess.run(
+                    ["squeue", "-h", "-j", job_id], capture_output=True, check=False
+                ).returncode
+                != 0
+            ):
                 return line
         return None
 
     if purged_job() is None:  # a fresh cluster: make one and wait for the controller to forget it
         cluster.job("true", "purge").submit()
-        wait_for(lambda: purged_job() is not None, "a finished job to be purged from squeue", timeout=600)
+        wait_for(
+            lambda: purged_job() is not None, "a finished job to be purged from squeue", timeout=600
+        )
     line = purged_job()
     assert line is not None
     job_id, state = line.split("|")[:2]
-    expected = {"COMPLETED": COMPLETED, "FAILED": FAILED, "TIMEOUT": FAILED}.get(state.split()[0], CANCELLED)
+    expected = {"COMPLETED": COMPLETED, "FAILED": FAILED, "TIMEOUT": FAILED}.get(
+        state.split()[0], CANCELLED
+    )
     old = AsyncResult("slurm")
     old.job_id = job_id
     assert old.status == expected
@@ -231,7 +278,9 @@ def test_status_after_the_job_left_the_queue_and_of_an_unknown_job(
 
     fresh = cluster.job("sleep 1", "fresh").submit()
     # squeue with a purged ID among others answers for the others (it errors only for a lone purged ID)
-    answer = subprocess.run(squeue_command([fresh.job_id, job_id]), capture_output=True, text=True, check=False)
+    answer = subprocess.run(
+        squeue_command([fresh.job_id, job_id]), capture_output=True, text=True, check=False
+    )
     assert answer.returncode == 0 and answer.stdout.startswith(f"{fresh.job_id}|"), answer
     lone = subprocess.run(squeue_command([job_id]), capture_output=True, text=True, check=False)
     assert lone.returncode != 0 and "Invalid job id specified" in lone.stderr
@@ -278,15 +327,23 @@ SBATCH_THEN_KILL = textwrap.dedent(
 )
 
 
-def run_workflow(tmp_path: Path, name: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_workflow(
+    tmp_path: Path, name: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run(
-        [sys.executable, "-c", WORKFLOW, str(tmp_path), name], env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", WORKFLOW, str(tmp_path), name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
 
 
-def test_resume_after_sigkill_right_after_sbatch_adopts_the_job(cluster: Cluster, tmp_path: Path) -> None:
+def test_resume_after_sigkill_right_after_sbatch_adopts_the_job(
+    cluster: Cluster, tmp_path: Path
+) -> None:
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "sbatch").write_text(SBATCH_THEN_KILL)
@@ -321,7 +378,9 @@ def test_resume_after_sigkill_right_after_sbatch_adopts_the_job(cluster: Cluster
         for finished in (False, True):
             command = backend.tag_lookup_command(tag, finished=finished)
             done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)  # type: ignore[call-overload]
-            found = backend.parse_tag_lookup(CommandResult(done.returncode, done.stdout, done.stderr), tag, finished)
+            found = backend.parse_tag_lookup(
+                CommandResult(done.returncode, done.stdout, done.stderr), tag, finished
+            )
             if found is not None:
                 return found
         raise AssertionError("the accounting lookup always concludes")

@@ -14,7 +14,7 @@ from clusterjob_slurm import SlurmBackend
 
 TAG = SubmissionContext(tag="cj-0123456789-abcdef")
 
-BODY = r'''
+BODY = r"""
 echo "####################################################"
 echo "Job id: $CLUSTERJOB_ID"
 echo "Job name: $CLUSTERJOB_WORKDIR"
@@ -31,9 +31,9 @@ sleep 90
 
 echo "Job Finished: " `date`
 exit 0
-'''
+"""
 
-RENDERED = r'''#!/bin/bash
+RENDERED = r"""#!/bin/bash
 #SBATCH --job-name=printenv
 #SBATCH --mem=100
 #SBATCH --nodes=1
@@ -59,11 +59,15 @@ sleep 90
 
 echo "Job Finished: " `date`
 exit 0
-'''
+"""
 
 
 def headers(**resources: object) -> list[str]:
-    return [line for line in str(JobScript("true", backend="slurm", **resources)).splitlines() if line.startswith("#SBATCH")]
+    return [
+        line
+        for line in str(JobScript("true", backend="slurm", **resources)).splitlines()
+        if line.startswith("#SBATCH")
+    ]
 
 
 def test_documented_printenv_example_renders_exactly() -> None:
@@ -118,7 +122,9 @@ def test_parallelization_table(nodes: int, ppn: int, threads: int, expected: lis
 
 
 def test_common_keys() -> None:
-    assert headers(jobname="j", queue="debug", time="1:00:00", mem="4G", stdout="o", stderr="e") == [
+    assert headers(
+        jobname="j", queue="debug", time="1:00:00", mem="4G", stdout="o", stderr="e"
+    ) == [
         "#SBATCH --job-name=j",
         "#SBATCH --mem=4G",
         "#SBATCH --partition=debug",
@@ -162,7 +168,10 @@ def test_values_with_spaces_quotes_or_backslashes_are_quoted_as_sbatch_reads_the
         '#SBATCH --comment="it\'s here"',
         '#SBATCH --job-name="my job"',
     ]
-    assert headers(jobname="j", comment='say "hi"') == ['#SBATCH --comment="say \\"hi\\""', "#SBATCH --job-name=j"]
+    assert headers(jobname="j", comment='say "hi"') == [
+        '#SBATCH --comment="say \\"hi\\""',
+        "#SBATCH --job-name=j",
+    ]
     assert headers(jobname="a\\b", comment="a 'b' \"c\"") == [
         '#SBATCH --comment="a \'b\' \\"c\\""',
         '#SBATCH --job-name="a\\\\b"',
@@ -196,7 +205,10 @@ def test_invalid_walltime_names_the_resource() -> None:
 def test_tag_goes_into_the_comment_and_keeps_the_users_comment() -> None:
     backend = SlurmBackend()
     tagged = JobScript("true", jobname="j", backend="slurm")
-    assert backend.resource_headers(tagged, TAG) == ["#SBATCH --comment=cj-0123456789-abcdef", "#SBATCH --job-name=j"]
+    assert backend.resource_headers(tagged, TAG) == [
+        "#SBATCH --comment=cj-0123456789-abcdef",
+        "#SBATCH --job-name=j",
+    ]
     tagged.resources["comment"] = "project-x"
     assert backend.resource_headers(tagged, TAG) == [
         '#SBATCH --comment="project-x cj-0123456789-abcdef"',
@@ -209,8 +221,14 @@ def test_tag_goes_into_the_comment_and_keeps_the_users_comment() -> None:
 def test_the_tag_is_no_resource_and_a_script_rendered_outside_a_submission_has_none() -> None:
     job = JobScript("true", jobname="j", backend="slurm", comment="project-x")
     assert "clusterjob_tag" not in job.resources
-    assert headers(jobname="j", comment="project-x") == ['#SBATCH --comment=project-x', "#SBATCH --job-name=j"]
-    assert SlurmBackend().resource_headers(job, TAG)[0] == '#SBATCH --comment="project-x cj-0123456789-abcdef"'
+    assert headers(jobname="j", comment="project-x") == [
+        "#SBATCH --comment=project-x",
+        "#SBATCH --job-name=j",
+    ]
+    assert (
+        SlurmBackend().resource_headers(job, TAG)[0]
+        == '#SBATCH --comment="project-x cj-0123456789-abcdef"'
+    )
     assert job.resources == {"jobname": "j", "comment": "project-x"}
 
 
@@ -219,14 +237,20 @@ def test_dependencies_of_after_are_one_afterok_list() -> None:
     assert SlurmBackend().resource_headers(job, SubmissionContext(after=("1", "2")))[0] == (
         "#SBATCH --dependency=afterok:1:2"
     )
-    assert SlurmBackend().resource_headers(job, SubmissionContext(after=("7",)))[0] == "#SBATCH --dependency=afterok:7"
+    assert (
+        SlurmBackend().resource_headers(job, SubmissionContext(after=("7",)))[0]
+        == "#SBATCH --dependency=afterok:7"
+    )
 
 
 def test_dependencies_of_after_join_the_users_dependency_list() -> None:
     """sbatch(1), --dependency: a ','-joined list must hold in full; '?' joins alternatives, never both."""
     after = SubmissionContext(after=("7",))
     job = JobScript("true", jobname="j", backend="slurm", dependency="afterany:3")
-    assert SlurmBackend().resource_headers(job, after)[0] == "#SBATCH --dependency=afterany:3,afterok:7"
+    assert (
+        SlurmBackend().resource_headers(job, after)[0]
+        == "#SBATCH --dependency=afterany:3,afterok:7"
+    )
     job = JobScript("true", jobname="j", backend="slurm", d="singleton")
     assert SlurmBackend().resource_headers(job, after)[0] == "#SBATCH -d singleton,afterok:7"
     job = JobScript("true", jobname="j", backend="slurm", dependency="afterok:3?afterok:4")
@@ -301,7 +325,9 @@ def test_dashed_keys_from_an_ini_file_are_those_sbatch_options(tmp_path: Path) -
     ]  # fmt: skip
 
 
-def test_a_dashed_key_is_written_as_given_without_reading_underscores_as_dashes(tmp_path: Path) -> None:
+def test_a_dashed_key_is_written_as_given_without_reading_underscores_as_dashes(
+    tmp_path: Path,
+) -> None:
     assert ini_headers(tmp_path, "--mail_type = END\n")[0] == "#SBATCH --mail_type=END"
 
 
@@ -333,7 +359,9 @@ def test_a_dashed_comment_keeps_the_submission_tag(tmp_path: Path) -> None:
 def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
     tmp_path: Path, resources: str, message: str
 ) -> None:
-    with pytest.raises(ResourcesNotSupportedError, match="^backend 'slurm' cannot express " + re.escape(message)):
+    with pytest.raises(
+        ResourcesNotSupportedError, match="^backend 'slurm' cannot express " + re.escape(message)
+    ):
         ini_headers(tmp_path, resources + "\n")
 
 
@@ -342,14 +370,17 @@ def test_a_dashed_dependency_takes_the_jobs_of_after(tmp_path: Path) -> None:
     assert ini_headers(tmp_path, "-d = singleton\n", SubmissionContext(after=("7",)))[0] == (
         "#SBATCH -d singleton,afterok:7"
     )
-    assert ini_headers(tmp_path, "--dependency = afterany:3\n", SubmissionContext(after=("7",)))[0] == (
-        "#SBATCH --dependency=afterany:3,afterok:7"
-    )
+    assert ini_headers(tmp_path, "--dependency = afterany:3\n", SubmissionContext(after=("7",)))[
+        0
+    ] == ("#SBATCH --dependency=afterany:3,afterok:7")
 
 
 @pytest.mark.parametrize("key", ["-", "---qos", "-A B", "--qos=high", "--qos high"])
 def test_a_malformed_dashed_key_is_refused_naming_it(key: str) -> None:
-    with pytest.raises(ResourcesNotSupportedError, match=f"^backend 'slurm' cannot express resource {re.escape(repr(key))}="):
+    with pytest.raises(
+        ResourcesNotSupportedError,
+        match=f"^backend 'slurm' cannot express resource {re.escape(repr(key))}=",
+    ):
         headers(jobname="j", **{key: "x"})
 
 
@@ -361,10 +392,14 @@ class SiteSlurm(SlurmBackend):
 
     name = "site"
 
-    def prepare_resources(self, resources: dict[str, Any], context: SubmissionContext) -> dict[str, Any]:
+    def prepare_resources(
+        self, resources: dict[str, Any], context: SubmissionContext
+    ) -> dict[str, Any]:
         resources = self.with_defaults(resources, {"queue": "batch"})
         if not resources.get("account"):
-            raise ResourcesNotSupportedError(f"backend {self.name!r} needs resource account (account='myproject')")
+            raise ResourcesNotSupportedError(
+                f"backend {self.name!r} needs resource account (account='myproject')"
+            )
         gpus = resources.pop("gpus", None)
         if gpus:
             resources["gres"] = f"gpu:{gpus}"
@@ -384,14 +419,19 @@ def test_a_site_subclass_adds_defaults_and_its_keys_while_slurm_renders_the_rest
         "#SBATCH --partition=batch",
         "#SBATCH --time=1-00:00:00",
     ]
-    assert str(job).splitlines()[1:3] == ["#SBATCH --account=physics", '#SBATCH --comment="my project"']
+    assert str(job).splitlines()[1:3] == [
+        "#SBATCH --account=physics",
+        '#SBATCH --comment="my project"',
+    ]
     assert job.resources == {"jobname": "j", "account": "physics", "gpus": 2, "comment": "my project",
                              "time": "1:00:00:00", "exclusive": False}  # fmt: skip
 
 
 @pytest.mark.parametrize(("key", "written"), [("queue", "--partition=debug"), ("partition", "--partition=debug"),
                                               ("-p", "-p debug"), ("--partition", "--partition=debug")])  # fmt: skip
-def test_a_site_default_yields_to_the_jobs_own_value_under_any_spelling(key: str, written: str) -> None:
+def test_a_site_default_yields_to_the_jobs_own_value_under_any_spelling(
+    key: str, written: str
+) -> None:
     job = JobScript("true", jobname="j", backend="slurm", account="physics", **{key: "debug"})
     lines = SiteSlurm().resource_headers(job)
     assert f"#SBATCH {written}" in lines and "#SBATCH --partition=batch" not in lines
@@ -404,7 +444,11 @@ def test_a_site_backend_names_the_resource_it_requires() -> None:
 
 def test_a_site_subclass_keeps_dependencies_and_the_dashed_key_checks() -> None:
     job = JobScript("true", jobname="j", backend="slurm", account="physics")
-    assert "#SBATCH --dependency=afterok:7" in SiteSlurm().resource_headers(job, SubmissionContext(after=("7",)))
+    assert "#SBATCH --dependency=afterok:7" in SiteSlurm().resource_headers(
+        job, SubmissionContext(after=("7",))
+    )
     job.resources["--account"] = "chemistry"
-    with pytest.raises(ResourcesNotSupportedError, match=r"resource '--account'='chemistry': resource account="):
+    with pytest.raises(
+        ResourcesNotSupportedError, match=r"resource '--account'='chemistry': resource account="
+    ):
         SiteSlurm().resource_headers(job)

@@ -70,13 +70,22 @@ COMMENTS_STORED = "AccountingStoreFlags    = job_comment\n"
 def test_accounting_disabled_falls_back_to_job_completion_log(fake: FakeSlurm) -> None:
     fake.command(
         "sacct",
-        ("-c*", (DATA / "sacct_jobcomp.txt").read_text(), (DATA / "sacct_jobcomp.stderr").read_text(), 0),
+        (
+            "-c*",
+            (DATA / "sacct_jobcomp.txt").read_text(),
+            (DATA / "sacct_jobcomp.stderr").read_text(),
+            0,
+        ),
         ("*", "", (DATA / "sacct_accounting_disabled.stderr").read_text(), 1),
     )
     runs = [Run("3"), Run("4"), Run("10")]
     answer = fake.run(backend.status_command(runs, finished=True))  # type: ignore[arg-type]
     assert answer.returncode == 0 and "Slurm accounting storage is disabled" in answer.stderr
-    assert backend.parse_status(answer, ["3", "4", "10"], finished=True) == {"3": FAILED, "4": CANCELLED, "10": None}
+    assert backend.parse_status(answer, ["3", "4", "10"], finished=True) == {
+        "3": FAILED,
+        "4": CANCELLED,
+        "10": None,
+    }
     assert [c.split()[:2] for c in fake.calls()] == [["sacct", "-X"], ["sacct", "-c"]]
 
 
@@ -123,7 +132,9 @@ def find(fake: FakeSlurm) -> list[str]:
 
 
 def test_tag_found_in_queue_stops_there(fake: FakeSlurm) -> None:
-    fake.command("squeue", ("*", f"12|(null)\n13|{TAG}\n14_[1-3]|other cj-0123456789-abcdeg\n", "", 0))
+    fake.command(
+        "squeue", ("*", f"12|(null)\n13|{TAG}\n14_[1-3]|other cj-0123456789-abcdeg\n", "", 0)
+    )
     assert find(fake) == ["13"]
     assert len(fake.calls()) == 1
 
@@ -131,7 +142,10 @@ def test_tag_found_in_queue_stops_there(fake: FakeSlurm) -> None:
 def test_tag_with_the_users_comment_in_accounting_of_all_history(fake: FakeSlurm) -> None:
     fake.command("squeue", ("*", "12|(null)\n", "", 0))
     fake.command("scontrol", ("*", COMMENTS_STORED, "", 0))
-    fake.command("sacct", ("*2000-01-01*", f"20|project x\n8_1|project x {TAG}\n8_2|project x {TAG}\n", "", 0))
+    fake.command(
+        "sacct",
+        ("*2000-01-01*", f"20|project x\n8_1|project x {TAG}\n8_2|project x {TAG}\n", "", 0),
+    )
     assert find(fake) == ["8"]
     assert [c.split()[0] for c in fake.calls()] == ["squeue", "scontrol", "sacct"]
 
@@ -144,20 +158,30 @@ def test_tag_provably_absent(fake: FakeSlurm) -> None:
 
 
 def test_tag_lookup_refuses_to_guess_when_squeue_fails(fake: FakeSlurm) -> None:
-    fake.command("squeue", ("*", "", "slurm_load_jobs error: Unable to contact slurm controller (connect failure)", 1))
+    fake.command(
+        "squeue",
+        ("*", "", "slurm_load_jobs error: Unable to contact slurm controller (connect failure)", 1),
+    )
     with pytest.raises(TagLookupError) as info:
         find(fake)
     message = str(info.value)
     assert f"cannot tell whether the interrupted submission with tag {TAG} reached SLURM" in message
-    assert "squeue exited with 1: slurm_load_jobs error: Unable to contact slurm controller" in message
+    assert (
+        "squeue exited with 1: slurm_load_jobs error: Unable to contact slurm controller" in message
+    )
     assert message.endswith("then remove the cache file or submit with force=True")
 
 
 def test_tag_lookup_refuses_to_guess_when_sacct_fails(fake: FakeSlurm) -> None:
     fake.command("squeue", ("*", "12|(null)\n", "", 0))
     fake.command("scontrol", ("*", COMMENTS_STORED, "", 0))
-    fake.command("sacct", ("*", "", "sacct: error: Problem talking to the database: Connection refused", 1))
-    with pytest.raises(TagLookupError, match=r"scontrol show config or sacct exited with 1: sacct: error: Problem talking"):
+    fake.command(
+        "sacct", ("*", "", "sacct: error: Problem talking to the database: Connection refused", 1)
+    )
+    with pytest.raises(
+        TagLookupError,
+        match=r"scontrol show config or sacct exited with 1: sacct: error: Problem talking",
+    ):
         find(fake)
 
 
@@ -180,6 +204,8 @@ def test_a_failed_or_empty_lookup_is_not_a_proof() -> None:
     killed = CommandResult(143, "12|(null)\n", "")
     with pytest.raises(TagLookupError, match="exited with 143"):
         backend.parse_tag_lookup(killed, TAG)
-    assert backend.parse_tag_lookup(CommandResult(0, ""), TAG) is None  # not in the queue: ask accounting
+    assert (
+        backend.parse_tag_lookup(CommandResult(0, ""), TAG) is None
+    )  # not in the queue: ask accounting
     with pytest.raises(TagLookupError, match="does not store job comments"):
         backend.parse_tag_lookup(CommandResult(0, ""), TAG, finished=True)  # scontrol said nothing

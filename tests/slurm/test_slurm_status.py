@@ -30,7 +30,9 @@ def ok(stdout: str, stderr: str = "") -> CommandResult:
 backend = SlurmBackend()
 
 
-def statuses(stdout: str, job_ids: list[str], finished: bool = False, site: SlurmBackend = backend) -> dict:
+def statuses(
+    stdout: str, job_ids: list[str], finished: bool = False, site: SlurmBackend = backend
+) -> dict:
     """Status per asked job ID from a successful query's stdout (other jobs it reports left out)."""
     found = site.parse_status(ok(stdout), job_ids, finished)
     return {job_id: found[job_id] for job_id in job_ids}
@@ -72,11 +74,21 @@ def test_status_mapping_of_a_site_subclass_is_honoured() -> None:
 
     site = CheckpointingSite()
     assert site.get_status("5|TIMEOUT|None\n") == COMPLETED
-    assert site.get_status("5|TO|None\n") == COMPLETED  # squeue's compact code, read as its long name
-    assert statuses("5|TIMEOUT|None\n6|RUNNING|None\n", ["5", "6"], site=site) == {"5": COMPLETED, "6": RUNNING}
+    assert (
+        site.get_status("5|TO|None\n") == COMPLETED
+    )  # squeue's compact code, read as its long name
+    assert statuses("5|TIMEOUT|None\n6|RUNNING|None\n", ["5", "6"], site=site) == {
+        "5": COMPLETED,
+        "6": RUNNING,
+    }
     accounting = "5|TIMEOUT|None|0:0\n6|FAILED|None|1:0\n"
-    assert site.get_status(accounting, finished=True) is None  # two jobs: the single query does not tell
-    assert statuses(accounting, ["5", "6"], finished=True, site=site) == {"5": COMPLETED, "6": FAILED}
+    assert (
+        site.get_status(accounting, finished=True) is None
+    )  # two jobs: the single query does not tell
+    assert statuses(accounting, ["5", "6"], finished=True, site=site) == {
+        "5": COMPLETED,
+        "6": FAILED,
+    }
     assert site.get_task_status("9_1|TIMEOUT|None|0:0\n", None) == {"1": COMPLETED}  # type: ignore[arg-type]
     assert backend.get_status("5|TIMEOUT|None\n") == FAILED  # the class itself is unchanged
 
@@ -96,7 +108,9 @@ def test_dependency_never_satisfied_is_final_cancelled() -> None:
 
 
 def test_parse_records_skips_steps_errors_and_blank_lines() -> None:
-    records = parse_records("12|RUNNING|None\n12.batch|RUNNING|\nslurm_load_jobs error: x\n\n12_[3-4%1]|PENDING|JobArrayTaskLimit\n")
+    records = parse_records(
+        "12|RUNNING|None\n12.batch|RUNNING|\nslurm_load_jobs error: x\n\n12_[3-4%1]|PENDING|JobArrayTaskLimit\n"
+    )
     assert [(r.job_id, r.base_id, r.task, r.state) for r in records] == [
         ("12", "12", None, "RUNNING"),
         ("12_[3-4%1]", "12", "[3-4%1]", "PENDING"),
@@ -121,7 +135,9 @@ def test_single_job_in_queue() -> None:
     assert backend.get_status("33|PENDING|Priority\n") == PENDING
     assert backend.get_status("33|RUNNING|None\n") == RUNNING
     assert backend.get_status("33|COMPLETING|None\n") == RUNNING
-    assert backend.get_status("33|COMPLETED|None\n") == COMPLETED  # squeue --states=all: until MinJobAge
+    assert (
+        backend.get_status("33|COMPLETED|None\n") == COMPLETED
+    )  # squeue --states=all: until MinJobAge
     assert backend.get_status("33|TIMEOUT|TimeLimit\n") == FAILED
 
 
@@ -136,7 +152,10 @@ def first_id(name: str) -> str:
 
 def test_batched_squeue_maps_every_run_and_leaves_purged_ones_unknown() -> None:
     done = first_id("squeue_with_purged_id.txt")
-    assert statuses(data("squeue_with_purged_id.txt"), [done, "99999999"]) == {done: COMPLETED, "99999999": None}
+    assert statuses(data("squeue_with_purged_id.txt"), [done, "99999999"]) == {
+        done: COMPLETED,
+        "99999999": None,
+    }
 
 
 def test_batched_squeue_mixed() -> None:
@@ -144,7 +163,13 @@ def test_batched_squeue_mixed() -> None:
     ids = [r.job_id for r in parse_records(text)]
     found = statuses(text, ids)
     by_state = {r.job_id: r.state for r in parse_records(text)}
-    expected = {"PENDING": CANCELLED, "RUNNING": RUNNING, "COMPLETED": COMPLETED, "CANCELLED": CANCELLED, "FAILED": FAILED}
+    expected = {
+        "PENDING": CANCELLED,
+        "RUNNING": RUNNING,
+        "COMPLETED": COMPLETED,
+        "CANCELLED": CANCELLED,
+        "FAILED": FAILED,
+    }
     assert sorted(by_state.values()) == sorted(expected)  # the fixture shows each of them
     assert found == {job_id: expected[state] for job_id, state in by_state.items()}
 
@@ -168,7 +193,10 @@ def test_finished_array_in_queue_defers_to_accounting_unless_a_task_failed() -> 
 
 
 def test_a_run_holding_one_array_task_finds_its_record() -> None:
-    assert statuses("25_3|RUNNING|None\n25_4|PENDING|Resources\n", ["25_4", "25"]) == {"25_4": PENDING, "25": RUNNING}
+    assert statuses("25_3|RUNNING|None\n25_4|PENDING|Resources\n", ["25_4", "25"]) == {
+        "25_4": PENDING,
+        "25": RUNNING,
+    }
 
 
 # -- sacct ------------------------------------------------------------------------
@@ -182,10 +210,20 @@ def test_sacct_states() -> None:
 
 def test_sacct_mixed_batch() -> None:
     text = data("sacct_mixed.txt")
-    states = {line.split("|")[0]: line.split("|")[1] for line in data("sacct_mixed.txt").splitlines()}
-    expected = {"FAILED": FAILED, "CANCELLED": CANCELLED, "CANCELLED by 0": CANCELLED, "TIMEOUT": FAILED, "COMPLETED": COMPLETED}
+    states = {
+        line.split("|")[0]: line.split("|")[1] for line in data("sacct_mixed.txt").splitlines()
+    }
+    expected = {
+        "FAILED": FAILED,
+        "CANCELLED": CANCELLED,
+        "CANCELLED by 0": CANCELLED,
+        "TIMEOUT": FAILED,
+        "COMPLETED": COMPLETED,
+    }
     assert set(states.values()) >= {"FAILED", "CANCELLED by 0", "TIMEOUT", "COMPLETED"}
-    assert statuses(text, list(states), finished=True) == {job_id: expected[state] for job_id, state in states.items()}
+    assert statuses(text, list(states), finished=True) == {
+        job_id: expected[state] for job_id, state in states.items()
+    }
 
 
 def test_sacct_array_with_one_failed_task_is_failed() -> None:
@@ -248,13 +286,21 @@ def test_task_status_merges_queue_over_accounting() -> None:
         "queue|25_1|FAILED|NonZeroExitCode\nqueue|25_2|RUNNING|None\nqueue|25_4|PENDING|Resources\n"
         "25_1|FAILED|None|3:0\n25_2|PENDING|None|0:0\n25_[3-4]|PENDING|None|0:0\n"
     )
-    assert backend.get_task_status(text, None) == {"1": FAILED, "2": RUNNING, "3": PENDING, "4": PENDING}  # type: ignore[arg-type]
+    assert backend.get_task_status(text, None) == {
+        "1": FAILED,
+        "2": RUNNING,
+        "3": PENDING,
+        "4": PENDING,
+    }  # type: ignore[arg-type]
     ordered = task_statuses("9_10|COMPLETED|None|0:0\n9_9|FAILED|None|1:0\n")
     assert list(ordered) == ["9", "10"]
 
 
 def test_queue_statuses_keys() -> None:
-    assert queue_statuses(data("squeue_array_tasks.txt"))[first_id("squeue_array_tasks.txt")] == RUNNING
+    assert (
+        queue_statuses(data("squeue_array_tasks.txt"))[first_id("squeue_array_tasks.txt")]
+        == RUNNING
+    )
 
 
 # -- answers through a noisy login shell (banners, escape sequences, blank lines) -------
@@ -277,11 +323,15 @@ def test_job_id_after_a_login_banner() -> None:
         ("2024\n77\n", None),  # two --parsable-looking lines
     ],
 )  # fmt: skip
-def test_job_id_only_from_a_whole_id_line_and_never_a_choice(response: str, job_id: str | None) -> None:
+def test_job_id_only_from_a_whole_id_line_and_never_a_choice(
+    response: str, job_id: str | None
+) -> None:
     assert backend.get_job_id(response) == job_id
 
 
-def test_two_job_ids_are_refused_with_a_warning_naming_them(caplog: pytest.LogCaptureFixture) -> None:
+def test_two_job_ids_are_refused_with_a_warning_naming_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING, logger="clusterjob"):
         assert backend.get_job_id("Submitted batch job 5\nSubmitted batch job 6\n") is None
     assert "several job IDs (5, 6)" in caplog.text
@@ -311,13 +361,19 @@ def test_job_completion_log_and_array_tasks_through_a_noisy_login_shell(login_no
         "3": FAILED, "4": CANCELLED, "10": None,
     }  # fmt: skip
     tasks = "queue|25_1|FAILED|NonZeroExitCode\n25_[2-3]|PENDING|None|0:0\n"
-    assert task_statuses(login_noise(tasks)) == task_statuses(tasks) == {"1": FAILED, "2": PENDING, "3": PENDING}
+    assert (
+        task_statuses(login_noise(tasks))
+        == task_statuses(tasks)
+        == {"1": FAILED, "2": PENDING, "3": PENDING}
+    )
 
 
 def test_login_noise_alone_is_no_status(login_noise) -> None:
     noise = login_noise("")
     assert parse_records(noise) == []
-    assert queue_statuses(noise) == finished_statuses(ok(noise, noise)) == task_statuses(noise) == {}
+    assert (
+        queue_statuses(noise) == finished_statuses(ok(noise, noise)) == task_statuses(noise) == {}
+    )
     assert backend.get_status(noise) is None
     assert backend.get_status(noise, finished=True) is None
 

@@ -81,7 +81,9 @@ class AsyncResult:
     """
 
     def __init__(self, backend: ClusterjobBackend | str | None = None) -> None:
-        self.backend: ClusterjobBackend | None = _resolve_backend(backend) if backend is not None else None
+        self.backend: ClusterjobBackend | None = (
+            _resolve_backend(backend) if backend is not None else None
+        )
         self.remote: str | None = None
         self.cache_file: str | None = None
         self.max_sleep_interval: int = 900
@@ -134,7 +136,13 @@ class AsyncResult:
             except TransientTransportError as exc:
                 if attempt == STATUS_ATTEMPTS:
                     raise
-                logger.warning("cannot reach %s to poll job %s (%s); retrying in %.0f s", self.remote, self.job_id, exc, delay)
+                logger.warning(
+                    "cannot reach %s to poll job %s (%s); retrying in %.0f s",
+                    self.remote,
+                    self.job_id,
+                    exc,
+                    delay,
+                )
                 time.sleep(delay)
                 delay *= 2
         return self._status
@@ -223,7 +231,9 @@ class AsyncResult:
     def successful(self) -> bool:
         """True if COMPLETED, False if CANCELLED/FAILED; AssertionError if not finished."""
         status = self.status
-        assert is_finished(status), f"job {self.job_id} has not finished (status {str_status[status]})"
+        assert is_finished(status), (
+            f"job {self.job_id} has not finished (status {str_status[status]})"
+        )
         return status == COMPLETED
 
     def cancel(self) -> None:
@@ -250,7 +260,9 @@ class AsyncResult:
         assert self.backend is not None
         command = self.backend.cmd_task_status(self)
         if command is None:
-            raise NotImplementedError(f"backend {self.backend.name!r} cannot report the tasks of array jobs")
+            raise NotImplementedError(
+                f"backend {self.backend.name!r} cannot report the tasks of array jobs"
+            )
         answer = self.transport.run(command, check=False)
         return self.backend.get_task_status(answer.stdout, self)
 
@@ -267,7 +279,9 @@ class AsyncResult:
         """Write this result to ``cache_file`` (default: ``self.cache_file``) as JSON, atomically."""
         target = cache_file or self.cache_file
         if not target:
-            raise ValueError("AsyncResult.dump() needs a cache_file (none given and self.cache_file is None)")
+            raise ValueError(
+                "AsyncResult.dump() needs a cache_file (none given and self.cache_file is None)"
+            )
         cache.atomic_write_json(target, self.to_dict(), durable=False)
 
     def load(self, cache_file: str) -> AsyncResult:
@@ -298,7 +312,9 @@ class AsyncResult:
         except (KeyError, ValueError, TypeError) as exc:
             if isinstance(exc, BackendNotInstalledError):
                 raise
-            raise CacheError(f"cache file {cache_file} is missing or has an invalid field: {exc}") from None
+            raise CacheError(
+                f"cache file {cache_file} is missing or has an invalid field: {exc}"
+            ) from None
         self.cache_file = cache_file
         self.resumed = True
 
@@ -316,4 +332,3 @@ def run_local_script(script: str, what: str) -> None:
         subprocess.run([path], check=True, stdin=subprocess.DEVNULL)
     finally:
         os.unlink(path)
-

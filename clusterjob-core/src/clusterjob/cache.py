@@ -52,7 +52,12 @@ _BAD_CACHE_ID = re.compile(r"[/\x00\n\r]")
 
 def check_cache_id(cache_id: str) -> str:
     """Return ``cache_id`` if it can name a file, else raise ValueError naming it."""
-    if not isinstance(cache_id, str) or not cache_id or _BAD_CACHE_ID.search(cache_id) or cache_id in (".", ".."):
+    if (
+        not isinstance(cache_id, str)
+        or not cache_id
+        or _BAD_CACHE_ID.search(cache_id)
+        or cache_id in (".", "..")
+    ):
         raise ValueError(
             f"invalid cache_id {cache_id!r}: must be a non-empty string without '/', newlines or NUL"
         )

@@ -72,13 +72,17 @@ def read_ini(filename: str) -> Settings:
             "only [Attributes] and [Resources] are allowed (section names are case sensitive)"
         )
     if not sections:
-        raise ConfigError(f"config file {filename!r} has neither an [Attributes] nor a [Resources] section")
+        raise ConfigError(
+            f"config file {filename!r} has neither an [Attributes] nor a [Resources] section"
+        )
     settings = Settings(filename)
     for section in sections:
         for key, value in parser.items(section):
             where = f"config file {filename!r}, section [{section}], key {key!r}"
             if key in RESERVED_KEYS:
-                raise ConfigError(f"{where}: {key!r} is reserved and may not be set from a config file")
+                raise ConfigError(
+                    f"{where}: {key!r} is reserved and may not be set from a config file"
+                )
             if section == "Attributes":
                 if not _ATTRIBUTE_KEY.match(key):
                     raise ConfigError(

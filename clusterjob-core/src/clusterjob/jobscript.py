@@ -79,9 +79,13 @@ def check_attribute(owner: str, name: str, value: Any) -> Any:
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{owner}.max_sleep_interval must be a positive integer, not {value!r}") from None
+            raise ValueError(
+                f"{owner}.max_sleep_interval must be a positive integer, not {value!r}"
+            ) from None
         if number < 1:
-            raise ValueError(f"{owner}.max_sleep_interval must be a positive integer, not {value!r}")
+            raise ValueError(
+                f"{owner}.max_sleep_interval must be a positive integer, not {value!r}"
+            )
         return number
     if name == "resources":
         if not isinstance(value, Mapping):
@@ -142,7 +146,9 @@ class JobScript(metaclass=_JobScriptMeta):
     ssh: str = "ssh"
     scp: str = "scp"
 
-    def __init__(self, body: str, jobname: str, aux_scripts: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, body: str, jobname: str, aux_scripts: dict[str, str] | None = None, **kwargs: Any
+    ) -> None:
         if not isinstance(body, str):
             raise ValueError(f"JobScript body must be a string, not {body!r}")  # noqa: TRY004 - as the original
         if not isinstance(jobname, str) or not jobname:
@@ -169,7 +175,9 @@ class JobScript(metaclass=_JobScriptMeta):
                 if name == "resources"
                 else f"set JobScript.{name} or use JobScript.read_defaults()"
             )
-            raise AttributeError(f"'{name}' is a class attribute of JobScript and cannot be set on an instance; {hint}")
+            raise AttributeError(
+                f"'{name}' is a class attribute of JobScript and cannot be set on an instance; {hint}"
+            )
         if name == "backends":
             raise AttributeError("'backends' is read-only; use JobScript.register_backend()")
         object.__setattr__(self, name, check_attribute("JobScript", name, value))
@@ -190,7 +198,9 @@ class JobScript(metaclass=_JobScriptMeta):
         from clusterjob.backends import ClusterjobBackend
 
         if not isinstance(backend, ClusterjobBackend):
-            raise TypeError(f"{backend!r} is not an instance of clusterjob.backends.ClusterjobBackend")
+            raise TypeError(
+                f"{backend!r} is not an instance of clusterjob.backends.ClusterjobBackend"
+            )
         if name is not None:
             if not isinstance(name, str) or not name:
                 raise ValueError(f"backend name must be a non-empty string, not {name!r}")
@@ -330,7 +340,9 @@ class JobScript(metaclass=_JobScriptMeta):
             transport = get_transport(self.remote, ssh=self.ssh, scp=self.scp)
         if folder:
             transport.mkdir(folder)
-        transport.write_file(path, self.render_script(self.body, jobscript=True, context=context), executable=True)
+        transport.write_file(
+            path, self.render_script(self.body, jobscript=True, context=context), executable=True
+        )
         if after_script is not None:
             after_script()
         for aux_name, aux_body in self.aux_scripts.items():
@@ -386,18 +398,24 @@ def _collect_attribute_names(cls: type) -> set[str]:
     names: set[str] = set()
     for klass in cls.__mro__[:-1]:
         names.update(
-            n for n, v in vars(klass).items() if not n.startswith("_") and not _is_machinery(n) and not callable(v)
+            n
+            for n, v in vars(klass).items()
+            if not n.startswith("_") and not _is_machinery(n) and not callable(v)
         )
     return names - set(CLASS_ONLY)
 
 
-def _apply_attributes(target: Any, attributes: dict[str, str], filename: str, class_level: bool) -> None:
+def _apply_attributes(
+    target: Any, attributes: dict[str, str], filename: str, class_level: bool
+) -> None:
     """Validate every value first, then set them: a faulty file changes nothing."""
     checked = {}
     for key, value in attributes.items():
         where = f"config file {filename!r}, section [Attributes], key {key!r}"
         if not class_level and key in CLASS_ONLY:
-            raise ConfigError(f"{where}: {key!r} is a class attribute; set it with JobScript.read_defaults()")
+            raise ConfigError(
+                f"{where}: {key!r} is a class attribute; set it with JobScript.read_defaults()"
+            )
         if key in _MACHINERY or key in ("body", "aux_scripts"):
             raise ConfigError(f"{where}: {key!r} is reserved and may not be set from a config file")
         try:
@@ -412,7 +430,11 @@ def _single_lines(headers: list[str], resources: Mapping[str, Any], backend_name
     """``headers``, unless one holds a line break: the header would end there and the rest run as a command."""
     for line in headers:
         if "\n" in line or "\r" in line:
-            culprits = [f"{k}={v!r}" for k, v in resources.items() if isinstance(v, str) and ("\n" in v or "\r" in v)]
+            culprits = [
+                f"{k}={v!r}"
+                for k, v in resources.items()
+                if isinstance(v, str) and ("\n" in v or "\r" in v)
+            ]
             raise ResourcesNotSupportedError(
                 f"resource {culprits[0] if culprits else repr(line)}: a line break cannot go into a job script "
                 f"header (backend {backend_name!r}); the rest of the value would run as a command"
@@ -442,7 +464,9 @@ def _format_line(line: str, values: dict[str, Any]) -> str:
 
 #: Names defined on JobScript that are methods/properties, not template attributes.
 _MACHINERY = frozenset(
-    name for name, value in vars(JobScript).items() if callable(value) or isinstance(value, (property, classmethod, staticmethod))
+    name
+    for name, value in vars(JobScript).items()
+    if callable(value) or isinstance(value, (property, classmethod, staticmethod))
 ) | {"backends"}
 
 #: The documented defaults, restored by ``read_defaults()`` without a file.

@@ -35,23 +35,34 @@ logger = logging.getLogger("clusterjob")
 BACKOFF = 1.5
 
 
-def _group(results: Iterable[AsyncResult]) -> dict[tuple[int, str | None, str, str], list[AsyncResult]]:
+def _group(
+    results: Iterable[AsyncResult],
+) -> dict[tuple[int, str | None, str, str], list[AsyncResult]]:
     groups: dict[tuple[int, str | None, str, str], list[AsyncResult]] = {}
     for result in results:
-        groups.setdefault((id(result.backend), result.remote, result.ssh, result.scp), []).append(result)
+        groups.setdefault((id(result.backend), result.remote, result.ssh, result.scp), []).append(
+            result
+        )
     return groups
 
 
-def _ask_one_at_a_time(backend: ClusterjobBackend, runs: Sequence[AsyncResult], finished: bool) -> Answers:
+def _ask_one_at_a_time(
+    backend: ClusterjobBackend, runs: Sequence[AsyncResult], finished: bool
+) -> Answers:
     """The single-job form: ``cmd_status``/``get_status`` per run."""
     answers: Answers = {}
     for run in runs:
         answer = run.transport.run(backend.cmd_status(run, finished=finished), check=False)
-        answers[str(run.job_id)] = (backend.get_status(answer.stdout, finished=finished), answer.stderr.strip())
+        answers[str(run.job_id)] = (
+            backend.get_status(answer.stdout, finished=finished),
+            answer.stderr.strip(),
+        )
     return answers
 
 
-def _ask_in_batches(backend: ClusterjobBackend, runs: Sequence[AsyncResult], finished: bool) -> Answers:
+def _ask_in_batches(
+    backend: ClusterjobBackend, runs: Sequence[AsyncResult], finished: bool
+) -> Answers:
     """The batch form: one ``status_command`` per :attr:`~clusterjob.backends.ClusterjobBackend.status_batch_size` runs."""
     size = backend.status_batch_size or len(runs)
     answers: Answers = {}
@@ -63,7 +74,9 @@ def _ask_in_batches(backend: ClusterjobBackend, runs: Sequence[AsyncResult], fin
         result = batch[0].transport.run(command, check=False)
         job_ids = [str(run.job_id) for run in batch]
         statuses = backend.parse_status(result, job_ids, finished=finished)
-        answers.update((job_id, (statuses.get(job_id), result.stderr.strip())) for job_id in job_ids)
+        answers.update(
+            (job_id, (statuses.get(job_id), result.stderr.strip())) for job_id in job_ids
+        )
     return answers
 
 
@@ -95,7 +108,12 @@ def poll(results: Iterable[AsyncResult]) -> None:
         except TransientTransportError as exc:
             if len(groups) == 1:
                 raise
-            logger.warning("cannot reach %s to poll %d jobs (%s); will retry", results_of_group[0].remote, len(results_of_group), exc)
+            logger.warning(
+                "cannot reach %s to poll %d jobs (%s); will retry",
+                results_of_group[0].remote,
+                len(results_of_group),
+                exc,
+            )
 
 
 class _Progress:
@@ -112,7 +130,9 @@ class _Progress:
         done = sum(is_finished(s) for s in statuses)
         failed = sum(s in (FAILED, CANCELLED) for s in statuses)
         ok = sum(s == COMPLETED for s in statuses)
-        line = f"[clusterjob] {done}/{self.total} finished ({ok} completed, {failed} failed/cancelled)"
+        line = (
+            f"[clusterjob] {done}/{self.total} finished ({ok} completed, {failed} failed/cancelled)"
+        )
         if self.interactive:
             self.stream.write("\r" + line + ("\n" if final else ""))
         elif line != self.last:
@@ -162,7 +182,9 @@ def as_completed(
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"{len(pending)} of {len(everything)} jobs still unfinished after {timeout} s")
+                raise TimeoutError(
+                    f"{len(pending)} of {len(everything)} jobs still unfinished after {timeout} s"
+                )
             time.sleep(min(pause, remaining))
         else:
             time.sleep(pause)

@@ -123,7 +123,9 @@ def format_option(key: str, value: Any, quote: Callable[[str], str] = str) -> li
     if is_dashed(key):
         problem = dashed_key_problem(key)
         if problem:
-            raise ResourcesNotSupportedError(f"cannot express resource {key!r}={value!r}: {problem}")
+            raise ResourcesNotSupportedError(
+                f"cannot express resource {key!r}={value!r}: {problem}"
+            )
         flag, joined = key, key.startswith("--")
     else:
         flag, joined = (f"-{key}", False) if len(key) == 1 else (f"--{key}", True)

@@ -100,7 +100,9 @@ def submit(
             with cache.locked(path):
                 result = _resolve_under_lock(jobscript, backend, path, cache_id, force, retry)
                 if result is None:
-                    result = _submit_now(jobscript, backend, after, cache_file=path, cache_id=cache_id)
+                    result = _submit_now(
+                        jobscript, backend, after, cache_file=path, cache_id=cache_id
+                    )
     if block:
         result.wait()
         return result.status
@@ -121,7 +123,12 @@ def _cached(path: str, retry: bool) -> AsyncResult | None:
 
 
 def _resolve_under_lock(
-    jobscript: JobScript, backend: ClusterjobBackend, path: str, cache_id: str, force: bool, retry: bool
+    jobscript: JobScript,
+    backend: ClusterjobBackend,
+    path: str,
+    cache_id: str,
+    force: bool,
+    retry: bool,
 ) -> AsyncResult | None:
     try:
         record = cache.read_record(path)
@@ -154,7 +161,11 @@ def _adopt_interrupted(
         logger.info("interrupted submission %s never reached the scheduler; submitting", path)
         return None
     if len(found) > 1:
-        logger.warning("several jobs carry tag %s (%s); adopting the first", record.get("tag"), ", ".join(found))
+        logger.warning(
+            "several jobs carry tag %s (%s); adopting the first",
+            record.get("tag"),
+            ", ".join(found),
+        )
     result = _result_from(record, backend, found[0], path)
     result.resumed = True
     result.submitted_at = record.get("intent_at")
@@ -163,7 +174,9 @@ def _adopt_interrupted(
     return result
 
 
-def find_tagged_jobs(backend: ClusterjobBackend, tag: str | None, transport: Transport, path: str) -> list[str]:
+def find_tagged_jobs(
+    backend: ClusterjobBackend, tag: str | None, transport: Transport, path: str
+) -> list[str]:
     """The IDs of the jobs carrying ``tag`` ([]: provably none), asking the queue, then accounting if needed.
 
     Raises:
@@ -200,10 +213,14 @@ def _run_lookup(transport: Transport, command: Command, tag: str, path: str) -> 
 def jobscript_transport(record: dict[str, Any]) -> Any:
     from clusterjob.transport import get_transport
 
-    return get_transport(record.get("remote"), ssh=record.get("ssh", "ssh"), scp=record.get("scp", "scp"))
+    return get_transport(
+        record.get("remote"), ssh=record.get("ssh", "ssh"), scp=record.get("scp", "scp")
+    )
 
 
-def _result_from(record: dict[str, Any], backend: ClusterjobBackend, job_id: str, path: str | None) -> AsyncResult:
+def _result_from(
+    record: dict[str, Any], backend: ClusterjobBackend, job_id: str, path: str | None
+) -> AsyncResult:
     result = AsyncResult(backend)
     for name, value in record.items():
         if hasattr(result, name) and name not in ("backend", "status", "state"):
@@ -272,7 +289,9 @@ def _submit_now(
         "max_sleep_interval": jobscript.max_sleep_interval,
     }
     if cache_file:
-        cache.atomic_write_json(cache_file, {**record, "state": "submitting", "intent_at": time.time()})
+        cache.atomic_write_json(
+            cache_file, {**record, "state": "submitting", "intent_at": time.time()}
+        )
     checkpoint("before_submit")
     transport = jobscript_transport(record)
     command = backend.cmd_submit(job)
@@ -290,14 +309,21 @@ def _submit_now(
         raise SubmitError(
             f"could not read a job ID from the output of {command!r}: "
             f"stdout={answer.stdout.strip()!r} stderr={answer.stderr.strip()!r}"
-            + (f"; the intent in {cache_file} lets the next submit() find the job by its tag" if cache_file else "")
+            + (
+                f"; the intent in {cache_file} lets the next submit() find the job by its tag"
+                if cache_file
+                else ""
+            )
         )
     result = _result_from(record, backend, job_id, cache_file)
     result.submitted_at = time.time()
     if cache_file:
         result.dump()
     logger.info(
-        "submitted job %s (%s) to %s%s", job_id, record["jobname"], backend.name,
+        "submitted job %s (%s) to %s%s",
+        job_id,
+        record["jobname"],
+        backend.name,
         f" on {jobscript.remote}" if jobscript.remote else "",
     )
     _notify_submitted(result)
@@ -311,6 +337,3 @@ def _notify_submitted(result: AsyncResult) -> None:
         get_registry().manager.hook.clusterjob_job_submitted(result=result)
     except Exception:
         logger.exception("a clusterjob_job_submitted hook failed for job %s", result.job_id)
-
-
-

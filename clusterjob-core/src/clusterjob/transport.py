@@ -195,11 +195,20 @@ class Transport:
     def close(self) -> None:
         """Release connections kept open for reuse (nothing to do locally)."""
 
-    def _finish(self, cmd: Sequence[str] | str, result: CommandResult, check: bool) -> CommandResult:
+    def _finish(
+        self, cmd: Sequence[str] | str, result: CommandResult, check: bool
+    ) -> CommandResult:
         if result.returncode != 0:
-            logger.debug("%r exited with %d: %s", cmd, result.returncode, (result.stderr or result.stdout).strip())
+            logger.debug(
+                "%r exited with %d: %s",
+                cmd,
+                result.returncode,
+                (result.stderr or result.stdout).strip(),
+            )
             if check:
-                raise SchedulerError(result.returncode, cmd, result.stdout, result.stderr, remote=self.remote)
+                raise SchedulerError(
+                    result.returncode, cmd, result.stdout, result.stderr, remote=self.remote
+                )
         return result
 
 
@@ -233,7 +242,9 @@ class LocalTransport(Transport):
             )
         except FileNotFoundError as exc:
             if directory and not os.path.isdir(directory):
-                raise SchedulerError(127, cmd, "", f"working directory {directory!r} does not exist") from None
+                raise SchedulerError(
+                    127, cmd, "", f"working directory {directory!r} does not exist"
+                ) from None
             missing = exc.filename if exc.filename else (cmd if isinstance(cmd, str) else cmd[0])
             raise SchedulerError(
                 127, cmd, "",
@@ -241,7 +252,9 @@ class LocalTransport(Transport):
                 f"{os.environ.get('PATH', '')!r}); is the scheduler's client installed here?",
             ) from None  # fmt: skip
         except PermissionError as exc:
-            raise SchedulerError(126, cmd, "", f"cannot execute {exc.filename or cmd!r}: {exc.strerror}") from None
+            raise SchedulerError(
+                126, cmd, "", f"cannot execute {exc.filename or cmd!r}: {exc.strerror}"
+            ) from None
         result = CommandResult(proc.returncode, proc.stdout or "", proc.stderr or "", cmd)
         if proc.returncode == NOT_FOUND_EXIT and isinstance(cmd, str):
             note = _not_found_note(socket.gethostname(), os.environ.get("PATH", ""))
@@ -301,7 +314,9 @@ def _control_dir() -> str:
     base = wanted
     if len(base.encode()) > _MAX_CONTROL_DIR:
         base = f"/tmp/cj-ssh-{os.getuid()}"
-        logger.warning("ssh control folder %s is too long for a socket path; using %s", wanted, base)
+        logger.warning(
+            "ssh control folder %s is too long for a socket path; using %s", wanted, base
+        )
     with contextlib.suppress(FileExistsError):
         os.makedirs(base, mode=0o700)
     if not _private_dir(base):
@@ -391,12 +406,19 @@ class SshTransport(Transport):
                 )
         except FileNotFoundError:
             raise SchedulerError(
-                127, argv, "", f"{argv[0]!r} not found on PATH on this machine (PATH={os.environ.get('PATH', '')!r})"
+                127,
+                argv,
+                "",
+                f"{argv[0]!r} not found on PATH on this machine (PATH={os.environ.get('PATH', '')!r})",
             ) from None
         except subprocess.TimeoutExpired as exc:
             self._connected = False
             raise TransientTransportError(
-                SSH_FAILURE_EXIT, cmd, "", f"ssh to {self.remote} timed out after {exc.timeout} s", remote=self.remote
+                SSH_FAILURE_EXIT,
+                cmd,
+                "",
+                f"ssh to {self.remote} timed out after {exc.timeout} s",
+                remote=self.remote,
             ) from None
         result = CommandResult(proc.returncode, proc.stdout or "", proc.stderr or "", cmd)
         stream = "stdout" if merge_stderr else "stderr"
@@ -410,7 +432,9 @@ class SshTransport(Transport):
             result = replace(result, **{stream: text})
         elif proc.returncode == SSH_FAILURE_EXIT:
             self._connected = False
-            detail = (proc.stderr or proc.stdout or "").strip() or "ssh exited with 255 and printed nothing"
+            detail = (
+                proc.stderr or proc.stdout or ""
+            ).strip() or "ssh exited with 255 and printed nothing"
             hint = _permanent_failure(detail)
             error = TransientTransportError(
                 SSH_FAILURE_EXIT, cmd, proc.stdout or "", f"ssh to {self.remote} failed: {detail}"
@@ -421,7 +445,9 @@ class SshTransport(Transport):
         self._connected = True
         return result
 
-    def _retrying(self, attempts: int, what: str, call: Callable[[], CommandResult]) -> CommandResult:
+    def _retrying(
+        self, attempts: int, what: str, call: Callable[[], CommandResult]
+    ) -> CommandResult:
         """``call()``, retried with doubling pauses while ssh cannot reach the remote (not for login failures)."""
         delay = 1.0
         for attempt in range(1, attempts + 1):
@@ -451,7 +477,9 @@ class SshTransport(Transport):
         argv = [*self.ssh, *self.options(), "--", self.host, self.remote_script(cmd, cwd)]
         logger.debug("run %r on %s in %s", cmd, self.remote, cwd or "~")
         result = self._retrying(
-            attempts, f"run {shell_command(cmd)[:60]!r}", lambda: self._ssh(argv, cmd, input, merge_stderr, timeout)
+            attempts,
+            f"run {shell_command(cmd)[:60]!r}",
+            lambda: self._ssh(argv, cmd, input, merge_stderr, timeout),
         )
         return self._finish(cmd, result, check)
 
@@ -466,7 +494,9 @@ class SshTransport(Transport):
         try:
             self.run(script, input=data, attempts=IDEMPOTENT_ATTEMPTS)
         except SchedulerError:
-            self._made.pop(posixpath.dirname(path), None)  # perhaps removed meanwhile: ask next time
+            self._made.pop(
+                posixpath.dirname(path), None
+            )  # perhaps removed meanwhile: ask next time
             raise
 
     def mkdir(self, path: str) -> None:
@@ -492,9 +522,17 @@ class SshTransport(Transport):
             with open(localfile, encoding="utf-8") as src:
                 self.write_file(remotefile, src.read(), executable=os.access(localfile, os.X_OK))
             return
-        argv = [*self.scp, *self.options(), "--", os.path.abspath(localfile), f"{self.host}:{remotefile}"]
+        argv = [
+            *self.scp,
+            *self.options(),
+            "--",
+            os.path.abspath(localfile),
+            f"{self.host}:{remotefile}",
+        ]
         result = self._retrying(
-            IDEMPOTENT_ATTEMPTS, f"copy {localfile}", lambda: self._ssh(argv, argv, None, False, None)
+            IDEMPOTENT_ATTEMPTS,
+            f"copy {localfile}",
+            lambda: self._ssh(argv, argv, None, False, None),
         )
         self._finish(argv, result, check=True)
 
@@ -527,4 +565,3 @@ def close_all() -> None:
         transports = list(_transports.values())
     for transport in transports:
         transport.close()
-

@@ -96,7 +96,9 @@ def run_cmd(
             ``ignore_exit_code=False`` suppresses it; it is ``True`` that does.)
     """
     transport = get_transport(remote, ssh=ssh)
-    result = transport.run(cmd, cwd=join_dirs(rootdir, workdir), check=not ignore_exit_code, merge_stderr=True)
+    result = transport.run(
+        cmd, cwd=join_dirs(rootdir, workdir), check=not ignore_exit_code, merge_stderr=True
+    )
     return result.stdout
 
 
@@ -118,4 +120,6 @@ def mkdir(name: str, mode: int = 0o750) -> None:
         os.makedirs(name, mode)
     except FileExistsError:
         if not os.path.isdir(name):
-            raise OSError(errno.EEXIST, f"cannot create folder {name!r}: a file of that name exists", name) from None
+            raise OSError(
+                errno.EEXIST, f"cannot create folder {name!r}: a file of that name exists", name
+            ) from None

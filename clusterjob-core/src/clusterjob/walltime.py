@@ -107,7 +107,9 @@ class Walltime:
         try:
             seconds = time_to_seconds(value)
         except ValueError:
-            raise cannot_express(backend, "time", value, f"a walltime is {WALLTIME_FORMATS}") from None
+            raise cannot_express(
+                backend, "time", value, f"a walltime is {WALLTIME_FORMATS}"
+            ) from None
         return cls(str(value).strip(), seconds)
 
     def hours_minutes_seconds(self) -> str:

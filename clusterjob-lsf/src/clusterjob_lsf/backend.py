@@ -79,7 +79,13 @@ class LsfBackend(ClusterjobBackend):
         "DONE": COMPLETED,  # exited with status 0
         "EXIT": FAILED,  # exited non-zero or was killed (bkill: CANCELLED, see get_status)
     }
-    resource_replacements = {"jobname": "J", "queue": "q", "stdout": "o", "stderr": "e", "time": "W"}
+    resource_replacements = {
+        "jobname": "J",
+        "queue": "q",
+        "stdout": "o",
+        "stderr": "e",
+        "time": "W",
+    }
     job_vars = {
         "CLUSTERJOB_ID": "LSB_JOBID",
         "CLUSTERJOB_WORKDIR": "LS_SUBCWD",
@@ -133,14 +139,21 @@ class LsfBackend(ClusterjobBackend):
         is not found``) and exits non-zero, and still lists the others: the
         listed records count whatever the exit code.
         """
-        listed = {job_id: self.record_status(record) for job_id, record in parse_bjobs(result.stdout).items()}
+        listed = {
+            job_id: self.record_status(record)
+            for job_id, record in parse_bjobs(result.stdout).items()
+        }
         return {**dict.fromkeys(job_ids), **listed}
 
     def record_status(self, record: BjobsRecord) -> int | None:
         """Status code of one ``bjobs`` record: ``status_mapping``, EXIT refined."""
         code = self.status_mapping.get(record.stat)
         if code is None:
-            logger.warning("LSF job %s has state %r, which clusterjob does not know", record.job_id, record.stat)
+            logger.warning(
+                "LSF job %s has state %r, which clusterjob does not know",
+                record.job_id,
+                record.stat,
+            )
             return None
         if code == FAILED and killed_by_user(record):
             return CANCELLED
@@ -190,7 +203,9 @@ class LsfBackend(ClusterjobBackend):
         condition = merged_value(condition, [f"done({job_id})" for job_id in context.after], " && ")
         if condition is not None:
             add("-w", self.quote("w", condition, force=True))
-        description = merged_value(resources.pop("Jd", None), [context.tag] if context.tag else [], " ")
+        description = merged_value(
+            resources.pop("Jd", None), [context.tag] if context.tag else [], " "
+        )
         if description is not None:
             add("-Jd", self.quote("Jd", description))
         for key, value in sorted(resources.items()):
@@ -198,7 +213,10 @@ class LsfBackend(ClusterjobBackend):
                 add(*format_option(key, value, quote=functools.partial(self.quote, key)))
             elif not _KEY.fullmatch(key):
                 raise cannot_express(
-                    self.name, key, value, "a bsub option name must start with a letter and contain only letters, digits and '_'"
+                    self.name,
+                    key,
+                    value,
+                    "a bsub option name must start with a letter and contain only letters, digits and '_'",
                 )
             else:
                 add(f"-{key}", *([] if value is True else [self.quote(key, value)]))
@@ -223,7 +241,8 @@ class LsfBackend(ClusterjobBackend):
         slots = None
         if any(value is not None for value in counts.values()):
             nodes, ppn, threads = (
-                1 if value is None else positive_int(self.name, key, value) for key, value in counts.items()
+                1 if value is None else positive_int(self.name, key, value)
+                for key, value in counts.items()
             )
             if "span[" in user:
                 raise ResourcesNotSupportedError(
@@ -244,11 +263,15 @@ class LsfBackend(ClusterjobBackend):
 
     # -- crash-recovery tags (the tag is the job description, bsub -Jd) ----------
 
-    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+    def tag_lookup_command(
+        self, tag: str, remote: str | None = None, finished: bool = False
+    ) -> Command | None:
         """The user's recent jobs with their descriptions (one lookup: ``-a`` covers finished jobs)."""
         return None if finished else ["bjobs", "-a", "-noheader", "-o", TAG_FORMAT]
 
-    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str]:
+    def parse_tag_lookup(
+        self, result: CommandResult, tag: str, finished: bool = False
+    ) -> list[str]:
         """IDs of the jobs whose description contains ``tag`` as a word.
 
         Raises:

@@ -62,7 +62,9 @@ def parse_bjobs(response: str) -> dict[str, BjobsRecord]:
             continue
         parts += [""] * (4 - len(parts))
         job_id = parts[0].strip()
-        records[job_id] = BjobsRecord(job_id, parts[1].strip().upper(), _value(parts[2]), _value(parts[3]))
+        records[job_id] = BjobsRecord(
+            job_id, parts[1].strip().upper(), _value(parts[2]), _value(parts[3])
+        )
     return records
 
 

@@ -202,7 +202,9 @@ class PbsBackend(ClusterjobBackend):
             return self.stateless_status(job)
         code = self.status_mapping.get(state)
         if code is None:
-            logger.warning("job %s has job_state %r, which clusterjob does not know", job.job_id, state)
+            logger.warning(
+                "job %s has job_state %r, which clusterjob does not know", job.job_id, state
+            )
             return None
         if state in FINISHED_STATES:
             return finished_status(job)
@@ -255,9 +257,15 @@ class PbsBackend(ClusterjobBackend):
                 )
             add(f"-{self.resource_replacements['jobname']}", self.quote("jobname", name))
         if "queue" in resources:
-            add(f"-{self.resource_replacements['queue']}", self.quote("queue", resources.pop("queue")))
+            add(
+                f"-{self.resource_replacements['queue']}",
+                self.quote("queue", resources.pop("queue")),
+            )
         if "time" in resources:
-            add("-l", f"walltime={Walltime.read(self.name, resources.pop('time')).hours_minutes_seconds()}")
+            add(
+                "-l",
+                f"walltime={Walltime.read(self.name, resources.pop('time')).hours_minutes_seconds()}",
+            )
         for item in self.node_resources(resources):
             add("-l", item)
         for key in ("stdout", "stderr"):
@@ -269,7 +277,10 @@ class PbsBackend(ClusterjobBackend):
             value = merged_value(resources.pop(key, None), added, ",")
             if value is not None:
                 add(f"-{key}", self.quote(key, value))
-        for key, value in sorted(resources.items(), key=lambda item: (len(item[0]) > 1 and not is_dashed(item[0]), item[0])):
+        for key, value in sorted(
+            resources.items(),
+            key=lambda item: (len(item[0]) > 1 and not is_dashed(item[0]), item[0]),
+        ):
             if is_dashed(key):
                 add(*format_option(key, value, quote=functools.partial(self.quote, key)))
             elif not _KEY.fullmatch(key):
@@ -315,8 +326,12 @@ class PbsBackend(ClusterjobBackend):
             items.append(f"mem={mem * (nodes or 1)}mb")
         return items
 
-    def _pop_layout(self, resources: dict[str, Any]) -> tuple[int | None, int | None, int | None, int | None]:
-        nodes, ppn, threads, mem = (resources.pop(key, None) for key in ("nodes", "ppn", "threads", "mem"))
+    def _pop_layout(
+        self, resources: dict[str, Any]
+    ) -> tuple[int | None, int | None, int | None, int | None]:
+        nodes, ppn, threads, mem = (
+            resources.pop(key, None) for key in ("nodes", "ppn", "threads", "mem")
+        )
         return (
             None if nodes is None else positive_int(self.name, "nodes", nodes),
             None if ppn is None else positive_int(self.name, "ppn", ppn),
@@ -337,7 +352,9 @@ class PbsBackend(ClusterjobBackend):
 
     # -- crash-recovery tags ---------------------------------------------------
 
-    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+    def tag_lookup_command(
+        self, tag: str, remote: str | None = None, finished: bool = False
+    ) -> Command | None:
         """The user's name (``id -un``), then ``qstat [-x] -f`` for all jobs.
 
         The user name tells which listed jobs could be ours (PBS shows
@@ -349,7 +366,9 @@ class PbsBackend(ClusterjobBackend):
         history = f" {self.history_option}" if self.history_option else ""
         return ["sh", "-c", f"id -un && exec {self.qstat}{history} -f", self.qstat]
 
-    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str]:
+    def parse_tag_lookup(
+        self, result: CommandResult, tag: str, finished: bool = False
+    ) -> list[str]:
         """IDs of the jobs whose ``Variable_List`` has ``<tag_variable>=<tag>``.
 
         Raises:
@@ -363,15 +382,20 @@ class PbsBackend(ClusterjobBackend):
         if found:
             return found
         if result.returncode != 0:
-            self._cannot_look_up(tag, f"the lookup exited with {result.returncode}: {result.stderr.strip()[-300:]!r}")
+            self._cannot_look_up(
+                tag, f"the lookup exited with {result.returncode}: {result.stderr.strip()[-300:]!r}"
+            )
         user = _user_before_jobs(text)
         blind = [
             job.job_id
             for job in jobs
-            if job.get("variable_list") is None and (not user or (job.get("Job_Owner") or user).split("@")[0] == user)
+            if job.get("variable_list") is None
+            and (not user or (job.get("Job_Owner") or user).split("@")[0] == user)
         ]
         if blind:
-            self._cannot_look_up(tag, f"qstat shows no Variable_List for job(s) {', '.join(blind[:5])}")
+            self._cannot_look_up(
+                tag, f"qstat shows no Variable_List for job(s) {', '.join(blind[:5])}"
+            )
         return []
 
     @staticmethod

@@ -208,7 +208,11 @@ def finished_status(job: QstatJob) -> int:
         try:
             code = int(exit_text.strip())
         except ValueError:
-            logger.warning("job %s has a non-numeric exit status %r; taking it as FAILED", job.job_id, exit_text)
+            logger.warning(
+                "job %s has a non-numeric exit status %r; taking it as FAILED",
+                job.job_id,
+                exit_text,
+            )
             return FAILED
         if code == 0:
             return COMPLETED

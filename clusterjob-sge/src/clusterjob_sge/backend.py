@@ -194,20 +194,28 @@ class SgeBackend(ClusterjobBackend):
         """
         if finished:
             records = parse_qacct(result.stdout)
-            reported = {number: qacct_status(records, number) for number in {r.jobnumber for r in records}}
+            reported = {
+                number: qacct_status(records, number) for number in {r.jobnumber for r in records}
+            }
             return {**reported, **{j: qacct_status(records, self._job_number(j)) for j in job_ids}}
-        listing = parse_qstat_xml(result.stdout, self.status_mapping) if result.returncode == 0 else None
+        listing = (
+            parse_qstat_xml(result.stdout, self.status_mapping) if result.returncode == 0 else None
+        )
         if listing is None:
             return dict.fromkeys(job_ids)
         return {**listing, **{job_id: listing.get(self._job_number(job_id)) for job_id in job_ids}}
 
     # -- crash safety: the tag rides as account string (-A, kept in qacct) and job context (-ac) --
 
-    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+    def tag_lookup_command(
+        self, tag: str, remote: str | None = None, finished: bool = False
+    ) -> Command | None:
         """``qstat -j '*'`` (queued jobs: account and context); ``qacct -A <tag>`` (``finished``: ended jobs)."""
         return ["qacct", "-A", tag, "-j", "*"] if finished else ["qstat", "-j", "*"]
 
-    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str] | None:
+    def parse_tag_lookup(
+        self, result: CommandResult, tag: str, finished: bool = False
+    ) -> list[str] | None:
         """Job numbers carrying ``tag``; None: none queued (ask qacct); [] only when qacct has none either.
 
         Raises:
@@ -218,7 +226,9 @@ class SgeBackend(ClusterjobBackend):
         if result.returncode != 0:
             text = f"{result.stdout}\n{result.stderr}"
             if _NO_JOBS[finished] not in text or "error: commlib" in text:
-                raise _tag_lookup_failed(tag, f"{name} exited with {result.returncode}: {text.strip()[-500:]}")
+                raise _tag_lookup_failed(
+                    tag, f"{name} exited with {result.returncode}: {text.strip()[-500:]}"
+                )
             return [] if finished else None
         if finished:
             found = [r.jobnumber for r in parse_qacct(result.stdout) if r.account == tag]
@@ -227,7 +237,8 @@ class SgeBackend(ClusterjobBackend):
                 block["job_number"]
                 for block in parse_qstat_j_blocks(result.stdout)
                 if block.get("account") == tag
-                or f"{TAG_CONTEXT}={tag}" in [item.strip() for item in block.get("context", "").split(",")]
+                or f"{TAG_CONTEXT}={tag}"
+                in [item.strip() for item in block.get("context", "").split(",")]
             ]
         return list(dict.fromkeys(found)) if found or finished else None
 

@@ -64,7 +64,9 @@ def _job_name(backend: SgeBackend, resources: Mapping[str, Any]) -> str:
             backend.name, "jobname", name, f"Grid Engine job names may not contain {''.join(bad)!r}"
         )
     if name[:1].isdigit():
-        raise cannot_express(backend.name, "jobname", name, "Grid Engine job names may not start with a digit")
+        raise cannot_express(
+            backend.name, "jobname", name, "Grid Engine job names may not start with a digit"
+        )
     return name
 
 
@@ -148,7 +150,9 @@ def _job_numbers(backend: SgeBackend, job_ids: Sequence[str]) -> list[str]:
     for job_id in job_ids:
         match = JOB_NUMBER.match(str(job_id).strip())
         if not match:
-            raise cannot_express(backend.name, "after", list(job_ids), f"{job_id!r} is not a Grid Engine job number")
+            raise cannot_express(
+                backend.name, "after", list(job_ids), f"{job_id!r} is not a Grid Engine job number"
+            )
         numbers.append(match.group(1))
     return numbers
 
@@ -162,7 +166,9 @@ def generic_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
     if is_dashed(key):
         return dashed_option(backend, key, value)
     if not _OPTION_NAME.match(key):
-        raise cannot_express(backend.name, key, value, "a qsub option name consists of letters, digits and '_'")
+        raise cannot_express(
+            backend.name, key, value, "a qsub option name consists of letters, digits and '_'"
+        )
     if value is None or value is False:
         return []
     if value is True:
@@ -250,7 +256,9 @@ def sge_options(
             lines.append(args)
     for key in ("stdout", "stderr"):
         if resources.get(key) is not None:
-            lines.append([f"-{repl.get(key, _OUTPUT_OPTIONS[key])}", backend.quote(key, resources[key])])
+            lines.append(
+                [f"-{repl.get(key, _OUTPUT_OPTIONS[key])}", backend.quote(key, resources[key])]
+            )
     tag = context.tag
     if tag is not None:
         if resources.get("A") is None:  # the user's own account string wins

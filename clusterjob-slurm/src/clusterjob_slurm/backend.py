@@ -155,7 +155,9 @@ class SlurmBackend(ClusterjobBackend):
         if context.tag:
             self._add_to_option(resources, "--comment", context.tag, " ")
         if context.after:
-            self._add_to_option(resources, "--dependency", "afterok:" + ":".join(context.after), ",")
+            self._add_to_option(
+                resources, "--dependency", "afterok:" + ":".join(context.after), ","
+            )
         lines = []
         for key, value in sorted(resources.items()):
             if key == "time" and value is not None and value is not False:
@@ -165,7 +167,9 @@ class SlurmBackend(ClusterjobBackend):
                 lines.append(f"{self.prefix} {' '.join(args)}")
         return lines
 
-    def _add_to_option(self, resources: dict[str, Any], option: str, added: str, separator: str) -> None:
+    def _add_to_option(
+        self, resources: dict[str, Any], option: str, added: str, separator: str
+    ) -> None:
         """Append ``added`` to the resource that sets ``option`` (the user's ``comment``, ``-d``, ...), or set it.
 
         Raises:
@@ -218,7 +222,11 @@ class SlurmBackend(ClusterjobBackend):
             found = queries.finished_statuses(result, self.status_mapping)
         else:
             found = queries.queue_statuses(result.stdout, self.status_mapping)
-        statuses.update((job_id, status) for job_id, status in found.items() if job_id in statuses or job_id.isdigit())
+        statuses.update(
+            (job_id, status)
+            for job_id, status in found.items()
+            if job_id in statuses or job_id.isdigit()
+        )
         return statuses
 
     # -- arrays -------------------------------------------------------------------
@@ -233,11 +241,15 @@ class SlurmBackend(ClusterjobBackend):
 
     # -- crash safety ---------------------------------------------------------------
 
-    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+    def tag_lookup_command(
+        self, tag: str, remote: str | None = None, finished: bool = False
+    ) -> Command | None:
         """The user's jobs with their comments: in the controller, then (``finished``) in accounting."""
         return queries.accounting_tag_command() if finished else queries.queue_tag_command()
 
-    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str] | None:
+    def parse_tag_lookup(
+        self, result: CommandResult, tag: str, finished: bool = False
+    ) -> list[str] | None:
         """IDs of the jobs whose comment carries ``tag``; None: not in the queue, ask accounting.
 
         [] only when accounting, which stores job comments, has none either.
@@ -249,7 +261,9 @@ class SlurmBackend(ClusterjobBackend):
         found = queries.tag_hits(result.stdout, tag)
         if result.returncode != 0:
             what = "scontrol show config or sacct" if finished else "squeue"
-            self._cannot_look_up(tag, f"{what} exited with {result.returncode}: {result.stderr.strip()[-500:]}")
+            self._cannot_look_up(
+                tag, f"{what} exited with {result.returncode}: {result.stderr.strip()[-500:]}"
+            )
         if found or not finished:
             return found or None
         if not queries.accounting_stores_comments(result.stdout):

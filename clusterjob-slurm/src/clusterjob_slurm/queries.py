@@ -131,7 +131,12 @@ def sacct_selection(runs: Sequence[AsyncResult], now: float | None = None) -> li
         return ["-j", ",".join(job_ids)]
     submitted = [run.submitted_at for run in runs]
     if any(t is None for t in submitted):
-        return ["-S", "2000-01-01T00:00:00", "-E", "now"]  # an adopted job without a time: all history
+        return [
+            "-S",
+            "2000-01-01T00:00:00",
+            "-E",
+            "now",
+        ]  # an adopted job without a time: all history
     age = (time.time() if now is None else now) - min(t for t in submitted if t is not None)
     return ["-S", f"now-{int(age) + WINDOW_MARGIN}seconds", "-E", "now"]
 
@@ -181,7 +186,9 @@ def _group(records: Sequence[Record]) -> dict[str, list[Record]]:
     return grouped
 
 
-def queue_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) -> dict[str, int | None]:
+def queue_statuses(
+    response: str, mapping: Mapping[str, int] = STATUS_MAPPING
+) -> dict[str, int | None]:
     """Status per job ID from :func:`squeue_command` output, states read by ``mapping``.
 
     The controller forgets each array task ``MinJobAge`` after it ended,
@@ -193,7 +200,12 @@ def queue_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) -
     statuses: dict[str, int | None] = {}
     for job_id, records in _group(parse_records(response)).items():
         status = aggregate(r.status_in(mapping) for r in records)
-        if any(_is_composite(r) for r in records) and status is not None and status >= 0 and status != FAILED:
+        if (
+            any(_is_composite(r) for r in records)
+            and status is not None
+            and status >= 0
+            and status != FAILED
+        ):
             status = None
         statuses[job_id] = status
     return statuses
@@ -202,7 +214,9 @@ def queue_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) -
 _ARRAY_MARK = re.compile(r"Unknown type ArrayJobId: *(\d+)")
 
 
-def finished_statuses(result: CommandResult, mapping: Mapping[str, int] = STATUS_MAPPING) -> dict[str, int | None]:
+def finished_statuses(
+    result: CommandResult, mapping: Mapping[str, int] = STATUS_MAPPING
+) -> dict[str, int | None]:
     """Status per job ID from the result of :func:`sacct_command`, states read by ``mapping``.
 
     Accounting has every task of an array, so its records are complete. The
@@ -276,7 +290,9 @@ def tag_hits(response: str, tag: str) -> list[str]:
     """IDs of the ``JobID|Comment`` lines whose comment carries ``tag`` as a word; other lines are skipped."""
     word = re.compile(r"(?:^|[\s,;|])" + re.escape(tag) + r"(?:$|[\s,;|])")
     found: list[str] = []
-    for line in clean_output(response).splitlines():  # a window title glued to a hit must not hide it
+    for line in clean_output(
+        response
+    ).splitlines():  # a window title glued to a hit must not hide it
         job_id, sep, comment = line.partition("|")
         match = re.match(r"^(\d+)", job_id.strip())
         if sep and match and word.search(comment) and match.group(1) not in found:

@@ -104,7 +104,9 @@ class Record:
         return state_to_status(self.state, self.reason, mapping)
 
 
-def state_to_status(state: str, reason: str = "", mapping: Mapping[str, int] = STATUS_MAPPING) -> int | None:
+def state_to_status(
+    state: str, reason: str = "", mapping: Mapping[str, int] = STATUS_MAPPING
+) -> int | None:
     """Map one SLURM state (and squeue's reason) to a status code by ``mapping``.
 
     ``mapping`` is keyed by the long state names (a backend passes its
@@ -143,7 +145,9 @@ def parse_records(response: str) -> list[Record]:
             continue
         task = match.group("rest") if match.group("sep") == "_" else None
         reason = fields[2] if len(fields) > 2 else ""
-        records.append(Record(fields[0], match.group("base"), task, fields[1].split()[0].upper(), reason))
+        records.append(
+            Record(fields[0], match.group("base"), task, fields[1].split()[0].upper(), reason)
+        )
     return records
 
 

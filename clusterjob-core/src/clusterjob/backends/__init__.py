@@ -67,7 +67,9 @@ def _var_pattern(name: str) -> re.Pattern[str]:
 
 def _variable_replacement(native_name: str) -> Callable[[re.Match[str]], str]:
     """Keep the form the body used: ``$X`` stays bare, ``${X}`` keeps its braces."""
-    return lambda match: "${" + native_name + "}" if match.group(0).startswith("${") else "$" + native_name
+    return lambda match: (
+        "${" + native_name + "}" if match.group(0).startswith("${") else "$" + native_name
+    )
 
 
 def _accepts_keyword(method: Callable[..., Any], name: str) -> bool:
@@ -202,7 +204,9 @@ class ClusterjobBackend:
         if command is None and finished:
             command = self.status_command([run], False)
         if command is None:
-            raise NotImplementedError(f"backend {self.name!r} has no status command for job {run.job_id}")
+            raise NotImplementedError(
+                f"backend {self.name!r} has no status command for job {run.job_id}"
+            )
         return command
 
     def get_status(self, response: str, finished: bool = False) -> int | None:
@@ -253,7 +257,9 @@ class ClusterjobBackend:
         """
         return _accepts_keyword(self.resource_headers, "context")
 
-    def prepare_resources(self, resources: dict[str, Any], context: SubmissionContext) -> dict[str, Any]:
+    def prepare_resources(
+        self, resources: dict[str, Any], context: SubmissionContext
+    ) -> dict[str, Any]:
         """The resources to write for a job with ``resources`` (a copy, free to change).
 
         The hook for site backends (see the class docstring): add defaults,
@@ -265,7 +271,9 @@ class ClusterjobBackend:
         """
         return resources
 
-    def with_defaults(self, resources: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    def with_defaults(
+        self, resources: Mapping[str, Any], defaults: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """``resources`` plus each of ``defaults`` that the job does not set itself, under any spelling.
 
         For :meth:`prepare_resources`: on SLURM, ``{"queue": "batch"}`` is
@@ -314,7 +322,9 @@ class ClusterjobBackend:
     def format_resource(self, key: str, value: Any) -> list[str]:
         """Arguments for one resource: :attr:`resource_replacements`, then the documented rule, values quoted."""
         return format_option(
-            self.resource_replacements.get(key, key), value, quote=lambda text: self.quote(key, text)
+            self.resource_replacements.get(key, key),
+            value,
+            quote=lambda text: self.quote(key, text),
         )
 
     def quote(self, key: str, value: Any, force: bool = False) -> str:
@@ -327,7 +337,9 @@ class ClusterjobBackend:
         try:
             return quote_value(value, self.plain_value, escapes=self.quote_escapes, force=force)
         except ValueError as why:
-            raise cannot_express(self.name, key, value, f"{why} in a '{self.prefix}' header line") from None
+            raise cannot_express(
+                self.name, key, value, f"{why} in a '{self.prefix}' header line"
+            ) from None
 
     def key_setting(self, resources: Mapping[str, Any], option: str) -> str | None:
         """The key of ``resources`` that sets ``option`` (``-d`` or ``dependency`` for ``--dependency``), if any.
@@ -336,7 +348,11 @@ class ClusterjobBackend:
         (:func:`~clusterjob.rendering.merged_value`), under whichever key.
         """
         for key, value in resources.items():
-            if value is not None and value is not False and option in self.options_set_by(key, value):
+            if (
+                value is not None
+                and value is not False
+                and option in self.options_set_by(key, value)
+            ):
                 return key
         return None
 
@@ -363,7 +379,9 @@ class ClusterjobBackend:
 
         A dashed key whose value is None or False (which writes nothing) is left out.
         """
-        given = {k: v for k, v in resources.items() if not (is_dashed(k) and (v is None or v is False))}
+        given = {
+            k: v for k, v in resources.items() if not (is_dashed(k) and (v is None or v is False))
+        }
         for key, value in given.items():
             problem = dashed_key_problem(key) if is_dashed(key) else None
             if problem:
@@ -374,7 +392,9 @@ class ClusterjobBackend:
         read: dict[str, Any] = {}
         for key, value in given.items():
             target = self._undashed_key(key) if is_dashed(key) else key
-            if target != key or target not in read:  # a dashed key replaces its twin set to None/False
+            if (
+                target != key or target not in read
+            ):  # a dashed key replaces its twin set to None/False
                 read[target] = value
         return read
 
@@ -492,11 +512,15 @@ class ClusterjobBackend:
         that overrides one of those two methods of a batch backend (its
         override is what runs); False for the batch form.
         """
-        return self._depth("cmd_status", "get_status") < self._depth("status_command", "parse_status")
+        return self._depth("cmd_status", "get_status") < self._depth(
+            "status_command", "parse_status"
+        )
 
     # -- crash recovery: find the job of an interrupted submission by its tag ----
 
-    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+    def tag_lookup_command(
+        self, tag: str, remote: str | None = None, finished: bool = False
+    ) -> Command | None:
         """A command that lists the jobs carrying ``tag``, or None if the backend cannot look one up.
 
         ``remote`` is the host the command runs on (None: this machine).
@@ -516,7 +540,9 @@ class ClusterjobBackend:
             return find_tag(tag, remote=remote)
         return find_tag(tag)
 
-    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str] | None:
+    def parse_tag_lookup(
+        self, result: CommandResult, tag: str, finished: bool = False
+    ) -> list[str] | None:
         """Job IDs carrying ``tag``, from the whole result of :meth:`tag_lookup_command`.
 
         Return ``[]`` only when the result proves that no job carries the tag
@@ -538,7 +564,10 @@ class ClusterjobBackend:
 
     def tag_lookup_methods(
         self,
-    ) -> tuple[Callable[[str, str | None, bool], Command | None], Callable[[CommandResult, str, bool], list[str] | None]]:
+    ) -> tuple[
+        Callable[[str, str | None, bool], Command | None],
+        Callable[[CommandResult, str, bool], list[str] | None],
+    ]:
         """The (command, parser) pair clusterjob looks up tags with.
 
         :meth:`tag_lookup_command` and :meth:`parse_tag_lookup`, or for each,
@@ -578,7 +607,9 @@ class ClusterjobBackend:
         batch = cls._overrides("status_command") and cls._overrides("parse_status")
         single = cls._overrides("cmd_status") and cls._overrides("get_status")
         if not batch and not single:
-            problems.append("a status query: status_command() and parse_status(), or cmd_status() and get_status()")
+            problems.append(
+                "a status query: status_command() and parse_status(), or cmd_status() and get_status()"
+            )
         writes_headers = cls._overrides("render_headers") or cls._overrides("resource_headers")
         looks_up = cls._depth("tag_lookup_command", "cmd_find_tag") < len(cls.__mro__)
         if looks_up and not writes_headers:

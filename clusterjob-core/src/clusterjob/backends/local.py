@@ -148,7 +148,9 @@ class LocalBackend(ClusterjobBackend):
         if context.after:
             given = options.get("dependency")
             added = ":".join(context.after)
-            options["dependency"] = merged_value(given, [added], ":") if given else f"afterok:{added}"
+            options["dependency"] = (
+                merged_value(given, [added], ":") if given else f"afterok:{added}"
+            )
         return [
             f"{self.prefix} --{_OPTIONS.get(key, key)}={shlex.quote(str(value))}"
             for key, value in sorted(options.items())
@@ -159,11 +161,15 @@ class LocalBackend(ClusterjobBackend):
         """None: the runner knows only its own options, so no key is written by the documented rule."""
         return None
 
-    def tag_lookup_command(self, tag: str, remote: str | None = None, finished: bool = False) -> Command | None:
+    def tag_lookup_command(
+        self, tag: str, remote: str | None = None, finished: bool = False
+    ) -> Command | None:
         """The runner's ``find-tag``, run with the Python of the host that holds the spool (which keeps every job)."""
         return None if finished else [*self._runner(remote), "find-tag", tag]
 
-    def parse_tag_lookup(self, result: CommandResult, tag: str, finished: bool = False) -> list[str]:
+    def parse_tag_lookup(
+        self, result: CommandResult, tag: str, finished: bool = False
+    ) -> list[str]:
         """The IDs of the runner's ``ID TAG`` lines; other lines (a login banner) are not jobs.
 
         Raises:

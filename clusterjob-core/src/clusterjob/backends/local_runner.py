@@ -39,7 +39,9 @@ HEADER_PREFIX = "#LOCAL"
 
 
 def spool() -> str:
-    path = os.environ.get(SPOOL_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "clusterjob", "local")
+    path = os.environ.get(SPOOL_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "clusterjob", "local"
+    )
     os.makedirs(path, exist_ok=True)
     return path
 
@@ -186,7 +188,10 @@ def find_tag(tag: str) -> list[str]:
 
 
 def finish(folder: str, state: str, exit_code: int | None, reason: str = "") -> None:
-    write_json(os.path.join(folder, "exit.json"), {"state": state, "exit_code": exit_code, "reason": reason})
+    write_json(
+        os.path.join(folder, "exit.json"),
+        {"state": state, "exit_code": exit_code, "reason": reason},
+    )
 
 
 def supervise(job_id: str) -> None:
@@ -220,7 +225,9 @@ def supervise(job_id: str) -> None:
     # The job holds its own copies of the output files; the supervisor closes its own at once.
     with contextlib.ExitStack() as files:
         stdout = files.enter_context(open(meta["stdout"], "ab"))
-        stderr = files.enter_context(open(meta["stderr"], "ab")) if meta["stderr"] else subprocess.STDOUT
+        stderr = (
+            files.enter_context(open(meta["stderr"], "ab")) if meta["stderr"] else subprocess.STDOUT
+        )
         try:
             proc = subprocess.Popen(
                 [meta["script"]], cwd=meta["workdir"], env=env, stdin=subprocess.DEVNULL,

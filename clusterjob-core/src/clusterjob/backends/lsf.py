@@ -10,4 +10,4 @@ _module = import_backend_distribution("clusterjob_lsf", "clusterjob-lsf", "lsf")
 LsfBackend = _module.LsfBackend
 time_to_minutes = _module.time_to_minutes
 
-__all__ = ["LsfBackend","time_to_minutes"]
+__all__ = ["LsfBackend", "time_to_minutes"]

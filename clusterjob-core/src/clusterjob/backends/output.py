@@ -65,7 +65,9 @@ def find_job_id(response: str, *forms: re.Pattern[str]) -> str | None:
     """
     lines = output_lines(response)
     for form in forms:
-        found = list(dict.fromkeys(_id_of(match) for line in lines if (match := form.fullmatch(line))))
+        found = list(
+            dict.fromkeys(_id_of(match) for line in lines if (match := form.fullmatch(line)))
+        )
         if len(found) == 1:
             return found[0]
         if found:
