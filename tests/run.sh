@@ -8,7 +8,7 @@
 # 2. creates a virtualenv (.venv-test) with $CLUSTERJOB_TEST_PYTHON (default python3)
 #    and installs the test tools and every distribution of the repository into it,
 #    non-editable, so that the entry-point metadata is tested (tests/venv.sh)
-# 3. ruff and mypy over the repository
+# 3. ruff (lint and format) and mypy over the repository
 # 4. runs pytest; fails on any failure, and also when no test ran (pytest exit 5)
 # 5. without pytest arguments: the scheduler-free tests on every other declared
 #    Python found on the machine (tests/pythons.sh; missing ones are skipped).
@@ -32,7 +32,8 @@ fill_test_venv "$VENV" "$PYTHON" "ruff==0.17.6" "mypy==2.4.1"
 
 failed=()
 echo "== ruff" >&2
-"$VENV/bin/ruff" check --no-cache . || failed+=(ruff)
+"$VENV/bin/ruff" check --no-cache . || failed+=("ruff check")
+"$VENV/bin/ruff" format --check --no-cache . || failed+=("ruff format")
 echo "== mypy" >&2
 "$VENV/bin/mypy" --cache-dir=/dev/null clusterjob-*/src || failed+=(mypy)
 
