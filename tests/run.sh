@@ -8,7 +8,8 @@
 # 2. creates a virtualenv (.venv-test) with $CLUSTERJOB_TEST_PYTHON (default python3)
 #    and installs the test tools and every distribution of the repository into it,
 #    non-editable, so that the entry-point metadata is tested (tests/venv.sh)
-# 3. ruff (lint and format) and mypy over the repository
+# 3. ruff (lint and format) and mypy over the repository; the documentation site
+#    (mkdocs.yml) is built with warnings as errors, into a temporary folder
 # 4. runs pytest; fails on any failure, and also when no test ran (pytest exit 5)
 # 5. without pytest arguments: the scheduler-free tests on every other declared
 #    Python found on the machine (tests/pythons.sh; missing ones are skipped).
@@ -28,7 +29,8 @@ PYTHON=${CLUSTERJOB_TEST_PYTHON:-python3}
 VENV=${CLUSTERJOB_TEST_VENV:-$ROOT/.venv-test}
 echo "== installing clusterjob into $VENV ($PYTHON)" >&2
 # Pinned: a new release of either may add checks, and the suite must not change by itself.
-fill_test_venv "$VENV" "$PYTHON" "ruff==0.17.6" "mypy==2.4.1"
+# The documentation tools are pinned in docs/requirements.txt, for the same reason.
+fill_test_venv "$VENV" "$PYTHON" "ruff==0.17.6" "mypy==2.4.1" -r docs/requirements.txt
 
 failed=()
 echo "== ruff" >&2
@@ -36,6 +38,12 @@ echo "== ruff" >&2
 "$VENV/bin/ruff" format --check --no-cache . || failed+=("ruff format")
 echo "== mypy" >&2
 "$VENV/bin/mypy" --cache-dir=/dev/null clusterjob-*/src || failed+=(mypy)
+echo "== docs site (mkdocs build --strict)" >&2
+docs_site=$(mktemp -d)
+# NO_MKDOCS_2_WARNING: the theme's banner about a future MkDocs says nothing about this site.
+NO_MKDOCS_2_WARNING=true "$VENV/bin/mkdocs" build --strict --config-file mkdocs.yml \
+    --site-dir "$docs_site" || failed+=("docs site")
+rm -rf "$docs_site"
 
 echo "== running pytest" >&2
 status=0
