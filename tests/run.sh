@@ -37,7 +37,7 @@ echo "== ruff" >&2
 "$VENV/bin/ruff" check --no-cache . || failed+=("ruff check")
 "$VENV/bin/ruff" format --check --no-cache . || failed+=("ruff format")
 echo "== mypy" >&2
-"$VENV/bin/mypy" --cache-dir=/dev/null clusterjob-*/src || failed+=(mypy)
+"$VENV/bin/mypy" --cache-dir=/dev/null clusterjob-*/src examples/clusterjob-mysite/src || failed+=(mypy)
 echo "== docs site (mkdocs build --strict)" >&2
 docs_site=$(mktemp -d)
 # NO_MKDOCS_2_WARNING: the theme's banner about a future MkDocs says nothing about this site.

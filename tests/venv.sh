@@ -4,9 +4,9 @@
 #
 # creates DIR with PYTHON (again, if DIR holds a venv of another Python), installs
 # the test tools and every distribution of this checkout, non-editable, so that the
-# entry-point metadata is what gets tested. Nothing is taken from PYTHON's own
-# site-packages: a fresh machine's interpreter may hold only pip (3.12 and newer
-# do not even bring setuptools).
+# entry-point metadata is what gets tested, then the example site plugin. Nothing
+# is taken from PYTHON's own site-packages: a fresh machine's interpreter may hold
+# only pip (3.12 and newer do not even bring setuptools).
 
 # shellcheck shell=bash
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
@@ -30,9 +30,17 @@ fill_test_venv() {
     for dist in clusterjob-core clusterjob-slurm clusterjob-pbs clusterjob-lsf clusterjob-sge; do
         [ -f "$ROOT/$dist/pyproject.toml" ] && dists+=("$ROOT/$dist")
     done
+    # Core with its optional extra, so that the progress tests meet tqdm (they also
+    # run the waits without it, in a subprocess that blocks its import).
+    dists[0]="${dists[0]}[progress]"
     # --force-reinstall: the venv always holds exactly this checkout's code. The
-    # dependencies (pluggy, importlib-metadata where the Python needs it) are resolved
-    # by pip from the distributions' own metadata, so a missing one fails here.
+    # dependencies (pluggy, importlib-metadata where the Python needs it, tqdm) are
+    # resolved by pip from the distributions' own metadata, so a missing one fails here.
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
         --force-reinstall "${dists[@]}"
+    # The example site plugin (examples/clusterjob-mysite), as a site installs it: beside
+    # core and slurm. --no-deps, or --force-reinstall would fetch those two from an index;
+    # that it declares both is tested (tests/examples/test_example_mysite.py).
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
+        --force-reinstall --no-deps "$ROOT/examples/clusterjob-mysite"
 }
