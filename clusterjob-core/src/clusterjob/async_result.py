@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from clusterjob import cache
 from clusterjob.errors import BackendNotInstalledError, CacheError, TransientTransportError
+from clusterjob.plugins import get_backend, get_registry
+from clusterjob.polling import poll, wait_all
 from clusterjob.status import (
     CANCELLED,
     COMPLETED,
@@ -51,12 +53,11 @@ _PERSISTENT = (
     "submitted_at",
     "epilogue_done",
     "finished_notified",
+    "exit_code",
 )
 
 
 def _resolve_backend(backend: ClusterjobBackend | str) -> ClusterjobBackend:
-    from clusterjob.plugins import get_backend
-
     if isinstance(backend, str):
         return get_backend(backend)
     return backend
@@ -78,6 +79,9 @@ class AsyncResult:
         cache_id, tag: the submission's cache ID and the tag the job carries.
         resumed: whether ``submit()`` found this job in the cache (or adopted
             it after an interrupted submission) instead of submitting it.
+        exit_code: the job script's exit status once the job finished, where the
+            backend reports it (the ``local`` backend does); None while unknown.
+            Cached with the status.
     """
 
     def __init__(self, backend: ClusterjobBackend | str | None = None) -> None:
@@ -103,6 +107,8 @@ class AsyncResult:
         self.finished_notified: bool = False
         #: True if submit() returned this job from the cache instead of submitting it (not cached).
         self.resumed: bool = False
+        #: The exit status of the job script, once the backend reports it (None: unknown).
+        self.exit_code: int | None = None
         self._status: int = PENDING
 
     def __repr__(self) -> str:
@@ -149,8 +155,6 @@ class AsyncResult:
 
     def poll(self) -> int:
         """Ask the scheduler once and record the answer; return the (possibly unchanged) status."""
-        from clusterjob.polling import poll
-
         if not is_finished(self._status):
             poll([self])
         return self._status
@@ -192,8 +196,6 @@ class AsyncResult:
             self.finished_notified = self.finished_notified or bool(record.get("finished_notified"))
 
     def _finish(self) -> None:
-        from clusterjob.plugins import get_registry
-
         if self.epilogue and not self.epilogue_done:
             self.epilogue_done = True
             if self.cache_file:
@@ -220,8 +222,6 @@ class AsyncResult:
         ``max_sleep_interval``). While the remote is unreachable the wait goes
         on, with a warning, and resumes when the link comes back.
         """
-        from clusterjob.polling import wait_all
-
         wait_all([self], timeout=timeout, progress=False)
 
     def ready(self) -> bool:

@@ -9,12 +9,14 @@ import posixpath
 import re
 import shutil
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clusterjob.backends import ResourcesNotSupportedError
+from clusterjob import submission
+from clusterjob.backends import ClusterjobBackend, ResourcesNotSupportedError
 from clusterjob.config import read_ini
 from clusterjob.errors import ConfigError
+from clusterjob.markers import insert_marker_lines
 from clusterjob.plugins import (
     backend_names,
     check_backend_interface,
@@ -26,7 +28,6 @@ from clusterjob.utils import join_dirs
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
-    from clusterjob.backends import ClusterjobBackend
     from clusterjob.rendering import SubmissionContext
 
 __all__ = ["JobScript"]
@@ -39,7 +40,7 @@ CLASS_ONLY = ("cache_folder", "cache_prefix", "resources")
 #: Attributes whose value must be a non-empty string.
 _NON_EMPTY_STR = ("backend", "shell", "ssh", "scp", "cache_prefix")
 _STR = ("prologue", "epilogue")
-_OPTIONAL_STR = ("remote", "filename", "cache_folder")
+_OPTIONAL_STR = ("remote", "filename", "cache_folder", "marker_folder")
 _DIRS = ("rootdir", "workdir")
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)((?:![rsa])?(?::[^{}]*)?)\}")
@@ -76,22 +77,24 @@ def check_attribute(owner: str, name: str, value: Any) -> Any:
             raise ValueError(f"{owner}.{name} must be a string or None, not {value!r}")
         return value
     if name == "max_sleep_interval":
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"{owner}.max_sleep_interval must be a positive integer, not {value!r}"
-            ) from None
-        if number < 1:
-            raise ValueError(
-                f"{owner}.max_sleep_interval must be a positive integer, not {value!r}"
-            )
-        return number
+        return _positive_seconds(owner, name, value)
     if name == "resources":
         if not isinstance(value, Mapping):
             raise ValueError(f"{owner}.resources must be a dict, not {value!r}")
         return OrderedDict(value)
     return value
+
+
+def _positive_seconds(owner: str, name: str, value: Any) -> int | float:
+    """A positive number of seconds: an integer as documented, or a fraction (marker reads are cheap,
+    so waiting on short jobs may poll more often than once a second)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if isinstance(value, bool) or not 0 < number < float("inf"):
+        raise ValueError(f"{owner}.{name} must be a positive number of seconds, not {value!r}")
+    return int(number) if number == int(number) else number
 
 
 class _JobScriptMeta(type):
@@ -142,7 +145,8 @@ class JobScript(metaclass=_JobScriptMeta):
     filename: str | None = None
     prologue: str = ""
     epilogue: str = ""
-    max_sleep_interval: int = 900
+    max_sleep_interval: int | float = 900
+    marker_folder: str | None = None
     ssh: str = "ssh"
     scp: str = "scp"
 
@@ -195,8 +199,6 @@ class JobScript(metaclass=_JobScriptMeta):
             TypeError: if ``backend`` is not a ClusterjobBackend or lacks a required method.
             AttributeError: if ``backend`` has no ``name`` or ``extension``.
         """
-        from clusterjob.backends import ClusterjobBackend
-
         if not isinstance(backend, ClusterjobBackend):
             raise TypeError(
                 f"{backend!r} is not an instance of clusterjob.backends.ClusterjobBackend"
@@ -325,10 +327,12 @@ class JobScript(metaclass=_JobScriptMeta):
         filename: str | None = None,
         after_script: Callable[[], None] | None = None,
         context: SubmissionContext | None = None,
+        marker_lines: Sequence[str] = (),
     ) -> None:
         """:meth:`write`, calling ``after_script`` between the job script and the auxiliary scripts.
 
-        The job script is rendered with the submission ``context`` (see :meth:`render_script`).
+        The job script is rendered with the submission ``context`` (see :meth:`render_script`);
+        ``marker_lines`` go after its leading block (see :mod:`clusterjob.markers`).
         """
         if filename is not None:
             path = os.path.expanduser(filename)
@@ -340,9 +344,10 @@ class JobScript(metaclass=_JobScriptMeta):
             transport = get_transport(self.remote, ssh=self.ssh, scp=self.scp)
         if folder:
             transport.mkdir(folder)
-        transport.write_file(
-            path, self.render_script(self.body, jobscript=True, context=context), executable=True
-        )
+        script = self.render_script(self.body, jobscript=True, context=context)
+        if marker_lines:
+            script = insert_marker_lines(script, marker_lines)
+        transport.write_file(path, script, executable=True)
         if after_script is not None:
             after_script()
         for aux_name, aux_body in self.aux_scripts.items():
@@ -375,9 +380,9 @@ class JobScript(metaclass=_JobScriptMeta):
             after: results (or job IDs) that must complete successfully
                 before this job starts (translated by the backend).
         """
-        from clusterjob.submission import submit
-
-        return submit(self, block=block, cache_id=cache_id, force=force, retry=retry, after=after)
+        return submission.submit(
+            self, block=block, cache_id=cache_id, force=force, retry=retry, after=after
+        )
 
 
 def _is_machinery(name: str) -> bool:

@@ -34,14 +34,15 @@ from clusterjob.errors import (
     TransientTransportError,
 )
 from clusterjob.faults import checkpoint
+from clusterjob.plugins import get_registry
 from clusterjob.rendering import SubmissionContext
 from clusterjob.status import CANCELLED, FAILED
+from clusterjob.transport import Transport, get_transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.backends import ClusterjobBackend
     from clusterjob.commands import Command, CommandResult
     from clusterjob.jobscript import JobScript
-    from clusterjob.transport import Transport
 
 __all__ = ["default_cache_id", "find_tagged_jobs", "submit"]
 
@@ -210,9 +211,7 @@ def _run_lookup(transport: Transport, command: Command, tag: str, path: str) -> 
     return answer
 
 
-def jobscript_transport(record: dict[str, Any]) -> Any:
-    from clusterjob.transport import get_transport
-
+def jobscript_transport(record: dict[str, Any]) -> Transport:
     return get_transport(
         record.get("remote"), ssh=record.get("ssh", "ssh"), scp=record.get("scp", "scp")
     )
@@ -331,8 +330,6 @@ def _submit_now(
 
 
 def _notify_submitted(result: AsyncResult) -> None:
-    from clusterjob.plugins import get_registry
-
     try:
         get_registry().manager.hook.clusterjob_job_submitted(result=result)
     except Exception:

@@ -24,7 +24,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clusterjob import hookimpl
 from clusterjob.backends import (
     ClusterjobBackend,
     Command,
@@ -34,6 +33,7 @@ from clusterjob.backends import (
 )
 from clusterjob.backends.output import find_job_id, output_lines
 from clusterjob.errors import SubmitError
+from clusterjob.hookspecs import hookimpl
 from clusterjob.rendering import merged_value
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob.walltime import Walltime
