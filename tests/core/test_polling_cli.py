@@ -61,14 +61,6 @@ def test_as_completed_yields_in_finishing_order_and_times_out() -> None:
     hanging.cancel()
 
 
-def test_progress_line(capsys: pytest.CaptureFixture[str]) -> None:
-    results = [JobScript("true", jobname="p").submit(), JobScript("exit 1", jobname="q").submit()]
-    wait_all(results, timeout=60, progress=True)
-    assert (
-        "[clusterjob] 2/2 finished (1 completed, 1 failed/cancelled)\n" in capsys.readouterr().err
-    )
-
-
 def test_cli_status_wait_cancel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     JobScript.cache_folder = str(tmp_path / "cache")
     ok = JobScript("true", jobname="ok").submit(cache_id="ok")

@@ -12,13 +12,13 @@ logged and retried on the next cycle; it never becomes a job status.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from clusterjob.errors import TransientTransportError
-from clusterjob.status import CANCELLED, COMPLETED, FAILED, is_finished
+from clusterjob.progress import StatusCounts, progress_display
+from clusterjob.status import is_finished
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     #: Status and detail (the scheduler's stderr, for the log) of each job asked about, by job ID.
     Answers = dict[str, tuple[int | None, str]]
 
-__all__ = ["as_completed", "poll", "wait_all"]
+__all__ = ["as_completed", "next_pause", "poll", "poll_cycle", "wait_all"]
 
 logger = logging.getLogger("clusterjob")
 
@@ -63,7 +63,7 @@ def _ask_one_at_a_time(
 def _ask_in_batches(
     backend: ClusterjobBackend, runs: Sequence[AsyncResult], finished: bool
 ) -> Answers:
-    """The batch form: one ``status_command`` per :attr:`~clusterjob.backends.ClusterjobBackend.status_batch_size` runs."""
+    """The batch form: one ``status_command`` per ``backend.status_batch_size`` runs."""
     size = backend.status_batch_size or len(runs)
     answers: Answers = {}
     for start in range(0, len(runs), size):
@@ -74,6 +74,9 @@ def _ask_in_batches(
         result = batch[0].transport.run(command, check=False)
         job_ids = [str(run.job_id) for run in batch]
         statuses = backend.parse_status(result, job_ids, finished=finished)
+        exit_codes = backend.parse_exit_codes(result, job_ids, finished=finished)
+        for run in batch:  # before update_status, which caches it with the status
+            run.exit_code = exit_codes.get(str(run.job_id), run.exit_code)
         answers.update(
             (job_id, (statuses.get(job_id), result.stderr.strip())) for job_id in job_ids
         )
@@ -81,7 +84,7 @@ def _ask_in_batches(
 
 
 def _poll_group(results: Sequence[AsyncResult]) -> None:
-    """Ask about the jobs of one backend and host; those it does not report, again with ``finished=True``."""
+    """Ask about the jobs of one backend and host; the unreported ones again, ``finished=True``."""
     backend = results[0].backend
     assert backend is not None
     ask = _ask_one_at_a_time if backend.asks_one_job_at_a_time() else _ask_in_batches
@@ -116,29 +119,28 @@ def poll(results: Iterable[AsyncResult]) -> None:
             )
 
 
-class _Progress:
-    """A status line: redrawn in place on a terminal, one line per change elsewhere (logs, CI)."""
+def poll_cycle(pending: Sequence[AsyncResult]) -> None:
+    """One cycle of a wait: :func:`poll`, where an unreachable remote means "still waiting"."""
+    try:
+        poll(pending)
+    except TransientTransportError as exc:
+        logger.warning("cannot reach %s (%s); still waiting", pending[0].remote, exc)
 
-    def __init__(self, stream: TextIO, total: int) -> None:
-        self.stream = stream
-        self.total = total
-        self.interactive = stream.isatty()
-        self.last = ""
 
-    def show(self, results: Sequence[AsyncResult], final: bool = False) -> None:
-        statuses = [r._status for r in results]
-        done = sum(is_finished(s) for s in statuses)
-        failed = sum(s in (FAILED, CANCELLED) for s in statuses)
-        ok = sum(s == COMPLETED for s in statuses)
-        line = (
-            f"[clusterjob] {done}/{self.total} finished ({ok} completed, {failed} failed/cancelled)"
-        )
-        if self.interactive:
-            self.stream.write("\r" + line + ("\n" if final else ""))
-        elif line != self.last:
-            self.stream.write(line + "\n")
-        self.last = line
-        self.stream.flush()
+def next_pause(pause: float, max_pause: float, pending: Sequence[AsyncResult]) -> float:
+    """The pause after ``pause``: grown by :data:`BACKOFF` up to ``max_pause``.
+
+    Recorded as the ``sleep_interval`` of each pending result, as the original does.
+    """
+    pause = min(pause * BACKOFF, max_pause)
+    for result in pending:
+        result.sleep_interval = pause
+    return pause
+
+
+def unfinished_error(unfinished: int, total: int, timeout: float | None) -> TimeoutError:
+    """The error of a wait that ran out of time (the same for the sync and asyncio waits)."""
+    return TimeoutError(f"{unfinished} of {total} jobs still unfinished after {timeout} s")
 
 
 def as_completed(
@@ -150,14 +152,13 @@ def as_completed(
     The pause between cycles grows from 1 s up to the smallest
     ``max_sleep_interval`` of the results. While a remote is unreachable,
     waiting goes on (with a warning). Stops after ``timeout`` seconds
-    (TimeoutError); ``progress`` (default: stderr is a terminal) shows a
-    status line.
+    (TimeoutError), after at least one poll. ``progress`` shows the counts
+    of pending/running/completed/failed jobs, updated in place
+    (:mod:`clusterjob.progress`; default: only on a terminal or in Jupyter).
     """
     pending = list(results)
     everything = list(pending)
-    if progress is None:
-        progress = sys.stderr.isatty()
-    display = _Progress(sys.stderr, len(everything)) if progress and everything else None
+    display = progress_display(len(everything), progress)
     deadline = None if timeout is None else time.monotonic() + timeout
     pause = min([r.sleep_interval for r in pending] or [1.0])
     max_pause = min([r.max_sleep_interval for r in pending] or [1])
@@ -166,31 +167,26 @@ def as_completed(
         nonlocal pending
         finished = [r for r in pending if is_finished(r._status)]
         pending = [r for r in pending if not is_finished(r._status)]
+        display.update(StatusCounts.of(r._status for r in everything))
         yield from finished
-        if display:
-            display.show(everything, final=not pending)
 
-    yield from collect()
-    while pending:
-        try:
-            poll(pending)
-        except TransientTransportError as exc:
-            logger.warning("cannot reach %s (%s); still waiting", pending[0].remote, exc)
+    try:
         yield from collect()
-        if not pending:
-            return
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"{len(pending)} of {len(everything)} jobs still unfinished after {timeout} s"
-                )
-            time.sleep(min(pause, remaining))
-        else:
-            time.sleep(pause)
-        pause = min(pause * BACKOFF, max_pause)
-        for result in pending:
-            result.sleep_interval = pause
+        while pending:
+            poll_cycle(pending)
+            yield from collect()
+            if not pending:
+                return
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise unfinished_error(len(pending), len(everything), timeout)
+                time.sleep(min(pause, remaining))
+            else:
+                time.sleep(pause)
+            pause = next_pause(pause, max_pause, pending)
+    finally:
+        display.close()
 
 
 def wait_all(
