@@ -115,8 +115,8 @@ def test_trailing_slashes_are_stripped() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("max_sleep_interval", "soon", "max_sleep_interval must be a positive integer, not 'soon'"),
-        ("max_sleep_interval", 0, "max_sleep_interval must be a positive integer, not 0"),
+        ("max_sleep_interval", "soon", "max_sleep_interval must be a positive number of seconds, not 'soon'"),
+        ("max_sleep_interval", 0, "max_sleep_interval must be a positive number of seconds, not 0"),
         ("backend", "", "backend must be a non-empty string"),
         ("rootdir", None, "rootdir must be a string, not None"),
         ("remote", 3, "remote must be a string or None, not 3"),
@@ -378,7 +378,7 @@ def test_keys_are_case_sensitive_and_flags_become_booleans(tmp_path: Path) -> No
         ("[Attributes]\nbackends = x\n", r"section \[Attributes\], key 'backends': 'backends' is reserved"),
         ("[Resources]\nresources = x\n", r"section \[Resources\], key 'resources': 'resources' is reserved"),
         ("[Resources]\nnodes = two\n", r"section \[Resources\], key 'nodes': nodes = 'two' is not an integer"),
-        ("[Attributes]\nshell = /bin/sh\nmax_sleep_interval = soon\n", r"key 'max_sleep_interval': JobScript.max_sleep_interval must be a positive integer"),
+        ("[Attributes]\nshell = /bin/sh\nmax_sleep_interval = soon\n", r"key 'max_sleep_interval': JobScript.max_sleep_interval must be a positive number of seconds"),
         ("[Attributes]\nshell = /bin/sh\n[Resources]\nthreads = 1.5\n", r"key 'threads': threads = '1.5' is not an integer"),
         ("[Attributes]\nsubmit = x\n", r"key 'submit': 'submit' is reserved"),
         ("[Attributes]\nshell = a\nshell = b\n", "option 'shell' in section 'Attributes' already exists"),

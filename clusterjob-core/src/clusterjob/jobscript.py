@@ -86,8 +86,11 @@ def check_attribute(owner: str, name: str, value: Any) -> Any:
 
 
 def _positive_seconds(owner: str, name: str, value: Any) -> int | float:
-    """A positive number of seconds: an integer as documented, or a fraction (marker reads are cheap,
-    so waiting on short jobs may poll more often than once a second)."""
+    """A positive number of seconds: an integer as documented, or a fraction.
+
+    Reading exit markers costs the scheduler nothing, so a wait on short jobs
+    may look more often than once a second.
+    """
     try:
         number = float(value)
     except (TypeError, ValueError):

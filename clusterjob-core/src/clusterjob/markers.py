@@ -1,0 +1,257 @@
+"""Exit markers: lines that make a job record its own start and exit status in files.
+
+Why: asking the scheduler is what HPC sites count against workflow tools
+(``squeue``/``sacct`` every few seconds), and the scheduler is slow to tell a
+finished job anyway. A job that writes ``<name>.start`` when it starts and
+``<name>.exit`` when it ends can be watched by reading two small files; the
+scheduler is needed only now and then, and for what a job cannot report
+itself (a kill by walltime, ``scancel``/``qdel``, the OOM killer, a node that
+died). This module renders those lines and reads the files; it does no I/O.
+:mod:`clusterjob.submission` puts the lines into the submitted script and
+:mod:`clusterjob.polling` reads the files.
+
+**The lines** (POSIX ``sh``; they work in sh, bash, dash, ksh, zsh):
+
+* the exit marker is written from an ``EXIT`` trap, so it is written when
+  the script ends, when its body calls ``exit``, and when ``set -e`` stops it:
+  ``exit N`` (the script's exit status);
+* ``HUP INT TERM XCPU USR1 USR2`` are trapped: the marker says ``signal
+  TERM`` (the scheduler's word is then asked for: a ``scancel``, a walltime
+  kill), and the shell dies of the same signal, so the scheduler sees what
+  it would have seen without markers;
+* every marker is written to a temporary file and renamed into place, so a
+  reader never sees half of one (an incomplete marker, e.g. from a full
+  disk, counts as "ask the scheduler");
+* the marker path is quoted with :func:`shlex.quote` (``$HOME`` is the only
+  thing the shell expands, for a folder given relative to the home folder).
+
+A SIGKILL (``KillWait`` after a walltime, the OOM killer of the whole job, a
+node failure) leaves no exit marker: the scheduler's word decides. A body
+that ends with ``exec program``, or sets its own ``EXIT`` trap, replaces the
+shell or the trap and leaves no exit marker either: such a job is watched
+through the scheduler, as without markers (slower, still correct).
+
+**Which jobs get markers:** those whose script runs under a POSIX shell: the
+shebang (the body's own, or ``#!{shell}``) and the ``shell`` attribute (which
+SGE passes as ``-S``) must both name sh, bash, dash, ksh, mksh, zsh or ash,
+directly or through ``env``. A body with its own ``#!/usr/bin/env python`` or
+``#!/bin/tcsh`` gets no markers and is watched by polling the scheduler.
+
+**Where the lines go:** right after the leading block of the script (the
+shebang, the scheduler's directives, and every comment and blank line before
+the first command): SLURM stops reading ``#SBATCH`` lines at the first
+command, so a directive the user wrote in the body must stay above them.
+``render_script()`` and ``str(job)`` do not show them; only the submitted
+file has them.
+
+**Naming:** a marker belongs to one submission: its name is the submission's
+tag (a fresh one for every ``submit``, ``retry`` and ``force``), so a
+resubmission never reads the marker of an earlier run. :func:`task_marker_name`
+is the hook for array jobs: each task writes ``<name>.<task id>.exit``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_MARKER_FOLDER",
+    "MARKER_KINDS",
+    "READER_NAME",
+    "TRAPPED_SIGNALS",
+    "Marker",
+    "insert_marker_lines",
+    "marker_lines",
+    "marker_path",
+    "parse_marker",
+    "parse_read_output",
+    "posix_shell",
+    "read_markers_command",
+    "script_path",
+    "task_marker_name",
+]
+
+#: The folder, inside the job's ``rootdir/workdir``, where markers go unless
+#: ``marker_folder`` says otherwise: the job folder is on a file system the
+#: submit host and the compute nodes both see (the job script is read there).
+DEFAULT_MARKER_FOLDER = ".clusterjob-markers"
+
+#: The two files of a job: ``<name>.start`` and ``<name>.exit``.
+MARKER_KINDS = ("start", "exit")
+
+#: Signals the job's shell traps to record them (their default action ends the
+#: job; a body that traps one itself keeps its own handler).
+TRAPPED_SIGNALS = ("HUP", "INT", "TERM", "XCPU", "USR1", "USR2")
+
+#: Interpreters whose scripts the marker lines can go into.
+POSIX_SHELLS = frozenset({"sh", "bash", "dash", "ksh", "ksh93", "mksh", "zsh", "ash"})
+
+#: ``$0`` of the remote marker reader (shows in ``ps`` and in error messages).
+READER_NAME = "clusterjob-markers"
+
+#: Prints ``<index> <kind> <content>`` for every marker file that exists;
+#: arguments are ``-d FOLDER`` (the folder of the names that follow) and names.
+_READER_SCRIPT = """\
+d=. i=0 next=
+for a do
+  if [ -n "$next" ]; then d=$a next=; continue; fi
+  if [ "$a" = -d ]; then next=1; continue; fi
+  i=$((i + 1))
+  for k in start exit; do
+    [ -f "$d/$a.$k" ] || continue
+    printf '%s %s ' "$i" "$k"; head -c 200 "$d/$a.$k" | tr '\\n' ' '; echo
+  done
+done
+"""
+
+_EXIT = re.compile(r"^exit (\d{1,3})$")
+_SIGNAL = re.compile(r"^signal ([A-Z0-9]+)$")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What a job's marker files say.
+
+    Attributes:
+        started: the start marker exists.
+        exit_code: the exit status the job's shell recorded (None: no exit marker, or one
+            that records a signal or cannot be read).
+        signal: the trapped signal the job died of (``"TERM"``), if its marker says so.
+        incomplete: an exit marker exists but says neither (the scheduler decides).
+    """
+
+    started: bool = False
+    exit_code: int | None = None
+    signal: str | None = None
+    incomplete: bool = False
+
+    @property
+    def needs_scheduler(self) -> bool:
+        """Whether only the scheduler can name how the job ended (a signal, a broken marker)."""
+        return self.signal is not None or self.incomplete
+
+
+def posix_shell(shebang: str, shell: str) -> bool:
+    """Whether a script with first line ``shebang`` and ``shell`` runs under a POSIX shell."""
+    return shebang.startswith("#!") and all(
+        _interpreter(words) in POSIX_SHELLS for words in (shebang[2:].split(), shell.split())
+    )
+
+
+def _interpreter(words: Sequence[str]) -> str:
+    """The interpreter's name in a shebang's words (``/usr/bin/env -S bash -l`` -> ``bash``)."""
+    if not words:
+        return ""
+    name = posixpath.basename(words[0])
+    if name == "env":
+        rest = [word for word in words[1:] if not word.startswith("-") and "=" not in word]
+        return posixpath.basename(rest[0]) if rest else ""
+    return name
+
+
+def task_marker_name(name: str, task_id: str | None = None) -> str:
+    """The marker name of task ``task_id`` of an array job (a hook for ``submit_all``)."""
+    return name if task_id is None else f"{name}.{task_id}"
+
+
+def marker_path(folder: str, name: str, kind: str) -> str:
+    """The file of marker ``kind`` (``start``/``exit``) of ``name`` in ``folder``."""
+    return posixpath.join(folder, f"{name}.{kind}")
+
+
+def script_path(folder: str) -> str:
+    """``folder`` as the job's shell writes it: quoted; a relative or ``~/`` one under ``$HOME``.
+
+    The job does not start in the submit folder everywhere (PBS and SGE
+    start it in the home folder), so a relative path is taken from the home
+    folder, as an SSH command's is. Raises ValueError for ``~user`` (the
+    job's shell would have to expand it).
+    """
+    if folder.startswith("~") and not folder.startswith("~/") and folder != "~":
+        raise ValueError(f"marker folder {folder!r}: '~user' paths are not supported")
+    if folder.startswith("/"):
+        return shlex.quote(folder)
+    relative = folder[1:].lstrip("/") if folder.startswith("~") else folder
+    return '"$HOME"/' + shlex.quote(relative or ".")
+
+
+def marker_lines(folder: str, name: str) -> list[str]:
+    """The lines that make the job write markers ``name``.start/.exit into ``folder``."""
+    prefix = script_path(folder) + "/" + shlex.quote(name)
+    lines = [
+        "# clusterjob: the job records its start and exit status (see clusterjob.markers)",
+        f"_cj_marker={prefix}",
+        (
+            '_cj_mark() { { printf \'%s\\n\' "$2" > "$_cj_marker.$1.$$" && '
+            'mv -f "$_cj_marker.$1.$$" "$_cj_marker.$1"; } 2>/dev/null || :; }'
+        ),
+        "trap '_cj_rc=$?; _cj_mark exit \"exit $_cj_rc\"; exit $_cj_rc' EXIT",
+    ]
+    for signal in TRAPPED_SIGNALS:
+        lines.append(
+            f'trap \'trap - EXIT {signal}; _cj_mark exit "signal {signal}"; '
+            f"kill -{signal} $$; exit 1' {signal}"
+        )
+    lines.append("_cj_mark start start")
+    return lines
+
+
+def insert_marker_lines(script: str, lines: Sequence[str]) -> str:
+    """``script`` with ``lines`` after its leading shebang, directives, comments and blank lines."""
+    script_lines = script.split("\n")
+    position = 1
+    while position < len(script_lines) and (
+        not script_lines[position].strip() or script_lines[position].lstrip().startswith("#")
+    ):
+        position += 1
+    return "\n".join([*script_lines[:position], *lines, *script_lines[position:]])
+
+
+def parse_marker(start: str | None, exit_text: str | None) -> Marker:
+    """A :class:`Marker` from the contents of the start and exit files (None: no such file)."""
+    if exit_text is None:
+        return Marker(started=start is not None)
+    text = exit_text.strip()
+    code = _EXIT.match(text)
+    if code is not None and int(code.group(1)) <= 255:
+        return Marker(started=True, exit_code=int(code.group(1)))
+    signal = _SIGNAL.match(text)
+    if signal is not None:
+        return Marker(started=True, signal=signal.group(1))
+    return Marker(started=True, incomplete=True)
+
+
+def read_markers_command(entries: Sequence[tuple[str, str]]) -> list[str]:
+    """One ``sh`` command that prints the markers of ``entries`` (folder, name), for a remote host.
+
+    Folders and names are positional arguments, never shell text. Read its
+    output with :func:`parse_read_output`.
+    """
+    argv = ["sh", "-c", _READER_SCRIPT, READER_NAME]
+    folder = None
+    for entry_folder, name in entries:
+        if entry_folder != folder:
+            argv += ["-d", entry_folder]
+            folder = entry_folder
+        argv.append(name)
+    return argv
+
+
+def parse_read_output(stdout: str, count: int) -> list[Marker]:
+    """The markers of the ``count`` entries given to :func:`read_markers_command`, from its stdout.
+
+    Lines that are not the reader's (a login banner) are skipped.
+    """
+    found: dict[int, dict[str, str]] = {}
+    for line in stdout.splitlines():
+        words = line.split(" ", 2)
+        if len(words) >= 2 and words[0].isdigit() and words[1] in MARKER_KINDS:
+            found.setdefault(int(words[0]), {})[words[1]] = words[2] if len(words) > 2 else ""
+    return [
+        parse_marker(found.get(i, {}).get("start"), found.get(i, {}).get("exit"))
+        for i in range(1, count + 1)
+    ]

@@ -1,0 +1,192 @@
+"""Exit markers (clusterjob.markers): the lines a job runs, run by real shells, and their files read back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from clusterjob.markers import (
+    Marker,
+    insert_marker_lines,
+    marker_lines,
+    parse_marker,
+    parse_read_output,
+    posix_shell,
+    read_markers_command,
+    script_path,
+    task_marker_name,
+)
+
+HOSTILE = 'it\'s a $(touch pwned) `x` "dir"; rm -rf ~ *'
+
+SHELLS = [
+    s
+    for s in ("/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/zsh", "/bin/ksh")
+    if os.path.exists(s)
+]
+
+
+def _script(shell: str, folder: Path, body: str) -> str:
+    rendered = f"#!{shell}\n#SBATCH --job-name=x\n\n# my comment\n{body}\n"
+    return insert_marker_lines(rendered, marker_lines(str(folder), "cj-0123456789-abcdef"))
+
+
+def _run(tmp_path: Path, shell: str, body: str, kill: int | None = None) -> tuple[int, Marker]:
+    folder = tmp_path / HOSTILE
+    folder.mkdir()
+    script = tmp_path / "job.sh"
+    script.write_text(_script(shell, folder, body))
+    script.chmod(0o755)
+    process = subprocess.Popen([str(script)], cwd=tmp_path)
+    if kill is not None:
+        time.sleep(0.5)
+        process.send_signal(kill)
+    returncode = process.wait(timeout=30)
+    files = {p.name: p.read_text() for p in folder.iterdir()}
+    marker = parse_marker(
+        files.get("cj-0123456789-abcdef.start"), files.get("cj-0123456789-abcdef.exit")
+    )
+    assert not (tmp_path / "pwned").exists()
+    assert set(files) <= {"cj-0123456789-abcdef.start", "cj-0123456789-abcdef.exit"}, (
+        "no temporary file is left"
+    )
+    return returncode, marker
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("true", 0),
+        ("exit 3", 3),
+        ("false", 1),
+        ("set -e\nfalse\necho not reached", 1),
+        ("set -u\n(exit 7)", 7),
+    ],
+)
+def test_the_exit_status_is_recorded_under_each_posix_shell(
+    tmp_path: Path, shell: str, body: str, code: int
+) -> None:
+    returncode, marker = _run(tmp_path, shell, body)
+    assert returncode == code
+    assert marker == Marker(started=True, exit_code=code)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_trapped_signal_is_recorded_and_the_shell_still_dies_of_it(
+    tmp_path: Path, shell: str
+) -> None:
+    returncode, marker = _run(tmp_path, shell, "sleep 2", kill=signal.SIGTERM)
+    assert returncode == -signal.SIGTERM, "the scheduler sees the same death as without markers"
+    assert marker == Marker(started=True, signal="TERM")
+    assert marker.needs_scheduler
+
+
+def test_sigkill_leaves_only_the_start_marker(tmp_path: Path) -> None:
+    returncode, marker = _run(tmp_path, "/bin/sh", "kill -9 $$")
+    assert returncode == -signal.SIGKILL
+    assert marker == Marker(started=True)
+    assert not marker.needs_scheduler
+
+
+def test_the_lines_go_after_the_directives_and_leading_comments() -> None:
+    script = "#!/bin/bash\n#SBATCH --time=1\n\n#SBATCH --mem=1\n# note\necho hi\n#SBATCH --late\n"
+    lines = insert_marker_lines(script, ["A", "B"]).split("\n")
+    assert lines[:7] == [
+        "#!/bin/bash",
+        "#SBATCH --time=1",
+        "",
+        "#SBATCH --mem=1",
+        "# note",
+        "A",
+        "B",
+    ]
+    assert lines[7:] == ["echo hi", "#SBATCH --late", ""]
+
+
+def test_a_hostile_folder_is_one_quoted_word() -> None:
+    assert (
+        script_path(f"/x/{HOSTILE}") == "'/x/it'\"'\"'s a $(touch pwned) `x` \"dir\"; rm -rf ~ *'"
+    )
+    assert script_path("jobs/run 1") == "\"$HOME\"/'jobs/run 1'"
+    assert script_path("~/jobs") == '"$HOME"/jobs'
+    with pytest.raises(ValueError, match="marker folder '~bob/x': '~user' paths are not supported"):
+        script_path("~bob/x")
+
+
+@pytest.mark.parametrize(
+    ("shebang", "shell", "posix"),
+    [
+        ("#!/bin/bash", "/bin/bash", True),
+        ("#!/usr/bin/env bash", "/bin/bash", True),
+        ("#!/usr/bin/env -S zsh -l", "/bin/sh", True),
+        ("#!/bin/sh -e", "/bin/ksh", True),
+        ("#!/usr/bin/env python3", "/bin/bash", False),
+        ("#!/bin/tcsh", "/bin/bash", False),
+        ("#!/bin/bash", "/bin/csh", False),  # SGE runs the script with -S {shell}
+    ],
+)
+def test_which_scripts_get_markers(shebang: str, shell: str, posix: bool) -> None:
+    assert posix_shell(shebang, shell) is posix
+
+
+@pytest.mark.parametrize(
+    ("start", "exit_text", "marker"),
+    [
+        (None, None, Marker()),
+        ("start\n", None, Marker(started=True)),
+        ("start\n", "exit 0\n", Marker(started=True, exit_code=0)),
+        (None, "exit 255\n", Marker(started=True, exit_code=255)),
+        ("start\n", "signal XCPU\n", Marker(started=True, signal="XCPU")),
+        ("start\n", "", Marker(started=True, incomplete=True)),
+        ("start\n", "exit 3", Marker(started=True, exit_code=3)),
+        ("start\n", "exit 999\n", Marker(started=True, incomplete=True)),
+        ("start\n", "ex", Marker(started=True, incomplete=True)),
+    ],
+)
+def test_marker_contents_are_parsed(
+    start: str | None, exit_text: str | None, marker: Marker
+) -> None:
+    assert parse_marker(start, exit_text) == marker
+
+
+def test_the_reader_reads_many_jobs_in_many_folders_with_one_command(tmp_path: Path) -> None:
+    one, two = tmp_path / HOSTILE, tmp_path / "-d"
+    one.mkdir()
+    two.mkdir()
+    (one / "a.start").write_text("start\n")
+    (one / "a.exit").write_text("exit 3\n")
+    (one / "b.start").write_text("start\n")
+    (two / "c.exit").write_text("signal TERM\n")
+    argv = read_markers_command(
+        [(str(one), "a"), (str(one), "b"), (str(two), "c"), (str(two), "d")]
+    )
+    assert argv.count(str(one)) == 1, "a folder is passed once for its names"
+    answer = subprocess.run(argv, capture_output=True, text=True, check=True)
+    noisy = "Welcome 1 start\n" + answer.stdout
+    assert parse_read_output(noisy, 4) == [
+        Marker(started=True, exit_code=3),
+        Marker(started=True),
+        Marker(started=True, signal="TERM"),
+        Marker(),
+    ]
+
+
+def test_an_array_task_has_its_own_marker_name() -> None:
+    assert task_marker_name("cj-1") == "cj-1"
+    assert task_marker_name("cj-1", "7") == "cj-1.7"
+
+
+def test_a_folder_that_cannot_be_written_does_not_change_the_job(tmp_path: Path) -> None:
+    """Even root cannot create files below a regular file: the marker writes fail, silently."""
+    folder = tmp_path / "not-a-folder"
+    folder.write_text("")
+    script = tmp_path / "job.sh"
+    script.write_text(_script("/bin/sh", folder, "echo body ran; exit 4"))
+    script.chmod(0o755)
+    answer = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+    assert (answer.returncode, answer.stdout, answer.stderr) == (4, "body ran\n", "")
