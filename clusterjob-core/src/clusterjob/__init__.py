@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import logging
 
+from clusterjob.aio import as_completed_async
 from clusterjob.async_result import AsyncResult
 from clusterjob.hookspecs import hookimpl
 from clusterjob.jobscript import JobScript
 from clusterjob.polling import as_completed, wait_all
 
-__all__ = ["AsyncResult", "JobScript", "__version__", "as_completed", "hookimpl", "wait_all"]
+__all__ = [
+    "AsyncResult",
+    "JobScript",
+    "__version__",
+    "as_completed",
+    "as_completed_async",
+    "hookimpl",
+    "wait_all",
+]
 
 try:
     from importlib.metadata import PackageNotFoundError, version

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from clusterjob import cache
+from clusterjob.aio import wait_async
 from clusterjob.errors import BackendNotInstalledError, CacheError, TransientTransportError
 from clusterjob.plugins import get_backend, get_registry
 from clusterjob.polling import poll, wait_all
@@ -25,6 +26,7 @@ from clusterjob.transport import Transport, get_transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.backends import ClusterjobBackend
+    from clusterjob.polling import WatchState
 
 __all__ = ["AsyncResult", "run_local_script"]
 
@@ -54,6 +56,8 @@ _PERSISTENT = (
     "epilogue_done",
     "finished_notified",
     "exit_code",
+    "marker_folder",
+    "marker_name",
 )
 
 
@@ -82,7 +86,17 @@ class AsyncResult:
         exit_code: the job script's exit status once the job finished, where the
             backend reports it (the ``local`` backend does); None while unknown.
             Cached with the status.
+        marker_folder, marker_name: where the job writes its exit markers
+            (:mod:`clusterjob.markers`); None for a job without markers.
+        scheduler_interval: seconds between two questions to the scheduler about a job
+            with markers (class attribute; the markers are read every cycle).
+        marker_grace: seconds a job the scheduler no longer lists (or reports
+            finished) may take to show its exit marker before the scheduler's
+            (or accounting's) word is taken (class attribute).
     """
+
+    scheduler_interval: float = 60.0
+    marker_grace: float = 60.0
 
     def __init__(self, backend: ClusterjobBackend | str | None = None) -> None:
         self.backend: ClusterjobBackend | None = (
@@ -109,6 +123,11 @@ class AsyncResult:
         self.resumed: bool = False
         #: The exit status of the job script, once the backend reports it (None: unknown).
         self.exit_code: int | None = None
+        #: Folder (as the submit host names it) and name of the job's exit markers (None: none).
+        self.marker_folder: str | None = None
+        self.marker_name: str | None = None
+        #: What polling knows beyond the status (markers seen, when to ask the scheduler).
+        self._watch: WatchState | None = None
         self._status: int = PENDING
 
     def __repr__(self) -> str:
@@ -224,6 +243,15 @@ class AsyncResult:
         """
         wait_all([self], timeout=timeout, progress=False)
 
+    async def wait_async(self, timeout: float | None = None) -> None:
+        """:meth:`wait` for asyncio: ``await result.wait_async()`` leaves the event loop free.
+
+        The job is polled in the cycles that every waiting coroutine of the
+        loop shares (:mod:`clusterjob.aio`): one scheduler command per backend
+        and host, however many jobs are awaited.
+        """
+        await wait_async(self, timeout)
+
     def ready(self) -> bool:
         """Whether the job has finished (COMPLETED, CANCELLED or FAILED)."""
         return is_finished(self.status)
@@ -276,7 +304,7 @@ class AsyncResult:
         return data
 
     def dump(self, cache_file: str | None = None) -> None:
-        """Write this result to ``cache_file`` (default: ``self.cache_file``) as JSON, atomically."""
+        """Write this result as JSON to ``cache_file`` (default ``self.cache_file``), atomically."""
         target = cache_file or self.cache_file
         if not target:
             raise ValueError(
