@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import pickletools
 import re
 import tempfile
 import time
@@ -59,7 +60,8 @@ def check_cache_id(cache_id: str) -> str:
         or cache_id in (".", "..")
     ):
         raise ValueError(
-            f"invalid cache_id {cache_id!r}: must be a non-empty string without '/', newlines or NUL"
+            f"invalid cache_id {cache_id!r}: must be a non-empty string without '/', "
+            "newlines or NUL"
         )
     return cache_id
 
@@ -71,7 +73,7 @@ def cache_path(cache_folder: str, cache_prefix: str, cache_id: str) -> str:
 
 
 def atomic_write_json(path: str, data: dict[str, Any], durable: bool = True) -> None:
-    """Replace ``path`` with ``data`` as JSON so that a crash leaves the old or the new file, never half of one.
+    """Replace ``path`` with ``data`` as JSON: a crash leaves the old or the new file, never half.
 
     ``durable=True`` also fsyncs the folder, so the rename itself survives a
     power loss: needed for the intent, which must exist before the scheduler
@@ -114,6 +116,8 @@ def read_record(path: str) -> dict[str, Any] | None:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if is_pickle(raw):
+            raise CacheError(pickle_message(path)) from None
         raise CacheError(
             f"cache file {path} is not valid clusterjob JSON ({exc}); it was left untouched. "
             "Inspect it, delete it to resubmit, or submit with force=True to set it aside"
@@ -130,6 +134,33 @@ def read_record(path: str) -> dict[str, Any] | None:
             f"({CACHE_FORMAT}); upgrade clusterjob-core"
         )
     return data
+
+
+def is_pickle(raw: bytes) -> bool:
+    """Whether ``raw`` is a whole pickle, as the original clusterjob wrote its cache files.
+
+    Only the opcodes are decoded (:func:`pickletools.genops`); nothing is
+    unpickled, since unpickling a file runs whatever code it names.
+    """
+    if not raw.rstrip().endswith(b"."):  # every pickle ends with the STOP opcode
+        return False
+    try:
+        for _ in pickletools.genops(raw):
+            pass
+    except ValueError:  # an unknown opcode or truncated data: not a pickle
+        return False
+    return True
+
+
+def pickle_message(path: str) -> str:
+    """What a user reads about an old pickle cache file: what it is, and the two ways out."""
+    return (
+        f"cache file {path} is a pickle written by the original clusterjob (before 3.0); "
+        "clusterjob now caches JSON and never unpickles a file (that could run any code), so it "
+        "was not read and was left untouched. If its job may still run, check the scheduler "
+        "first; then delete the file to submit the job again, or resubmit with force "
+        "(submit(force=True), clusterjob submit --force), which sets the file aside"
+    )
 
 
 @contextlib.contextmanager

@@ -77,6 +77,9 @@ def _ask_in_batches(
         exit_codes = backend.parse_exit_codes(result, job_ids, finished=finished)
         for run in batch:  # before update_status, which caches it with the status
             run.exit_code = exit_codes.get(str(run.job_id), run.exit_code)
+        exit_codes = backend.parse_exit_codes(result, job_ids, finished=finished)
+        for run in batch:  # before update_status, which caches it with the status
+            run.exit_code = exit_codes.get(str(run.job_id), run.exit_code)
         answers.update(
             (job_id, (statuses.get(job_id), result.stderr.strip())) for job_id in job_ids
         )

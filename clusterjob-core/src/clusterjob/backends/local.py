@@ -60,6 +60,8 @@ _IGNORED = ("queue", "mem", "ppn", "nodes")
 #: What the runner prints: ``submit`` the job ID alone on a line, ``status`` ``ID STATE`` lines.
 _SUBMITTED = re.compile(r"\d+")
 _STATUS_LINE = re.compile(r"(\d+) ([A-Z_]+)")
+#: ... and ``ID exit-code N`` once the job ended (N negative: killed by signal -N).
+_EXIT_CODE_LINE = re.compile(r"(\d+) exit-code (-?\d+)")
 
 
 class LocalBackend(ClusterjobBackend):
@@ -118,6 +120,15 @@ class LocalBackend(ClusterjobBackend):
             if match:
                 statuses[match.group(1)] = self.status_mapping.get(match.group(2))
         return statuses
+
+    def parse_exit_codes(
+        self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
+    ) -> Mapping[str, int]:
+        """Job ID -> the exit status of its script, from the runner's ``ID exit-code N`` lines."""
+        if result.returncode != 0:
+            return {}
+        matches = (_EXIT_CODE_LINE.fullmatch(line) for line in output_lines(result.stdout))
+        return {match.group(1): int(match.group(2)) for match in matches if match}
 
     def cmd_cancel(self, run: AsyncResult) -> Command:
         return [*self._runner(run.remote), "cancel", str(run.job_id)]

@@ -1,8 +1,8 @@
 """The process side of the ``local`` backend (``python -m clusterjob.backends.local_runner``).
 
 Sub-commands: ``submit SCRIPT`` (prints the job ID), ``status ID...``
-(prints ``ID STATE`` lines), ``cancel ID``, ``find-tag TAG``, and the
-internal ``supervise ID``.
+(prints ``ID STATE`` lines, and ``ID exit-code N`` for a job that ended),
+``cancel ID``, ``find-tag TAG``, and the internal ``supervise ID``.
 
 Each job is a folder ``<spool>/<ID>/``: ``meta.json`` (what to run),
 ``supervisor`` (PID and start time of the process watching the job),
@@ -143,6 +143,13 @@ def submit(script: str) -> str:
     return job_id
 
 
+def exit_code_of(job_id: str) -> int | None:
+    """The exit status the job's script ended with (negative: killed by that signal), or None."""
+    final = read_json(os.path.join(job_dir(job_id), "exit.json"))
+    code = final.get("exit_code") if final is not None else None
+    return code if isinstance(code, int) else None
+
+
 def state_of(job_id: str) -> str:
     folder = job_dir(job_id)
     final = read_json(os.path.join(folder, "exit.json"))
@@ -275,8 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "submit":
         print(submit(args.script))
     elif args.command == "status":
+        # "ID exit-code N" on a line of its own: a parser that knows only "ID STATE" skips it.
         for job_id in args.job_ids:
             print(job_id, state_of(job_id) if job_id.isdigit() else "UNKNOWN")
+            code = exit_code_of(job_id) if job_id.isdigit() else None
+            if code is not None:
+                print(job_id, "exit-code", code)
     elif args.command == "cancel":
         cancel(args.job_id)
     elif args.command == "find-tag":
