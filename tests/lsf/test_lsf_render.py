@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
-from clusterjob_lsf import LsfBackend, time_to_minutes
+from clusterjob_lsf import time_to_minutes
+from helpers import rendering
 
 TAG = SubmissionContext(tag="cj-1a2b3c4d5e-9f8e7d")
 
@@ -23,9 +23,10 @@ PARADIGMS = [
 ]
 
 
-def headers(context: SubmissionContext | None = None, **resources: Any) -> list[str]:
-    job = JobScript("echo hi", jobname="job", backend="lsf", **resources)
-    return LsfBackend().resource_headers(job, context)
+#: The ``#BSUB`` lines of a job named ``job`` with the given resources.
+headers = functools.partial(rendering.headers, "lsf")
+#: The ``#BSUB`` lines of a job whose [Resources] section is given, read by read_settings.
+ini_headers = functools.partial(rendering.ini_headers, "lsf")
 
 
 @pytest.mark.parametrize(("layout", "slots"), PARADIGMS)
@@ -177,17 +178,6 @@ def test_inexpressible_requests_name_the_key(resources: dict[str, object], messa
 
 
 # -- INI files written for the original clusterjob: keys with their dashes ---------------
-
-
-def ini_headers(
-    tmp_path: Path, resources: str, context: SubmissionContext | None = None, **more: Any
-) -> list[str]:
-    """The ``#BSUB`` lines of a job whose [Resources] section is ``resources``, read by read_settings."""
-    path = tmp_path / "job.ini"
-    path.write_text("[Resources]\n" + textwrap.dedent(resources))
-    job = JobScript("echo hi", jobname="job", backend="lsf", **more)
-    job.read_settings(str(path))
-    return LsfBackend().resource_headers(job, context)
 
 
 def test_dashed_keys_from_an_ini_file_are_those_bsub_options(tmp_path: Path) -> None:

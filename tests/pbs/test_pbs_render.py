@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
+import re
+import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
 from clusterjob_pbs.backend import NODELIST_PREAMBLE
+from helpers.rendering import headers, ini_headers
 
 TAG = SubmissionContext(tag="cj-1a2b3c4d5e-9f8e7d")
 
@@ -20,11 +21,6 @@ PARADIGMS = [
     ((1, 1, 32), "select=1:ncpus=32:mpiprocs=1:ompthreads=32", "nodes=1:ppn=32"),
     ((4, 2, 16), "select=4:ncpus=32:mpiprocs=2:ompthreads=16", "nodes=4:ppn=32"),
 ]
-
-
-def headers(backend: str, context: SubmissionContext | None = None, **resources: Any) -> list[str]:
-    job = JobScript("echo hi", jobname="job", backend=backend, **resources)
-    return job._get_backend().resource_headers(job, context)
 
 
 @pytest.mark.parametrize(("layout", "pbspro", "torque"), PARADIGMS)
@@ -192,11 +188,8 @@ def test_nodelist_is_defined_from_the_nodefile_only_when_used() -> None:
     assert NODELIST_PREAMBLE not in str(plain)
 
 
-def test_nodelist_preamble_lists_distinct_hosts(tmp_path: object) -> None:
-    import subprocess
-    from pathlib import Path
-
-    nodefile = Path(str(tmp_path)) / "nodefile"
+def test_nodelist_preamble_lists_distinct_hosts(tmp_path: Path) -> None:
+    nodefile = tmp_path / "nodefile"
     nodefile.write_text("n1\nn1\nn2\nn2\nn3\n")
     script = NODELIST_PREAMBLE + '\necho "$CLUSTERJOB_NODELIST"'
     out = subprocess.run(
@@ -229,7 +222,7 @@ def test_nodelist_preamble_lists_distinct_hosts(tmp_path: object) -> None:
 def test_inexpressible_requests_name_the_key(resources: dict[str, object], message: str) -> None:
     for backend in ("pbs", "pbspro"):
         with pytest.raises(
-            ResourcesNotSupportedError, match="backend '" + backend + "' " + _re(message)
+            ResourcesNotSupportedError, match="backend '" + backend + "' " + re.escape(message)
         ):
             headers(backend, **resources)
 
@@ -239,29 +232,12 @@ def test_jobname_with_whitespace_is_refused() -> None:
         JobScript("true", jobname="my job", backend="pbs").render_script("true", jobscript=True)
 
 
-def _re(text: str) -> str:
-    import re
-
-    return re.escape(text)
-
-
 # -- INI files written for the original clusterjob: keys with their dashes ---------------
-
-
-def ini_headers(
-    tmp_path: Path, backend: str, resources: str, context: SubmissionContext | None = None
-) -> list[str]:
-    """The header lines of a job whose [Resources] section is ``resources``, read by read_settings."""
-    path = tmp_path / "job.ini"
-    path.write_text("[Resources]\n" + textwrap.dedent(resources))
-    job = JobScript("echo hi", jobname="job", backend=backend)
-    job.read_settings(str(path))
-    return job._get_backend().resource_headers(job, context)
 
 
 @pytest.mark.parametrize("backend", ["pbs", "pbspro", "lpbs"])
 def test_dashed_keys_from_an_ini_file_are_those_qsub_options(tmp_path: Path, backend: str) -> None:
-    lines = ini_headers(tmp_path, backend, """\
+    lines = ini_headers(backend, tmp_path, """\
         -A = myaccount
         -j = oe
         -V = true
@@ -280,12 +256,12 @@ def test_dashed_keys_from_an_ini_file_are_those_qsub_options(tmp_path: Path, bac
 
 
 def test_dashed_keys_render_exactly_as_the_undashed_ones_did(tmp_path: Path) -> None:
-    assert ini_headers(tmp_path, "pbs", "-A = acct\n-j = oe\n") == headers("pbs", A="acct", j="oe")
+    assert ini_headers("pbs", tmp_path, "-A = acct\n-j = oe\n") == headers("pbs", A="acct", j="oe")
 
 
 def test_a_dashed_key_is_never_a_resource_and_long_options_keep_two_dashes(tmp_path: Path) -> None:
     """``qsub`` has no long options: such a key is written as given, for qsub to judge."""
-    assert ini_headers(tmp_path, "pbs", "-koe = true\n--foo = two words\nsoftware = abaqus\n") == [
+    assert ini_headers("pbs", tmp_path, "-koe = true\n--foo = two words\nsoftware = abaqus\n") == [
         "#PBS -N job",
         '#PBS --foo="two words"',
         "#PBS -koe",
@@ -295,10 +271,10 @@ def test_a_dashed_key_is_never_a_resource_and_long_options_keep_two_dashes(tmp_p
 
 def test_dashed_W_and_v_merge_with_dependencies_and_the_tag(tmp_path: Path) -> None:
     dep = SubmissionContext(after=("12.srv",))
-    assert ini_headers(tmp_path, "pbs", "-W = group_list=proj\n", dep)[1:] == [
+    assert ini_headers("pbs", tmp_path, "-W = group_list=proj\n", dep)[1:] == [
         "#PBS -W group_list=proj,depend=afterok:12.srv"
     ]
-    assert ini_headers(tmp_path, "pbspro", "-v = A=1\n", TAG)[1:] == [
+    assert ini_headers("pbspro", tmp_path, "-v = A=1\n", TAG)[1:] == [
         "#PBS -v A=1,CLUSTERJOB_TAG=cj-1a2b3c4d5e-9f8e7d"
     ]
 
@@ -325,13 +301,14 @@ def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
     tmp_path: Path, backend: str, resources: str, message: str
 ) -> None:
     with pytest.raises(
-        ResourcesNotSupportedError, match=f"^backend '{backend}' cannot express " + _re(message)
+        ResourcesNotSupportedError,
+        match=f"^backend '{backend}' cannot express " + re.escape(message),
     ):
-        ini_headers(tmp_path, backend, resources + "\n")
+        ini_headers(backend, tmp_path, resources + "\n")
 
 
 def test_layout_resources_of_pbspro_do_not_clash_with_a_job_wide_walltime(tmp_path: Path) -> None:
-    assert ini_headers(tmp_path, "pbspro", "nodes = 2\n-l = walltime=1:00:00\n")[1:] == [
+    assert ini_headers("pbspro", tmp_path, "nodes = 2\n-l = walltime=1:00:00\n")[1:] == [
         "#PBS -l select=2:ncpus=1:mpiprocs=1:ompthreads=1",
         "#PBS -l walltime=1:00:00",
     ]
@@ -351,7 +328,7 @@ def test_layout_resources_of_pbspro_do_not_clash_with_a_job_wide_walltime(tmp_pa
 )
 def test_a_malformed_dashed_key_is_refused_naming_it(tmp_path: Path, key: str, remedy: str) -> None:
     with pytest.raises(ResourcesNotSupportedError) as err:
-        ini_headers(tmp_path, "pbs", f"{key} = true\n")
+        ini_headers("pbs", tmp_path, f"{key} = true\n")
     assert str(err.value) == (
         f"backend 'pbs' cannot express resource {key!r}=True: an option given with its dashes is one dash "
         "and a name (-A, -hold_jid) or two dashes and a name (--qos, --mail-type)" + remedy

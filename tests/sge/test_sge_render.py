@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import re
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +11,12 @@ import pytest
 from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
 from clusterjob_sge import SgeBackend
+from helpers import rendering
 
-
-def headers(
-    backend: SgeBackend | None = None, context: SubmissionContext | None = None, **resources: Any
-) -> list[str]:
-    jobscript = JobScript("true", backend="sge", **{"jobname": "job", **resources})
-    return (backend or SgeBackend()).resource_headers(jobscript, context)
+#: The ``#$`` lines of a job named ``job`` with the given resources.
+headers = functools.partial(rendering.headers, "sge")
+#: The ``#$`` lines of a job whose [Resources] section is given, read by read_settings.
+ini_headers = functools.partial(rendering.ini_headers, "sge")
 
 
 def pe_lines(**resources: Any) -> list[str]:
@@ -79,20 +78,20 @@ def test_site_without_default_pe_must_name_one() -> None:
     backend = SgeBackend()
     backend.default_pe = None
     with pytest.raises(ResourcesNotSupportedError) as err:
-        headers(backend, threads=4)
+        rendering.headers(backend, threads=4)
     assert str(err.value) == (
         "backend 'sge' cannot express resource threads=4: 4 slots on one host need a parallel "
         "environment; set pe='<a PE with allocation_rule $pe_slots>' (qconf -spl)"
     )
     with pytest.raises(ResourcesNotSupportedError, match=r"resource ppn=2: 2 slots on one host"):
-        headers(backend, ppn=2)
-    assert headers(backend, threads=4, pe="shm")[3] == "#$ -pe shm 4"
+        rendering.headers(backend, ppn=2)
+    assert rendering.headers(backend, threads=4, pe="shm")[3] == "#$ -pe shm 4"
 
 
 def test_site_default_pe_can_be_changed() -> None:
     backend = SgeBackend()
     backend.default_pe = "openmp"
-    assert "#$ -pe openmp 8" in headers(backend, threads=8)
+    assert "#$ -pe openmp 8" in rendering.headers(backend, threads=8)
 
 
 @pytest.mark.parametrize(
@@ -213,7 +212,7 @@ def test_memory_complex_can_be_changed_by_a_site() -> None:
         "mem": "h_rss",
         "time": "s_rt",
     }
-    lines = headers(backend, mem=512, time="5")
+    lines = rendering.headers(backend, mem=512, time="5")
     assert "#$ -l h_rss=512M" in lines
     assert "#$ -l s_rt=00:05:00" in lines
 
@@ -380,17 +379,6 @@ def test_backend_is_found_by_entry_point_and_at_the_documented_path() -> None:
 
 
 # -- INI files written for the original clusterjob: keys with their dashes ---------------
-
-
-def ini_headers(
-    tmp_path: Path, resources: str, context: SubmissionContext | None = None, **more: Any
-) -> list[str]:
-    """The ``#$`` lines of a job whose [Resources] section is ``resources``, read by read_settings."""
-    path = tmp_path / "job.ini"
-    path.write_text("[Resources]\n" + textwrap.dedent(resources))
-    job = JobScript("true", backend="sge", jobname="job", **more)
-    job.read_settings(str(path))
-    return SgeBackend().resource_headers(job, context)
 
 
 def test_dashed_keys_from_an_ini_file_are_those_qsub_options(tmp_path: Path) -> None:

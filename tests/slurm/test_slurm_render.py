@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import re
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,8 @@ import pytest
 from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
 from clusterjob_slurm import SlurmBackend
+from helpers import rendering
+from helpers.results import job_result
 
 TAG = SubmissionContext(tag="cj-0123456789-abcdef")
 
@@ -269,11 +271,7 @@ def test_submit_and_cancel_commands() -> None:
     assert backend.cmd_submit(jobscript) == ["sbatch", "j.slr"]
     jobscript.filename = "-odd.slr"
     assert backend.cmd_submit(jobscript) == ["sbatch", "./-odd.slr"]
-
-    class Run:
-        job_id = "42"
-
-    assert backend.cmd_cancel(Run()) == ["scancel", "42"]  # type: ignore[arg-type]
+    assert backend.cmd_cancel(job_result(backend, "42")) == ["scancel", "42"]
 
 
 @pytest.mark.parametrize(
@@ -293,16 +291,9 @@ def test_get_job_id(response: str, job_id: str | None) -> None:
 
 # -- INI files written for the original clusterjob: keys with their dashes ---------------
 
-
-def ini_headers(
-    tmp_path: Path, resources: str, context: SubmissionContext | None = None, **more: object
-) -> list[str]:
-    """The ``#SBATCH`` lines of a job whose [Resources] section is ``resources``, read by read_settings."""
-    path = tmp_path / "job.ini"
-    path.write_text("[Resources]\n" + textwrap.dedent(resources))
-    job = JobScript("true", jobname="j", backend="slurm", **more)
-    job.read_settings(str(path))
-    return SlurmBackend().resource_headers(job, context)
+#: The ``#SBATCH`` lines of a job named ``j`` whose [Resources] section is given, read by
+#: read_settings.
+ini_headers = functools.partial(rendering.ini_headers, "slurm", jobname="j")
 
 
 def test_dashed_keys_from_an_ini_file_are_those_sbatch_options(tmp_path: Path) -> None:
