@@ -45,11 +45,6 @@ def run_command(command: Command, env: Mapping[str, str] | None = None) -> Comma
     return CommandResult(done.returncode, done.stdout, done.stderr)
 
 
-def command_result(done: subprocess.CompletedProcess[str]) -> CommandResult:
-    """The :class:`CommandResult` of a command a test ran itself (with ``text=True``)."""
-    return CommandResult(done.returncode, done.stdout, done.stderr)
-
-
 class FakeCommands:
     """Fake scheduler commands in ``<folder>/bin`` that log every call to ``<folder>/calls.log``.
 

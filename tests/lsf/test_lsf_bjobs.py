@@ -20,40 +20,25 @@ Parsers get the whole result (exit code, stdout, stderr) of the command.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from clusterjob import JobScript
-from clusterjob.async_result import AsyncResult
 from clusterjob.backends import CommandResult
 from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_lsf import LsfBackend
 from clusterjob_lsf.bjobs import parse_bjobs
+from helpers.commands import environment_first_on_path, fake_command, run_command
+from helpers.data import DataFolder
+from helpers.results import job_result, ok
 
-DATA = Path(__file__).parent / "data"
-
-
-def read(name: str) -> str:
-    return (DATA / name).read_text()
-
-
-def run(job_id: str) -> AsyncResult:
-    result = AsyncResult(LsfBackend())
-    result.job_id = job_id
-    return result
-
-
-def ok(stdout: str) -> CommandResult:
-    """The result of a command that succeeded."""
-    return CommandResult(0, stdout)
-
+DATA = DataFolder(__file__)
 
 #: What bjobs answers when the user has no job: the message on stderr, exit 255
 #: (IBM Spectrum LSF 10.1, lsf.conf LSB_BJOBS_CONSISTENT_EXIT_CODE=Y).
-NO_JOB_FOUND = CommandResult(255, "", read("bjobs_no_job_found.stderr"))
+NO_JOB_FOUND = CommandResult(255, "", DATA.read("bjobs_no_job_found.stderr"))
 
 
 def test_submit_pipes_the_quoted_script_into_bsub() -> None:
@@ -66,13 +51,11 @@ def test_submit_pipes_the_quoted_script_into_bsub() -> None:
 
 def test_submit_string_reaches_bsub_stdin(tmp_path: Path) -> None:
     """With a fake bsub that prints its stdin: the quoted file name survives the shell."""
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    fake = folder / "bsub"
-    fake.write_text(
-        "#!/bin/sh\nhead -n 2 >&2\necho 'Job <77> is submitted to default queue <normal>.'\n"
+    fake = fake_command(
+        tmp_path / "bin",
+        "bsub",
+        "head -n 2 >&2\necho 'Job <77> is submitted to default queue <normal>.'\n",
     )
-    fake.chmod(0o755)
     script = tmp_path / "a b;$(touch pwned).lsf"
     script.write_text("#!/bin/bash\n#BSUB -J x\n")
     job = JobScript("true", jobname="x", backend="lsf")
@@ -84,7 +67,7 @@ def test_submit_string_reaches_bsub_stdin(tmp_path: Path) -> None:
         check=False,
         capture_output=True,
         text=True,
-        env={**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"},
+        env=environment_first_on_path(fake.parent),
     )
     assert out.stderr == "#!/bin/bash\n#BSUB -J x\n"
     assert LsfBackend().get_job_id(out.stdout) == "77"
@@ -101,14 +84,13 @@ def test_submit_string_reaches_bsub_stdin(tmp_path: Path) -> None:
 )
 def test_get_job_id(fixture: str, job_id: str | None) -> None:
     """IBM Spectrum LSF 10.1 Command Reference, bsub: "Job <ID> is submitted to [default] queue <q>."."""
-    assert LsfBackend().get_job_id(read(fixture)) == job_id
+    assert LsfBackend().get_job_id(DATA.read(fixture)) == job_id
 
 
 def test_status_and_cancel_commands() -> None:
     backend = LsfBackend()
     fmt = "jobid stat exit_code exit_reason delimiter='|'"
-    assert backend.cmd_status(run("12")) == ["bjobs", "-a", "-noheader", "-o", fmt, "12"]
-    assert backend.cmd_status(run("12"), finished=True) == [
+    assert backend.cmd_status(job_result(backend, "12")) == [
         "bjobs",
         "-a",
         "-noheader",
@@ -116,7 +98,15 @@ def test_status_and_cancel_commands() -> None:
         fmt,
         "12",
     ]
-    assert backend.status_command([run("1"), run("2")]) == [
+    assert backend.cmd_status(job_result(backend, "12"), finished=True) == [
+        "bjobs",
+        "-a",
+        "-noheader",
+        "-o",
+        fmt,
+        "12",
+    ]
+    assert backend.status_command([job_result(backend, "1"), job_result(backend, "2")]) == [
         "bjobs",
         "-a",
         "-noheader",
@@ -126,9 +116,9 @@ def test_status_and_cancel_commands() -> None:
         "2",
     ]
     assert (
-        backend.status_command([run("1")], finished=True) is None
+        backend.status_command([job_result(backend, "1")], finished=True) is None
     )  # -a: the first query covers finished jobs
-    assert backend.cmd_cancel(run("12")) == ["bkill", "12"]
+    assert backend.cmd_cancel(job_result(backend, "12")) == ["bkill", "12"]
 
 
 def test_every_documented_state() -> None:
@@ -136,7 +126,7 @@ def test_every_documented_state() -> None:
     SSUSP UNKWN ZOMBI DONE EXIT, in bjobs -o "jobid stat exit_code exit_reason delimiter='|'" lines."""
     backend = LsfBackend()
     ids = [str(n) for n in range(2001, 2012)]
-    statuses = backend.parse_status(ok(read("bjobs_o_every_state.txt")), ids)
+    statuses = backend.parse_status(ok(DATA.read("bjobs_o_every_state.txt")), ids)
     assert [statuses[i] for i in ids] == [PENDING] * 4 + [RUNNING] * 5 + [COMPLETED, FAILED]
     assert set(LsfBackend.status_mapping) == {
         "PEND",
@@ -174,20 +164,20 @@ def test_finished_jobs(fixture: str, status: int) -> None:
     bacct, bhist, and bjobs": EXIT is CANCELLED only when the reason says the job was killed by its
     owner or an administrator (TERM_OWNER, TERM_FORCE_ADMIN, ...)."""
     backend = LsfBackend()
-    assert backend.get_status(read(fixture)) == status
-    assert backend.get_status(read(fixture), finished=True) == status
+    assert backend.get_status(DATA.read(fixture)) == status
+    assert backend.get_status(DATA.read(fixture), finished=True) == status
 
 
 def test_missing_and_unknown_jobs_have_no_status(caplog: pytest.LogCaptureFixture) -> None:
     backend = LsfBackend()
     assert backend.get_status("") is None  # "Job <12> is not found" goes to stderr
     assert backend.get_status("Job <12> is not found\n") is None
-    assert backend.parse_status(ok(read("bjobs_o_done.txt")), ["2010", "9"]) == {
+    assert backend.parse_status(ok(DATA.read("bjobs_o_done.txt")), ["2010", "9"]) == {
         "2010": COMPLETED,
         "9": None,
     }
     # bjobs reports the job it does not know on stderr, exits non-zero, and lists the others
-    partial = CommandResult(255, read("bjobs_o_done.txt"), "Job <9> is not found\n")
+    partial = CommandResult(255, DATA.read("bjobs_o_done.txt"), "Job <9> is not found\n")
     assert backend.parse_status(partial, ["2010", "9"]) == {"2010": COMPLETED, "9": None}
     down = CommandResult(255, "", "LSF is down. Please wait ...\n")
     assert backend.parse_status(down, ["2010"]) == {"2010": None}
@@ -206,7 +196,7 @@ def test_find_tag() -> None:
         "jobid job_description delimiter='|'",
     ]
     assert backend.tag_lookup_command("cj-1", finished=True) is None
-    listing = ok(read("bjobs_o_descriptions.txt"))
+    listing = ok(DATA.read("bjobs_o_descriptions.txt"))
     assert backend.parse_tag_lookup(listing, "cj-1a2b3c4d5e-9f8e7d") == ["3002"]
     assert backend.parse_tag_lookup(listing, "cj-0000000000-aaaaaa") == [
         "3003"
@@ -234,26 +224,17 @@ def test_find_tag_never_claims_absence_it_cannot_prove(result: CommandResult) ->
 def test_find_tag_command_sees_no_job_found_on_stderr(tmp_path: Path) -> None:
     """A stand-in bjobs answering like LSF without jobs: message on stderr, exit 255
     (LSB_BJOBS_CONSISTENT_EXIT_CODE=Y); the parser reads stderr from the whole result."""
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    fake = folder / "bjobs"
-    fake.write_text(
-        '#!/bin/sh\n[ "$4" = "jobid job_description delimiter=\'|\'" ] || exit 2\necho "No job found" >&2\nexit 255\n'
+    fake = fake_command(
+        tmp_path / "bin",
+        "bjobs",
+        '[ "$4" = "jobid job_description delimiter=\'|\'" ] || exit 2\necho "No job found" >&2\nexit 255\n',
     )
-    fake.chmod(0o755)
     backend = LsfBackend()
-    out = subprocess.run(
-        backend.tag_lookup_command("cj-1") or [],
-        env={**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"},
-        check=False,
-        capture_output=True,
-        text=True,
+    out = run_command(
+        backend.tag_lookup_command("cj-1") or [], environment_first_on_path(fake.parent)
     )
     assert (out.returncode, out.stdout, out.stderr) == (255, "", "No job found\n")
-    assert (
-        backend.parse_tag_lookup(CommandResult(out.returncode, out.stdout, out.stderr), "cj-1")
-        == []
-    )
+    assert backend.parse_tag_lookup(out, "cj-1") == []
 
 
 # -- answers through a noisy login shell (banners, escape sequences, blank lines) -------
@@ -262,7 +243,7 @@ def test_find_tag_command_sees_no_job_found_on_stderr(tmp_path: Path) -> None:
 def test_job_id_after_a_site_banner() -> None:
     """IBM Spectrum LSF 10.1 Command Reference, bsub: "Job <ID> is submitted to queue <name>.";
     before it, what a site's esub printed (``[I] possible CPU types = ...``, numbers included)."""
-    assert LsfBackend().get_job_id(read("bsub_after_site_banner.txt")) == "920524"
+    assert LsfBackend().get_job_id(DATA.read("bsub_after_site_banner.txt")) == "920524"
 
 
 @pytest.mark.parametrize(
@@ -295,14 +276,14 @@ def test_job_id_only_from_bsubs_whole_line_and_never_a_choice(
 @pytest.mark.parametrize(
     "fixture",
     [
-        *sorted(p.name for p in DATA.glob("bjobs_o_*.txt") if p.name != "bjobs_o_descriptions.txt"),
+        *(name for name in DATA.names("bjobs_o_*.txt") if name != "bjobs_o_descriptions.txt"),
         "bjobs_no_job_found.stderr",
     ],
 )
 def test_bjobs_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
     """IBM Spectrum LSF 10.1, bjobs -o "... delimiter='|'" -noheader records, with a banner before
     them, a window title glued to the first, \\r\\n line ends, and blank and unknown lines between."""
-    clean = read(fixture)
+    clean = DATA.read(fixture)
     noisy = login_noise(clean)
     assert parse_bjobs(noisy) == parse_bjobs(clean)
     backend = LsfBackend()
@@ -322,12 +303,12 @@ def test_find_tag_through_a_noisy_login_shell(login_noise) -> None:
     """A hit behind a window title glued to the first listed line was lost, and the other listed
     jobs made "no job carries the tag" look proven: the job would be submitted twice."""
     backend = LsfBackend()
-    listing = read("bjobs_o_descriptions.txt")
+    listing = DATA.read("bjobs_o_descriptions.txt")
     for tag in ("cj-1a2b3c4d5e-9f8e7d", "cj-0000000000-aaaaaa", "cj-ffffffffff-000000"):
         assert backend.parse_tag_lookup(ok(login_noise(listing)), tag) == backend.parse_tag_lookup(
             ok(listing), tag
         )
     hit_first = "3002|cj-1a2b3c4d5e-9f8e7d\n3001|-\n"
     assert backend.parse_tag_lookup(ok(login_noise(hit_first)), "cj-1a2b3c4d5e-9f8e7d") == ["3002"]
-    noisy_none = CommandResult(255, login_noise(""), read("bjobs_no_job_found.stderr"))
+    noisy_none = CommandResult(255, login_noise(""), DATA.read("bjobs_no_job_found.stderr"))
     assert backend.parse_tag_lookup(noisy_none, "cj-1") == []

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from clusterjob import JobScript
-from clusterjob.async_result import AsyncResult
-from clusterjob.backends import CommandResult
 from clusterjob.status import COMPLETED, RUNNING
 from clusterjob_pbs import LPbsBackend, PbsBackend, PbsProBackend
+from helpers.commands import environment_first_on_path, fake_command, run_command
+from helpers.data import DataFolder
+from helpers.results import job_result
 
-DATA = Path(__file__).parent / "data"
-
-
-def run(backend: object, job_id: str) -> AsyncResult:
-    result = AsyncResult(backend)  # type: ignore[arg-type]
-    result.job_id = job_id
-    return result
-
-
-def result(done: subprocess.CompletedProcess[str]) -> CommandResult:
-    return CommandResult(done.returncode, done.stdout, done.stderr)
+DATA = DataFolder(__file__)
 
 
 def test_submit_passes_stdout_and_stderr_on_the_command_line() -> None:
@@ -57,18 +47,23 @@ def test_get_job_id(response: str, job_id: str | None) -> None:
 
 def test_status_commands() -> None:
     torque, pro, lpbs = PbsBackend(), PbsProBackend(), LPbsBackend()
-    assert torque.cmd_status(run(torque, "12.srv")) == ["qstat", "-f", "12.srv"]
-    assert torque.cmd_status(run(torque, "12.srv"), finished=True) == [
+    assert torque.cmd_status(job_result(torque, "12.srv")) == ["qstat", "-f", "12.srv"]
+    assert torque.cmd_status(job_result(torque, "12.srv"), finished=True) == [
         "sh",
         "-c",
         'qstat -x -f "$@" 2>/dev/null || qstat -f "$@"',
         "qstat",
         "12.srv",
     ]
-    assert pro.cmd_status(run(pro, "12.srv")) == ["qstat", "-x", "-f", "12.srv"]
-    assert pro.cmd_status(run(pro, "12.srv"), finished=True) == ["qstat", "-x", "-f", "12.srv"]
-    assert lpbs.cmd_status(run(lpbs, "3.host.dom")) == ["lqstat", "-f", "3.host.dom"]
-    runs = [run(torque, "1.s"), run(torque, "2.s")]
+    assert pro.cmd_status(job_result(pro, "12.srv")) == ["qstat", "-x", "-f", "12.srv"]
+    assert pro.cmd_status(job_result(pro, "12.srv"), finished=True) == [
+        "qstat",
+        "-x",
+        "-f",
+        "12.srv",
+    ]
+    assert lpbs.cmd_status(job_result(lpbs, "3.host.dom")) == ["lqstat", "-f", "3.host.dom"]
+    runs = [job_result(torque, "1.s"), job_result(torque, "2.s")]
     assert torque.status_command(runs) == ["qstat", "-f", "1.s", "2.s"]
     assert list(torque.status_command(runs, finished=True) or [])[-2:] == ["1.s", "2.s"]
     assert pro.status_command(runs) == ["qstat", "-x", "-f", "1.s", "2.s"]
@@ -76,9 +71,9 @@ def test_status_commands() -> None:
 
 
 def test_cancel_commands() -> None:
-    assert PbsBackend().cmd_cancel(run(PbsBackend(), "12.srv")) == ["qdel", "12.srv"]
-    assert PbsProBackend().cmd_cancel(run(PbsProBackend(), "12.srv")) == ["qdel", "12.srv"]
-    assert LPbsBackend().cmd_cancel(run(LPbsBackend(), "3.h.d")) == ["lqdel", "3.h.d"]
+    assert PbsBackend().cmd_cancel(job_result(PbsBackend(), "12.srv")) == ["qdel", "12.srv"]
+    assert PbsProBackend().cmd_cancel(job_result(PbsProBackend(), "12.srv")) == ["qdel", "12.srv"]
+    assert LPbsBackend().cmd_cancel(job_result(LPbsBackend(), "3.h.d")) == ["lqdel", "3.h.d"]
 
 
 def test_tag_lookup_command_names_the_user_then_lists_every_job() -> None:
@@ -94,16 +89,13 @@ def test_tag_lookup_command_names_the_user_then_lists_every_job() -> None:
 
 
 def _fake_qstat(folder: Path, script: str) -> dict[str, str]:
-    folder.mkdir(exist_ok=True)
-    path = folder / "qstat"
-    path.write_text("#!/bin/sh\n" + script)
-    path.chmod(0o755)
-    return {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
+    """The environment of a command that finds a ``qstat`` running ``script`` first on PATH."""
+    return environment_first_on_path(fake_command(folder, "qstat", script).parent)
 
 
 def test_finished_status_falls_back_to_plain_qstat_where_x_is_unknown(tmp_path: Path) -> None:
     """Like slurm-wlm-torque: `qstat -x` is a usage error, `qstat -f ID` works."""
-    completed = (DATA / "slurm_torque_qstat_f_completed.txt").read_text()
+    completed = DATA.read("slurm_torque_qstat_f_completed.txt")
     (tmp_path / "answer").write_text(completed)
     env = _fake_qstat(
         tmp_path / "bin",
@@ -114,16 +106,15 @@ exit 153
 """,
     )
     backend = PbsBackend()
-    cmd = backend.cmd_status(run(backend, "34"), finished=True)
-    out = subprocess.run(cmd, env=env, check=False, capture_output=True, text=True)
+    out = run_command(backend.cmd_status(job_result(backend, "34"), finished=True), env)
     assert out.stdout == completed
     assert out.stderr == ""  # the expected failure of -x is not reported as an error
-    assert backend.parse_status(result(out), ["34"], finished=True)["34"] == COMPLETED
+    assert backend.parse_status(out, ["34"], finished=True)["34"] == COMPLETED
 
 
 def test_finished_status_uses_history_where_x_works(tmp_path: Path) -> None:
     """Like PBS Pro used through the pbs backend: the finished job is only visible with -x."""
-    history = (DATA / "pbspro_qstat_xf_finished.txt").read_text()
+    history = DATA.read("pbspro_qstat_xf_finished.txt")
     (tmp_path / "answer").write_text(history)
     env = _fake_qstat(
         tmp_path / "bin",
@@ -134,49 +125,26 @@ exit 35
 """,
     )
     backend = PbsBackend()
-    assert (
-        subprocess.run(
-            backend.cmd_status(run(backend, "1234.pbsserver")),
-            env=env,
-            check=False,
-            capture_output=True,
-            text=True,
-        ).stdout
-        == ""
-    )
-    out = subprocess.run(
-        backend.cmd_status(run(backend, "1234.pbsserver"), finished=True),
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert backend.parse_status(result(out), ["1234.pbsserver"], finished=True) == {
+    assert run_command(backend.cmd_status(job_result(backend, "1234.pbsserver")), env).stdout == ""
+    out = run_command(backend.cmd_status(job_result(backend, "1234.pbsserver"), finished=True), env)
+    assert backend.parse_status(out, ["1234.pbsserver"], finished=True) == {
         "1234.pbsserver": COMPLETED
     }
 
 
 def test_lpbs_status_reads_lqstat_exit_status(tmp_path: Path) -> None:
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    lqstat = folder / "lqstat"
-    lqstat.write_text(
-        f'#!/bin/sh\n[ "$2" = 17.mylaptop.local ] && cat {DATA}/lpbs_lqstat_f_running.txt\n'
-        '[ "$2" = 19.mylaptop.local ] && echo "lqstat: LPBS_HOME is not set" >&2 && exit 1\nexit 0\n'
+    lqstat = fake_command(
+        tmp_path / "bin",
+        "lqstat",
+        f'[ "$2" = 17.mylaptop.local ] && cat {DATA / "lpbs_lqstat_f_running.txt"}\n'
+        '[ "$2" = 19.mylaptop.local ] && echo "lqstat: LPBS_HOME is not set" >&2 && exit 1\nexit 0\n',
     )
-    lqstat.chmod(0o755)
-    env = {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
+    env = environment_first_on_path(lqstat.parent)
     backend = LPbsBackend()
 
     def ask(job_id: str, finished: bool) -> int | None:
-        out = subprocess.run(
-            backend.status_command([run(backend, job_id)], finished) or [],
-            env=env,
-            check=False,
-            capture_output=True,
-            text=True,
-        )
-        return backend.parse_status(result(out), [job_id], finished)[job_id]
+        command = backend.status_command([job_result(backend, job_id)], finished) or []
+        return backend.parse_status(run_command(command, env), [job_id], finished)[job_id]
 
     assert ask("17.mylaptop.local", False) == RUNNING
     assert ask("18.mylaptop.local", False) is None  # not listed: asked again with finished=True
@@ -187,24 +155,16 @@ def test_lpbs_status_reads_lqstat_exit_status(tmp_path: Path) -> None:
 def test_find_tag_command_output_is_parsed(tmp_path: Path) -> None:
     """The lookup through a shell, with a stand-in qstat printing PBS Pro `qstat -x -f` output."""
     listing = "".join(
-        (DATA / "pbspro_qstat_xf_all_tagged.txt")
-        .read_text()
-        .splitlines(keepends=True)[1:]  # without the user's name
+        DATA.read("pbspro_qstat_xf_all_tagged.txt").splitlines(keepends=True)[1:]  # no user name
     )
     (tmp_path / "answer").write_text(listing)
     env = _fake_qstat(
         tmp_path / "bin", f'[ "$1 $2" = "-x -f" ] && cat {tmp_path}/answer && exit 0\nexit 1\n'
     )
     backend = PbsProBackend()
-    out = subprocess.run(
-        backend.tag_lookup_command("cj-1a2b3c4d5e-9f8e7d") or [],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-    )
+    out = run_command(backend.tag_lookup_command("cj-1a2b3c4d5e-9f8e7d") or [], env)
     assert (
         out.stdout.split("\n", 1)[0]
         == subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
     )
-    assert backend.parse_tag_lookup(result(out), "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]
+    assert backend.parse_tag_lookup(out, "cj-1a2b3c4d5e-9f8e7d") == ["1251.pbsserver"]

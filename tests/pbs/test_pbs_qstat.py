@@ -25,7 +25,6 @@ Fixture files in ``data/``, named after what they show:
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 from clusterjob.backends import CommandResult
@@ -33,17 +32,10 @@ from clusterjob.errors import SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_pbs import LPbsBackend, PbsBackend, PbsProBackend
 from clusterjob_pbs.qstat import parse_qstat_full, sequence_number
+from helpers.data import DataFolder
+from helpers.results import ok
 
-DATA = Path(__file__).parent / "data"
-
-
-def read(name: str) -> str:
-    return (DATA / name).read_text()
-
-
-def ok(stdout: str) -> CommandResult:
-    """The result of a command that succeeded."""
-    return CommandResult(0, stdout)
+DATA = DataFolder(__file__)
 
 
 @pytest.mark.parametrize(
@@ -74,8 +66,8 @@ def test_pbspro_qstat_x_f(fixture: str, status: int) -> None:
     "Job Substates" (91 terminated, 92 finished, 93 failed); Administrator's Guide "Job Exit Codes"
     (negative codes: PBS could not run or killed the job, e.g. -29 JOB_EXEC_KILL_WALLTIME)."""
     backend = PbsProBackend()
-    assert backend.get_status(read(fixture)) == status
-    assert backend.get_status(read(fixture), finished=True) == status
+    assert backend.get_status(DATA.read(fixture)) == status
+    assert backend.get_status(DATA.read(fixture), finished=True) == status
 
 
 @pytest.mark.parametrize(
@@ -99,7 +91,7 @@ def test_pbspro_qstat_x_f(fixture: str, status: int) -> None:
 def test_torque_qstat_f_and_x(fixture: str, status: int) -> None:
     """TORQUE 6 Administrator Guide: qstat -f and qstat -x (XML) output; "Job Exit Status"
     (0 success, 256+signal when killed by a signal, -11 JOB_EXEC_OVERLIMIT_WT)."""
-    assert PbsBackend().get_status(read(fixture)) == status
+    assert PbsBackend().get_status(DATA.read(fixture)) == status
 
 
 def test_every_documented_state_has_a_status() -> None:
@@ -115,7 +107,7 @@ def test_torque_pending_states_in_one_listing() -> None:
     """TORQUE 6 Administrator Guide, qstat: -f output for jobs in states Q, H, W, T, S (one batched query)."""
     backend = PbsBackend()
     ids = [f"{n}.torque-server.example.org" for n in range(4329, 4334)]
-    statuses = backend.parse_status(ok(read("torque_qstat_f_queued_held_waiting.txt")), ids)
+    statuses = backend.parse_status(ok(DATA.read("torque_qstat_f_queued_held_waiting.txt")), ids)
     assert [statuses[i] for i in ids] == [PENDING, PENDING, PENDING, PENDING, RUNNING]
 
 
@@ -132,7 +124,7 @@ def test_pbspro_batched_status_matches_by_sequence_number() -> None:
         "1243.pbsserver",
         "1299.pbsserver",
     ]
-    statuses = backend.parse_status(ok(read("pbspro_qstat_xf_many.txt")), ids)
+    statuses = backend.parse_status(ok(DATA.read("pbspro_qstat_xf_many.txt")), ids)
     assert {i: statuses[i] for i in ids} == {
         "1240.pbsserver": PENDING,
         "1241": RUNNING,
@@ -145,7 +137,7 @@ def test_pbspro_batched_status_matches_by_sequence_number() -> None:
 def test_long_values_are_joined_across_continuation_lines() -> None:
     """PBS Professional Reference Guide, qstat -f: values longer than a line continue on
     tab-indented lines, broken after a comma or inside a word (OpenPBS prt_attr, 78 columns)."""
-    jobs = parse_qstat_full(read("pbspro_qstat_xf_all_tagged.txt"))
+    jobs = parse_qstat_full(DATA.read("pbspro_qstat_xf_all_tagged.txt"))
     variables = jobs[0].variables()
     assert variables["PBS_O_PATH"] == (
         "/opt/pbs/bin:/usr/local/bin:/usr/bin:/bin:/home/user1/.local/bin:"
@@ -161,7 +153,7 @@ def test_long_values_are_joined_across_continuation_lines() -> None:
 
 def test_torque_xml_resources_are_nested() -> None:
     """TORQUE 6 Administrator Guide, qstat -x: XML, resources nested as <Resource_List><walltime>."""
-    (job,) = parse_qstat_full(read("torque_qstat_x_completed.xml"))
+    (job,) = parse_qstat_full(DATA.read("torque_qstat_x_completed.xml"))
     assert job.job_id == "4321.torque-server.example.org"
     assert job.get("Resource_List.walltime") == "00:10:00"
     assert job.variables()["PBS_O_WORKDIR"] == "/home/user1/run"
@@ -185,7 +177,7 @@ def test_unknown_state_is_unknown_not_guessed(caplog: pytest.LogCaptureFixture) 
 
 
 def test_moved_job_warns_that_it_cannot_be_followed(caplog: pytest.LogCaptureFixture) -> None:
-    assert PbsProBackend().get_status(read("pbspro_qstat_xf_moved.txt")) == PENDING
+    assert PbsProBackend().get_status(DATA.read("pbspro_qstat_xf_moved.txt")) == PENDING
     assert "moved to another server" in caplog.text
 
 
@@ -203,7 +195,7 @@ def test_slurm_torque_wrapper_hides_outcomes(
     """Captured from slurm-wlm-torque 22.05's qstat -f on the test machine (a completed job, a job
     that exited 3, a job removed with qdel): tab-indented, `job_state = C` for all, no exit status."""
     with caplog.at_level(logging.WARNING, logger="clusterjob.pbs"):
-        assert PbsBackend().get_status(read(fixture)) == status
+        assert PbsBackend().get_status(DATA.read(fixture)) == status
     assert "SLURM's TORQUE wrappers" in caplog.text
     assert "use the 'slurm' backend" in caplog.text
 
@@ -212,10 +204,10 @@ def test_slurm_torque_wrapper_running_and_queued() -> None:
     """Captured from slurm-wlm-torque 22.05's qstat -f: a running job and one waiting on a dependency."""
     backend = PbsBackend()
     statuses = backend.parse_status(
-        ok(read("slurm_torque_qstat_f_running_and_queued.txt")), ["23", "24"]
+        ok(DATA.read("slurm_torque_qstat_f_running_and_queued.txt")), ["23", "24"]
     )
     assert statuses == {"23": RUNNING, "24": PENDING}
-    (job, _) = parse_qstat_full(read("slurm_torque_qstat_f_running_and_queued.txt"))
+    (job, _) = parse_qstat_full(DATA.read("slurm_torque_qstat_f_running_and_queued.txt"))
     assert job.layout == "slurm-torque"
     assert job.get("Resource_List.walltime") == "8760:00:00"
 
@@ -225,10 +217,10 @@ def test_lpbs_lqstat() -> None:
     an ended job is simply not listed, which only lqstat's exit code makes conclusive."""
     backend = LPbsBackend()
     job = "17.mylaptop.local"
-    assert backend.get_status(read("lpbs_lqstat_f_running.txt")) == RUNNING
-    assert backend.parse_status(ok(read("lpbs_lqstat_f_running.txt")), [job], finished=True) == {
-        job: RUNNING
-    }
+    assert backend.get_status(DATA.read("lpbs_lqstat_f_running.txt")) == RUNNING
+    assert backend.parse_status(
+        ok(DATA.read("lpbs_lqstat_f_running.txt")), [job], finished=True
+    ) == {job: RUNNING}
     assert backend.parse_status(ok(""), ["18"]) == {"18": None}  # ask again with finished=True
     assert backend.parse_status(ok(""), ["18"], finished=True) == {"18": COMPLETED}
     # lqstat itself failed (e.g. LPBS_HOME unset): no conclusion
@@ -248,11 +240,11 @@ def test_pbspro_find_tag_in_variable_list() -> None:
     (qsub -v), possibly broken across lines; the user's name (``id -un``) comes first."""
     backend = PbsProBackend()
     assert backend.parse_tag_lookup(
-        ok(read("pbspro_qstat_xf_all_tagged.txt")), "cj-1a2b3c4d5e-9f8e7d"
+        ok(DATA.read("pbspro_qstat_xf_all_tagged.txt")), "cj-1a2b3c4d5e-9f8e7d"
     ) == ["1251.pbsserver"]
     assert (
         backend.parse_tag_lookup(
-            ok(read("pbspro_qstat_xf_all_untagged.txt")), "cj-1a2b3c4d5e-9f8e7d"
+            ok(DATA.read("pbspro_qstat_xf_all_untagged.txt")), "cj-1a2b3c4d5e-9f8e7d"
         )
         == []
     )
@@ -261,7 +253,7 @@ def test_pbspro_find_tag_in_variable_list() -> None:
 
 def with_other_users_job(listing: str) -> str:
     """``listing`` and, after it, a job of user2 whose Variable_List qstat does not show us."""
-    others = read("pbspro_qstat_xf_deleted_queued.txt").replace(
+    others = DATA.read("pbspro_qstat_xf_deleted_queued.txt").replace(
         "    Variable_List = ", "    Hidden_List = "
     )
     return listing + others.replace("user1@", "user2@")
@@ -269,7 +261,7 @@ def with_other_users_job(listing: str) -> str:
 
 def test_find_tag_ignores_other_users_jobs_without_variable_list() -> None:
     """PBS shows Variable_List of other users' jobs only to managers; those jobs cannot be ours."""
-    response = with_other_users_job(read("pbspro_qstat_xf_all_untagged.txt"))
+    response = with_other_users_job(DATA.read("pbspro_qstat_xf_all_untagged.txt"))
     assert PbsProBackend().parse_tag_lookup(ok(response), "cj-1a2b3c4d5e-9f8e7d") == []
     with pytest.raises(SubmitError, match="shows no Variable_List for job\\(s\\) 1237.pbsserver"):
         PbsProBackend().parse_tag_lookup(
@@ -289,7 +281,7 @@ def test_torque_with_tags_enabled_finds_the_job() -> None:
 
     backend = TaggedTorque()
     assert backend.parse_tag_lookup(
-        ok(read("torque_qstat_f_tagged.txt")), "cj-1a2b3c4d5e-9f8e7d"
+        ok(DATA.read("torque_qstat_f_tagged.txt")), "cj-1a2b3c4d5e-9f8e7d"
     ) == ["4340.torque-server.example.org"]
 
 
@@ -301,11 +293,11 @@ def test_torque_with_tags_enabled_finds_the_job() -> None:
             "exited with 1: 'qstat: cannot connect to server pbsserver (errno=111)'",
         ),
         (
-            CommandResult(143, "user1\n" + read("pbspro_qstat_xf_running.txt")),
+            CommandResult(143, "user1\n" + DATA.read("pbspro_qstat_xf_running.txt")),
             "exited with 143",
         ),  # killed midway
         (
-            ok("root\n" + read("slurm_torque_qstat_f_completed.txt")),
+            ok("root\n" + DATA.read("slurm_torque_qstat_f_completed.txt")),
             "shows no Variable_List for job(s) 34",
         ),
     ],
@@ -326,9 +318,11 @@ def test_qsub_job_id_after_blank_lines_and_a_banner() -> None:
     """PBS Professional Reference Guide, qsub, "Standard Output": qsub writes the job identifier
     (``sequence_number.server_name``) to standard output; a PBS Pro login shell printed two blank
     lines before it. TORQUE qsub(1B) likewise, here after ``Last login`` and a coloured banner."""
-    assert PbsProBackend().get_job_id(read("pbspro_qsub_after_blank_lines.txt")) == "436041.sdb"
     assert (
-        PbsBackend().get_job_id(read("torque_qsub_after_login_banner.txt"))
+        PbsProBackend().get_job_id(DATA.read("pbspro_qsub_after_blank_lines.txt")) == "436041.sdb"
+    )
+    assert (
+        PbsBackend().get_job_id(DATA.read("torque_qsub_after_login_banner.txt"))
         == "4242.torque-server.example.org"
     )
     assert (
@@ -363,12 +357,12 @@ def _backend_for(fixture: str) -> PbsBackend:
     return LPbsBackend() if fixture.startswith("lpbs_") else PbsBackend()
 
 
-@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("*qstat*")))
+@pytest.mark.parametrize("fixture", DATA.names("*qstat*"))
 def test_qstat_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
     """Every qstat fixture (PBS Pro ``qstat -x -f`` in the Reference Guide's layout, TORQUE text
     and XML, the SLURM wrappers, LPBS) with a banner before it, a window title glued to its first
     line, ``\\r\\n`` line ends, and blank and unknown lines between its lines."""
-    clean = read(fixture)
+    clean = DATA.read(fixture)
     noisy = login_noise(clean)
     assert parse_qstat_full(noisy) == parse_qstat_full(clean)
     backend = _backend_for(fixture)
@@ -379,7 +373,7 @@ def test_qstat_answer_is_the_same_through_a_noisy_login_shell(fixture: str, logi
 def test_a_banner_line_inside_a_record_does_not_change_its_layout() -> None:
     """The first attribute line tells the layout (SLURM's wrappers indent with a tab); a line that
     is no attribute, before it, must not decide (the tab-indented attributes were then dropped)."""
-    clean = read("slurm_torque_qstat_f_running_and_queued.txt")
+    clean = DATA.read("slurm_torque_qstat_f_running_and_queued.txt")
     noisy = clean.replace("Job Id:\t23\n", "Job Id:\t23\nWelcome to cluster X (2 nodes)\n")
     assert noisy != clean
     assert parse_qstat_full(noisy) == parse_qstat_full(clean)
@@ -400,14 +394,16 @@ def test_find_tag_through_a_noisy_login_shell(login_noise) -> None:
     backend = PbsProBackend()
     tag = "cj-1a2b3c4d5e-9f8e7d"
     assert backend.parse_tag_lookup(
-        ok(login_noise(read("pbspro_qstat_xf_all_tagged.txt"))), tag
+        ok(login_noise(DATA.read("pbspro_qstat_xf_all_tagged.txt"))), tag
     ) == ["1251.pbsserver"]
     assert (
-        backend.parse_tag_lookup(ok(login_noise(read("pbspro_qstat_xf_all_untagged.txt"))), tag)
+        backend.parse_tag_lookup(
+            ok(login_noise(DATA.read("pbspro_qstat_xf_all_untagged.txt"))), tag
+        )
         == []
     )
     # Another user's job without Variable_List: the user's name behind the title still says whose.
-    response = with_other_users_job(read("pbspro_qstat_xf_all_untagged.txt"))
+    response = with_other_users_job(DATA.read("pbspro_qstat_xf_all_untagged.txt"))
     assert backend.parse_tag_lookup(ok(login_noise(response)), tag) == []
 
 
@@ -422,8 +418,8 @@ def test_a_failed_qstat_is_unknown_and_the_jobs_it_lists_still_count() -> None:
         }
     partial = CommandResult(
         153,
-        read("torque_qstat_f_running.txt"),
+        DATA.read("torque_qstat_f_running.txt"),
         "qstat: Unknown Job Id 99.torque-server.example.org\n",
     )
-    job = parse_qstat_full(read("torque_qstat_f_running.txt"))[0].job_id
+    job = parse_qstat_full(DATA.read("torque_qstat_f_running.txt"))[0].job_id
     assert backend.parse_status(partial, [job, "99"]) == {job: RUNNING, "99": None}

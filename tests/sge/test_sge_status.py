@@ -5,14 +5,11 @@ Parsers get the whole result of a command (exit code, stdout, stderr).
 
 from __future__ import annotations
 
-import os
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from clusterjob import JobScript
-from clusterjob.async_result import AsyncResult
 from clusterjob.backends import CommandResult
 from clusterjob.errors import ClusterjobError, SubmitError
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
@@ -24,24 +21,12 @@ from clusterjob_sge.parsing import (
     qacct_status,
     state_to_status,
 )
+from helpers.commands import FakeCommands
+from helpers.data import DataFolder
+from helpers.results import job_result, look_up_tag, ok
 
-DATA = Path(__file__).parent / "data"
+DATA = DataFolder(__file__)
 TAG = "cj-0123456789-abcdef"
-
-
-def data(name: str) -> str:
-    return (DATA / name).read_text()
-
-
-def run(job_id: str) -> AsyncResult:
-    result = AsyncResult(SgeBackend())
-    result.job_id = job_id
-    return result
-
-
-def ok(stdout: str) -> CommandResult:
-    """The result of a command that succeeded."""
-    return CommandResult(0, stdout)
 
 
 @pytest.fixture
@@ -64,7 +49,7 @@ def test_submit_command(backend: SgeBackend) -> None:
     [("qsub_terse.txt", "29"), ("qsub_terse_array.txt", "30"), ("qsub_plain.txt", "28")],
 )
 def test_job_id_from_qsub_output(backend: SgeBackend, fixture: str, job_id: str) -> None:
-    assert backend.get_job_id(data(fixture)) == job_id
+    assert backend.get_job_id(DATA.read(fixture)) == job_id
 
 
 def test_job_id_after_warnings_and_none_from_garbage(backend: SgeBackend) -> None:
@@ -74,10 +59,15 @@ def test_job_id_after_warnings_and_none_from_garbage(backend: SgeBackend) -> Non
 
 
 def test_status_cancel_and_accounting_commands(backend: SgeBackend) -> None:
-    assert backend.cmd_status(run("42")) == ["qstat", "-xml"]
-    assert backend.cmd_cancel(run("42")) == ["qdel", "42"]
-    assert backend.status_command([run("1"), run("2")]) == ["qstat", "-xml"]
-    many = backend.status_command([run("1"), run("2")], finished=True)
+    assert backend.cmd_status(job_result(backend, "42")) == ["qstat", "-xml"]
+    assert backend.cmd_cancel(job_result(backend, "42")) == ["qdel", "42"]
+    assert backend.status_command([job_result(backend, "1"), job_result(backend, "2")]) == [
+        "qstat",
+        "-xml",
+    ]
+    many = backend.status_command(
+        [job_result(backend, "1"), job_result(backend, "2")], finished=True
+    )
     assert many is not None and many[:2] == ["sh", "-c"] and many[-3:] == ["sh", "1", "2"]
     assert "1" not in many[2]  # the IDs are arguments, not script text
     assert backend.tag_lookup_command(TAG) == ["qstat", "-j", "*"]
@@ -89,7 +79,7 @@ def test_job_ids_that_are_no_job_numbers_are_refused(
     backend: SgeBackend, job_id: str | None
 ) -> None:
     with pytest.raises(ClusterjobError) as err:
-        backend.cmd_cancel(run(job_id))  # type: ignore[arg-type]
+        backend.cmd_cancel(job_result(backend, job_id))  # type: ignore[arg-type]
     assert str(err.value) == f"{job_id!r} is not a Grid Engine job number"
 
 
@@ -97,21 +87,15 @@ def test_job_ids_that_are_no_job_numbers_are_refused(
 
 
 @pytest.fixture
-def fake_sge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fake_sge(tmp_path: Path) -> FakeCommands:
     """``qstat``/``qacct`` that print captured output (and log their arguments)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    log = tmp_path / "calls.log"
-    qstat = f"""#!/bin/sh
-echo "qstat $*" >> {log}
-case "$*" in
+    fake = FakeCommands(tmp_path)
+    qstat = f"""case "$*" in
   "-xml") cat {DATA / "qstat_xml_running_suspended_error_held.xml"} ;;
   "-j *") cat {DATA / "qstat_j_all_with_tag.txt"} ;;
 esac
 """
-    qacct = f"""#!/bin/sh
-echo "qacct $*" >> {log}
-case "$*" in
+    qacct = f"""case "$*" in
   "-j 4") cat {DATA / "qacct_completed.txt"} ;;
   "-j 5") cat {DATA / "qacct_failed.txt"} ;;
   "-A {TAG} -j *") cat {DATA / "qacct_account_tag.txt"} ;;
@@ -119,63 +103,46 @@ case "$*" in
   *) echo "error: job id $2 not found" >&2; exit 1 ;;
 esac
 """
-    for name, text in (("qstat", qstat), ("qacct", qacct)):
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return log
+    fake.script("qstat", qstat)
+    fake.script("qacct", qacct)
+    return fake
 
 
-def sh(command: object) -> CommandResult:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # type: ignore[call-overload]
-    return CommandResult(done.returncode, done.stdout, done.stderr)
-
-
-def test_one_listing_answers_for_every_job(backend: SgeBackend, fake_sge: Path) -> None:
-    runs = [run("10"), run("13"), run("11"), run("99")]
-    statuses = backend.parse_status(sh(backend.status_command(runs)), ["10", "13", "11", "99"])
+def test_one_listing_answers_for_every_job(backend: SgeBackend, fake_sge: FakeCommands) -> None:
+    job_ids = ["10", "13", "11", "99"]
+    runs = [job_result(backend, job_id) for job_id in job_ids]
+    statuses = backend.parse_status(fake_sge.run(backend.status_command(runs)), job_ids)
     assert {i: statuses[i] for i in ("10", "13", "11", "99")} == {
         "10": RUNNING,
         "13": FAILED,
         "11": PENDING,
         "99": None,
     }
-    assert fake_sge.read_text().splitlines() == [
-        "qstat -xml"
-    ]  # 99 left the queue: qacct is asked next
+    assert fake_sge.calls() == ["qstat -xml"]  # 99 left the queue: qacct is asked next
 
 
-def test_batched_accounting_script_runs_qacct_per_job(backend: SgeBackend, fake_sge: Path) -> None:
-    runs = [run("4"), run("5"), run("7")]
-    answer = sh(backend.status_command(runs, finished=True))
+def test_batched_accounting_script_runs_qacct_per_job(
+    backend: SgeBackend, fake_sge: FakeCommands
+) -> None:
+    runs = [job_result(backend, job_id) for job_id in ("4", "5", "7")]
+    answer = fake_sge.run(backend.status_command(runs, finished=True))
     assert "error: job id 7 not found" in answer.stderr
     assert backend.parse_status(answer, ["4", "5", "7"], finished=True) == {
         "4": COMPLETED,
         "5": FAILED,
         "7": None,
     }
-    assert fake_sge.read_text().splitlines() == ["qacct -j 4", "qacct -j 5", "qacct -j 7"]
-
-
-def look_up(backend: SgeBackend, tag: str) -> list[str]:
-    """The queue, then accounting if the queue has no hit, as clusterjob asks them."""
-    for finished in (False, True):
-        found = backend.parse_tag_lookup(
-            sh(backend.tag_lookup_command(tag, finished=finished)), tag, finished
-        )
-        if found is not None:
-            return found
-    raise AssertionError("the accounting lookup always concludes")
+    assert fake_sge.calls() == ["qacct -j 4", "qacct -j 5", "qacct -j 7"]
 
 
 def test_tag_search_finds_queued_jobs_then_looks_in_accounting(
-    backend: SgeBackend, fake_sge: Path
+    backend: SgeBackend, fake_sge: FakeCommands
 ) -> None:
-    assert look_up(backend, TAG) == ["21"]
-    assert fake_sge.read_text().splitlines() == ["qstat -j *"]  # found in the queue: no qacct
+    assert look_up_tag(backend, TAG, fake_sge.run) == ["21"]
+    assert fake_sge.calls() == ["qstat -j *"]  # found in the queue: no qacct
     other = "cj-9999999999-000000"
-    assert look_up(backend, other) == []
-    assert fake_sge.read_text().splitlines()[1:] == ["qstat -j *", f"qacct -A {other} -j *"]
+    assert look_up_tag(backend, other, fake_sge.run) == []
+    assert fake_sge.calls()[1:] == ["qstat -j *", f"qacct -A {other} -j *"]
 
 
 # -- qstat states ------------------------------------------------------------------------
@@ -235,7 +202,7 @@ def test_undocumented_combinations_are_classified_by_their_letters(
 
 
 def test_listing_with_running_suspended_error_and_held_jobs() -> None:
-    assert parse_qstat_xml(data("qstat_xml_running_suspended_error_held.xml")) == {
+    assert parse_qstat_xml(DATA.read("qstat_xml_running_suspended_error_held.xml")) == {
         "10": RUNNING,  # r
         "14": RUNNING,  # s (qmod -sj)
         "13": FAILED,  # Eqw (working directory missing)
@@ -245,7 +212,7 @@ def test_listing_with_running_suspended_error_and_held_jobs() -> None:
 
 
 def test_listing_with_a_pe_job_an_array_and_an_exit_100_job() -> None:
-    assert parse_qstat_xml(data("qstat_xml_pe_array_error_held.xml")) == {
+    assert parse_qstat_xml(DATA.read("qstat_xml_pe_array_error_held.xml")) == {
         "21": RUNNING,  # -pe smp 2
         "18": FAILED,  # Eqw: the job exited 100
         "20": PENDING,  # array tasks 2,3 waiting (task 1 already ended)
@@ -254,8 +221,8 @@ def test_listing_with_a_pe_job_an_array_and_an_exit_100_job() -> None:
 
 
 def test_listing_of_a_job_being_deleted_and_of_running_array_tasks() -> None:
-    assert parse_qstat_xml(data("qstat_xml_deleting.xml"))["21"] == CANCELLED  # dr
-    assert parse_qstat_xml(data("qstat_xml_array_running.xml")) == {
+    assert parse_qstat_xml(DATA.read("qstat_xml_deleting.xml"))["21"] == CANCELLED  # dr
+    assert parse_qstat_xml(DATA.read("qstat_xml_array_running.xml")) == {
         "30": RUNNING,
         "28": PENDING,
         "29": PENDING,
@@ -263,15 +230,15 @@ def test_listing_of_a_job_being_deleted_and_of_running_array_tasks() -> None:
 
 
 def test_listings_that_say_nothing() -> None:
-    assert parse_qstat_xml(data("qstat_xml_empty.xml")) == {}
+    assert parse_qstat_xml(DATA.read("qstat_xml_empty.xml")) == {}
     assert parse_qstat_xml("") is None
     assert parse_qstat_xml("error: commlib error: got select error (Connection refused)\n") is None
-    assert parse_qstat_xml(data("qstat_xml_deleting.xml")[:300]) is None  # cut off
+    assert parse_qstat_xml(DATA.read("qstat_xml_deleting.xml")[:300]) is None  # cut off
 
 
 def test_get_status_of_a_listing_of_one_job_only(backend: SgeBackend) -> None:
     """The documented single-job get_status sees the listing alone: it tells only when one job is listed."""
-    listing = ET.fromstring(data("qstat_xml_deleting.xml"))
+    listing = ET.fromstring(DATA.read("qstat_xml_deleting.xml"))
     for queue in listing:
         for entry in [
             e for e in queue if e.tag == "job_list" and e.findtext("JB_job_number") != "21"
@@ -281,14 +248,14 @@ def test_get_status_of_a_listing_of_one_job_only(backend: SgeBackend) -> None:
     assert parse_qstat_xml(one) == {"21": CANCELLED}
     assert backend.get_status(one) == CANCELLED
     assert (
-        backend.get_status(data("qstat_xml_running_suspended_error_held.xml")) is None
+        backend.get_status(DATA.read("qstat_xml_running_suspended_error_held.xml")) is None
     )  # which job?
     assert backend.get_status("") is None
 
 
 def test_batched_listing(backend: SgeBackend) -> None:
     ids = ["10", "13", "99"]
-    listing = data("qstat_xml_running_suspended_error_held.xml")
+    listing = DATA.read("qstat_xml_running_suspended_error_held.xml")
     statuses = backend.parse_status(ok(listing), ids)
     assert {i: statuses[i] for i in ids} == {"10": RUNNING, "13": FAILED, "99": None}
     assert backend.parse_status(ok(""), ids) == {"10": None, "13": None, "99": None}
@@ -297,7 +264,9 @@ def test_batched_listing(backend: SgeBackend) -> None:
 def test_a_failed_qstat_is_unknown_never_a_guess(backend: SgeBackend) -> None:
     down = CommandResult(1, "", "error: commlib error: got select error (Connection refused)\n")
     assert backend.parse_status(down, ["10"]) == {"10": None}
-    garbled = CommandResult(1, data("qstat_xml_running_suspended_error_held.xml"), "error: ...\n")
+    garbled = CommandResult(
+        1, DATA.read("qstat_xml_running_suspended_error_held.xml"), "error: ...\n"
+    )
     assert backend.parse_status(garbled, ["10"]) == {"10": None}  # whatever it printed
     missing = CommandResult(1, "", "error: job id 10 not found\n")
     assert backend.parse_status(missing, ["10"], finished=True) == {"10": None}
@@ -319,11 +288,11 @@ def test_a_failed_qstat_is_unknown_never_a_guess(backend: SgeBackend) -> None:
     ],
 )
 def test_status_from_accounting(backend: SgeBackend, fixture: str, status: int) -> None:
-    assert backend.get_status(data(fixture), finished=True) == status
+    assert backend.get_status(DATA.read(fixture), finished=True) == status
 
 
 def test_accounting_record_fields() -> None:
-    (record,) = parse_qacct(data("qacct_cancelled_running.txt"))
+    (record,) = parse_qacct(DATA.read("qacct_cancelled_running.txt"))
     assert (record.jobnumber, record.taskid, record.failed, record.exit_status) == (
         "6",
         "undefined",
@@ -331,7 +300,7 @@ def test_accounting_record_fields() -> None:
         137,
     )
     assert record.qsub_time == "Thu Nov 26 22:45:55 2026"
-    tasks = parse_qacct(data("qacct_array_failed.txt"))
+    tasks = parse_qacct(DATA.read("qacct_array_failed.txt"))
     assert [t.taskid for t in tasks] == ["1", "2", "3"]
 
 
@@ -349,21 +318,23 @@ def _with(text: str, **fields: str) -> str:
 
 
 def test_reused_job_number_uses_the_latest_submission() -> None:
-    old = _with(data("qacct_failed.txt"), jobnumber="4")
-    new = data("qacct_completed.txt")
+    old = _with(DATA.read("qacct_failed.txt"), jobnumber="4")
+    new = DATA.read("qacct_completed.txt")
     assert qacct_status(parse_qacct(old + new)) == COMPLETED
     assert qacct_status(parse_qacct(new + old)) == FAILED
 
 
 def test_rescheduled_run_is_not_an_end() -> None:
-    first = _with(data("qacct_failed.txt"), failed="25  : rescheduling")
+    first = _with(DATA.read("qacct_failed.txt"), failed="25  : rescheduling")
     assert qacct_status(parse_qacct(first)) is None
-    final = _with(data("qacct_completed.txt"), jobnumber="5", qsub_time="Thu Nov 26 22:45:55 2026")
+    final = _with(
+        DATA.read("qacct_completed.txt"), jobnumber="5", qsub_time="Thu Nov 26 22:45:55 2026"
+    )
     assert qacct_status(parse_qacct(first + final)) == COMPLETED  # same submission, later record
 
 
 def test_array_is_completed_only_if_every_task_is() -> None:
-    text = data("qacct_array_failed.txt")
+    text = DATA.read("qacct_array_failed.txt")
     mixed = text.replace("exit_status  3", "exit_status  0", 2)
     assert qacct_status(parse_qacct(mixed)) == FAILED
     assert qacct_status(parse_qacct(text.replace("exit_status  3", "exit_status  0"))) == COMPLETED
@@ -378,12 +349,14 @@ NO_ENDED_JOB = CommandResult(1, "", "error: job name * not found\n")
 
 
 def test_tag_found_in_the_queue_or_in_accounting(backend: SgeBackend) -> None:
-    assert backend.parse_tag_lookup(ok(data("qstat_j_all_with_tag.txt")), TAG) == ["21"]
-    assert backend.parse_tag_lookup(ok(data("qacct_account_tag.txt")), TAG, finished=True) == ["21"]
+    assert backend.parse_tag_lookup(ok(DATA.read("qstat_j_all_with_tag.txt")), TAG) == ["21"]
+    assert backend.parse_tag_lookup(ok(DATA.read("qacct_account_tag.txt")), TAG, finished=True) == [
+        "21"
+    ]
 
 
 def test_tag_found_by_context_when_the_user_set_the_account(backend: SgeBackend) -> None:
-    queue = data("qstat_j_all_with_tag.txt").replace(
+    queue = DATA.read("qstat_j_all_with_tag.txt").replace(
         f"account:                    {TAG}", "account: project42"
     )
     assert backend.parse_tag_lookup(ok(queue), TAG) == ["21"]
@@ -393,8 +366,10 @@ def test_no_job_anywhere_is_proof_of_absence(backend: SgeBackend) -> None:
     assert backend.parse_tag_lookup(NO_QUEUED_JOB, TAG) is None  # none queued: ask accounting
     assert backend.parse_tag_lookup(NO_ENDED_JOB, TAG, finished=True) == []
     other = "cj-9999999999-000000"
-    assert backend.parse_tag_lookup(ok(data("qstat_j_all_with_tag.txt")), other) is None
-    assert backend.parse_tag_lookup(ok(data("qacct_account_tag.txt")), other, finished=True) == []
+    assert backend.parse_tag_lookup(ok(DATA.read("qstat_j_all_with_tag.txt")), other) is None
+    assert (
+        backend.parse_tag_lookup(ok(DATA.read("qacct_account_tag.txt")), other, finished=True) == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -436,7 +411,7 @@ def test_failed_tag_search_is_no_proof(
 
 def test_job_id_after_a_login_banner(backend: SgeBackend) -> None:
     """qsub -terse over ssh: window title glued to Last login, a banner with a number, \\r\\n."""
-    assert backend.get_job_id(data("qsub_terse_after_login_banner.txt")) == "31"
+    assert backend.get_job_id(DATA.read("qsub_terse_after_login_banner.txt")) == "31"
 
 
 @pytest.mark.parametrize(
@@ -467,14 +442,14 @@ def test_job_id_only_from_a_whole_id_line_and_never_a_choice(
     assert backend.get_job_id(response) == job_id
 
 
-@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("qstat_xml_*.xml")))
+@pytest.mark.parametrize("fixture", DATA.names("qstat_xml_*.xml"))
 def test_listing_is_the_same_through_a_noisy_login_shell(
     backend: SgeBackend, fixture: str, login_noise
 ) -> None:
     """A banner before the XML, a window title glued to it, a line after it (which made "junk
     after document element"), \\r\\n line ends. (No lines inside the document: a shell prints
     around a command's output, not into it, and XML allows no text before its root element.)"""
-    clean = data(fixture)
+    clean = DATA.read(fixture)
     noisy = login_noise(clean, interleave=False)
     assert parse_qstat_xml(noisy) == parse_qstat_xml(clean)
     numbers = sorted(parse_qstat_xml(clean) or {"1": None})
@@ -482,11 +457,11 @@ def test_listing_is_the_same_through_a_noisy_login_shell(
     assert backend.get_status(noisy) == backend.get_status(clean)
 
 
-@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("qacct_*.txt")))
+@pytest.mark.parametrize("fixture", DATA.names("qacct_*.txt"))
 def test_accounting_is_the_same_through_a_noisy_login_shell(
     backend: SgeBackend, fixture: str, login_noise
 ) -> None:
-    clean = data(fixture)
+    clean = DATA.read(fixture)
     noisy = login_noise(clean)
     assert parse_qacct(noisy) == parse_qacct(clean)
     assert backend.get_status(noisy, finished=True) == backend.get_status(clean, finished=True)

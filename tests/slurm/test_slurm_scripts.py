@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,54 +10,19 @@ from clusterjob.backends import CommandResult
 from clusterjob.status import CANCELLED, FAILED
 from clusterjob_slurm import SlurmBackend, TagLookupError
 from clusterjob_slurm.queries import MAX_LISTED_IDS, sacct_selection, squeue_command
+from helpers.commands import FakeCommands
+from helpers.data import DataFolder
+from helpers.results import job_result, look_up_tag
 
-DATA = Path(__file__).parent / "data"
+DATA = DataFolder(__file__)
 TAG = "cj-0123456789-abcdef"
 backend = SlurmBackend()
 
 
-class Run:
-    def __init__(self, job_id: str, submitted_at: float | None = None) -> None:
-        self.job_id = job_id
-        self.submitted_at = submitted_at
-
-
-class FakeSlurm:
-    """Fake SLURM commands on PATH. Each answers from a table: first matching argument pattern wins."""
-
-    def __init__(self, folder: Path) -> None:
-        self.bin = folder / "bin"
-        self.bin.mkdir()
-        self.log = folder / "calls.log"
-        self.log.touch()
-
-    def command(self, name: str, *cases: tuple[str, str, str, int]) -> None:
-        """cases: (glob over "$*", stdout, stderr, exit code)."""
-        lines = ["#!/bin/sh", f'echo "{name} $*" >> "{self.log}"', 'case "$*" in']
-        for pattern, stdout, stderr, code in cases:
-            lines.append(f"  {pattern})")
-            if stdout:
-                lines.append(f"    cat <<'CJ_EOF'\n{stdout.rstrip(chr(10))}\nCJ_EOF")
-            if stderr:
-                lines.append(f"    cat >&2 <<'CJ_EOF'\n{stderr.rstrip(chr(10))}\nCJ_EOF")
-            lines.append(f"    exit {code};;")
-        lines.append("esac")
-        path = self.bin / name
-        path.write_text("\n".join(lines) + "\n")
-        path.chmod(0o755)
-
-    def run(self, command: object) -> CommandResult:
-        env = {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}"}
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)  # type: ignore[call-overload]
-        return CommandResult(done.returncode, done.stdout, done.stderr)
-
-    def calls(self) -> list[str]:
-        return self.log.read_text().splitlines()
-
-
 @pytest.fixture
-def fake(tmp_path: Path) -> FakeSlurm:
-    return FakeSlurm(tmp_path)
+def fake(tmp_path: Path) -> FakeCommands:
+    """Fake squeue/sacct/scontrol: each answers from a table, the first matching pattern wins."""
+    return FakeCommands(tmp_path)
 
 
 COMMENTS_STORED = "AccountingStoreFlags    = job_comment\n"
@@ -67,19 +31,19 @@ COMMENTS_STORED = "AccountingStoreFlags    = job_comment\n"
 # -- finished jobs: sacct, then the job completion log ----------------------------------
 
 
-def test_accounting_disabled_falls_back_to_job_completion_log(fake: FakeSlurm) -> None:
+def test_accounting_disabled_falls_back_to_job_completion_log(fake: FakeCommands) -> None:
     fake.command(
         "sacct",
         (
             "-c*",
-            (DATA / "sacct_jobcomp.txt").read_text(),
-            (DATA / "sacct_jobcomp.stderr").read_text(),
+            DATA.read("sacct_jobcomp.txt"),
+            DATA.read("sacct_jobcomp.stderr"),
             0,
         ),
-        ("*", "", (DATA / "sacct_accounting_disabled.stderr").read_text(), 1),
+        ("*", "", DATA.read("sacct_accounting_disabled.stderr"), 1),
     )
-    runs = [Run("3"), Run("4"), Run("10")]
-    answer = fake.run(backend.status_command(runs, finished=True))  # type: ignore[arg-type]
+    runs = [job_result(backend, job_id) for job_id in ("3", "4", "10")]
+    answer = fake.run(backend.status_command(runs, finished=True))
     assert answer.returncode == 0 and "Slurm accounting storage is disabled" in answer.stderr
     assert backend.parse_status(answer, ["3", "4", "10"], finished=True) == {
         "3": FAILED,
@@ -89,18 +53,18 @@ def test_accounting_disabled_falls_back_to_job_completion_log(fake: FakeSlurm) -
     assert [c.split()[:2] for c in fake.calls()] == [["sacct", "-X"], ["sacct", "-c"]]
 
 
-def test_no_accounting_and_no_completion_log_is_unknown(fake: FakeSlurm) -> None:
+def test_no_accounting_and_no_completion_log_is_unknown(fake: FakeCommands) -> None:
     fake.command(
         "sacct",
         ("-c*", "", "Slurm job completion is disabled\n", 1),
         ("*", "", "Slurm accounting storage is disabled\n", 1),
     )
-    answer = fake.run(backend.status_command([Run("3")], finished=True))  # type: ignore[list-item]
+    answer = fake.run(backend.status_command([job_result(backend, "3")], finished=True))
     assert answer.returncode == 1
     assert backend.parse_status(answer, ["3"], finished=True) == {"3": None}
 
 
-def test_squeue_lists_ids_up_to_a_limit_then_selects_by_user(fake: FakeSlurm) -> None:
+def test_squeue_lists_ids_up_to_a_limit_then_selects_by_user(fake: FakeCommands) -> None:
     assert squeue_command(["1", "2"])[-1] == "--jobs=1,2"
     many = [str(n) for n in range(MAX_LISTED_IDS + 1)]
     fake.command("squeue", ("*", "5|RUNNING|None\n7|COMPLETED|None", "", 0))
@@ -111,27 +75,22 @@ def test_squeue_lists_ids_up_to_a_limit_then_selects_by_user(fake: FakeSlurm) ->
 
 
 def test_sacct_selects_many_runs_by_submission_time() -> None:
-    assert sacct_selection([Run("1"), Run("2")]) == ["-j", "1,2"]  # type: ignore[list-item]
-    many = [Run(str(n), submitted_at=1000.0 + n) for n in range(MAX_LISTED_IDS + 1)]
-    assert sacct_selection(many, now=5000.0) == ["-S", "now-7600seconds", "-E", "now"]  # type: ignore[arg-type]
+    assert sacct_selection([job_result(backend, "1"), job_result(backend, "2")]) == ["-j", "1,2"]
+    many = [job_result(backend, str(n), submitted_at=1000.0 + n) for n in range(MAX_LISTED_IDS + 1)]
+    assert sacct_selection(many, now=5000.0) == ["-S", "now-7600seconds", "-E", "now"]
     many[3].submitted_at = None  # adopted after a crash: submission time unknown
-    assert sacct_selection(many, now=5000.0) == ["-S", "2000-01-01T00:00:00", "-E", "now"]  # type: ignore[arg-type]
+    assert sacct_selection(many, now=5000.0) == ["-S", "2000-01-01T00:00:00", "-E", "now"]
 
 
 # -- the tag lookup -----------------------------------------------------------------------
 
 
-def find(fake: FakeSlurm) -> list[str]:
-    """The two lookups as clusterjob makes them: the queue, then accounting if the queue has no hit."""
-    for finished in (False, True):
-        answer = fake.run(backend.tag_lookup_command(TAG, finished=finished))
-        found = backend.parse_tag_lookup(answer, TAG, finished)
-        if found is not None:
-            return found
-    raise AssertionError("the accounting lookup always concludes")
+def find(fake: FakeCommands) -> list[str]:
+    """The jobs carrying TAG, as clusterjob looks them up: the queue, then the accounting."""
+    return look_up_tag(backend, TAG, fake.run)
 
 
-def test_tag_found_in_queue_stops_there(fake: FakeSlurm) -> None:
+def test_tag_found_in_queue_stops_there(fake: FakeCommands) -> None:
     fake.command(
         "squeue", ("*", f"12|(null)\n13|{TAG}\n14_[1-3]|other cj-0123456789-abcdeg\n", "", 0)
     )
@@ -139,7 +98,7 @@ def test_tag_found_in_queue_stops_there(fake: FakeSlurm) -> None:
     assert len(fake.calls()) == 1
 
 
-def test_tag_with_the_users_comment_in_accounting_of_all_history(fake: FakeSlurm) -> None:
+def test_tag_with_the_users_comment_in_accounting_of_all_history(fake: FakeCommands) -> None:
     fake.command("squeue", ("*", "12|(null)\n", "", 0))
     fake.command("scontrol", ("*", COMMENTS_STORED, "", 0))
     fake.command(
@@ -150,14 +109,14 @@ def test_tag_with_the_users_comment_in_accounting_of_all_history(fake: FakeSlurm
     assert [c.split()[0] for c in fake.calls()] == ["squeue", "scontrol", "sacct"]
 
 
-def test_tag_provably_absent(fake: FakeSlurm) -> None:
+def test_tag_provably_absent(fake: FakeCommands) -> None:
     fake.command("squeue", ("*", "12|(null)\n", "", 0))
     fake.command("scontrol", ("*", COMMENTS_STORED, "", 0))
     fake.command("sacct", ("*", "20|project x\n", "", 0))
     assert find(fake) == []
 
 
-def test_tag_lookup_refuses_to_guess_when_squeue_fails(fake: FakeSlurm) -> None:
+def test_tag_lookup_refuses_to_guess_when_squeue_fails(fake: FakeCommands) -> None:
     fake.command(
         "squeue",
         ("*", "", "slurm_load_jobs error: Unable to contact slurm controller (connect failure)", 1),
@@ -172,7 +131,7 @@ def test_tag_lookup_refuses_to_guess_when_squeue_fails(fake: FakeSlurm) -> None:
     assert message.endswith("then remove the cache file or submit with force=True")
 
 
-def test_tag_lookup_refuses_to_guess_when_sacct_fails(fake: FakeSlurm) -> None:
+def test_tag_lookup_refuses_to_guess_when_sacct_fails(fake: FakeCommands) -> None:
     fake.command("squeue", ("*", "12|(null)\n", "", 0))
     fake.command("scontrol", ("*", COMMENTS_STORED, "", 0))
     fake.command(
@@ -185,7 +144,7 @@ def test_tag_lookup_refuses_to_guess_when_sacct_fails(fake: FakeSlurm) -> None:
         find(fake)
 
 
-def test_tag_lookup_refuses_when_comments_are_not_stored(fake: FakeSlurm) -> None:
+def test_tag_lookup_refuses_when_comments_are_not_stored(fake: FakeCommands) -> None:
     fake.command("squeue", ("*", "12|(null)\n", "", 0))
     fake.command("scontrol", ("*", "AccountingStoreFlags    = (null)\n", "", 0))
     fake.command("sacct", ("*", "20|\n", "", 0))
@@ -193,7 +152,7 @@ def test_tag_lookup_refuses_when_comments_are_not_stored(fake: FakeSlurm) -> Non
         find(fake)
 
 
-def test_tag_still_found_in_queue_when_accounting_is_down(fake: FakeSlurm) -> None:
+def test_tag_still_found_in_queue_when_accounting_is_down(fake: FakeCommands) -> None:
     fake.command("squeue", ("*", f"13|{TAG}\n", "", 0))
     fake.command("sacct", ("*", "", "sacct: error: Problem talking to the database", 1))
     assert find(fake) == ["13"]

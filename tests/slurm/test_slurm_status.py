@@ -6,7 +6,6 @@ A parser gets the whole result (exit code, stdout, stderr), as the command left 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 from clusterjob.backends import CommandResult
@@ -14,18 +13,10 @@ from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_slurm import SlurmBackend
 from clusterjob_slurm.queries import expand_tasks, finished_statuses, queue_statuses, task_statuses
 from clusterjob_slurm.states import aggregate, parse_records, state_to_status
+from helpers.data import DataFolder
+from helpers.results import ok
 
-DATA = Path(__file__).parent / "data"
-
-
-def data(name: str) -> str:
-    return (DATA / name).read_text()
-
-
-def ok(stdout: str, stderr: str = "") -> CommandResult:
-    """The result of a command that succeeded."""
-    return CommandResult(0, stdout, stderr)
-
+DATA = DataFolder(__file__)
 
 backend = SlurmBackend()
 
@@ -104,7 +95,7 @@ def test_dependency_never_satisfied_is_final_cancelled() -> None:
     assert state_to_status("PENDING", "DependencyNeverSatisfied") == CANCELLED
     assert state_to_status("PENDING", "Dependency") == PENDING
     assert backend.get_status("30|PENDING|DependencyNeverSatisfied\n") == CANCELLED
-    assert backend.get_status(data("squeue_dependency_never_satisfied.txt")) == CANCELLED
+    assert backend.get_status(DATA.read("squeue_dependency_never_satisfied.txt")) == CANCELLED
 
 
 def test_parse_records_skips_steps_errors_and_blank_lines() -> None:
@@ -142,24 +133,24 @@ def test_single_job_in_queue() -> None:
 
 
 def test_purged_job_is_not_in_queue_not_a_failure() -> None:
-    assert "Invalid job id specified" in data("squeue_purged_single.stderr")
-    assert backend.get_status(data("squeue_purged_single.txt")) is None
+    assert "Invalid job id specified" in DATA.read("squeue_purged_single.stderr")
+    assert backend.get_status(DATA.read("squeue_purged_single.txt")) is None
 
 
 def first_id(name: str) -> str:
-    return parse_records(data(name))[0].base_id
+    return parse_records(DATA.read(name))[0].base_id
 
 
 def test_batched_squeue_maps_every_run_and_leaves_purged_ones_unknown() -> None:
     done = first_id("squeue_with_purged_id.txt")
-    assert statuses(data("squeue_with_purged_id.txt"), [done, "99999999"]) == {
+    assert statuses(DATA.read("squeue_with_purged_id.txt"), [done, "99999999"]) == {
         done: COMPLETED,
         "99999999": None,
     }
 
 
 def test_batched_squeue_mixed() -> None:
-    text = data("squeue_many_mixed.txt")
+    text = DATA.read("squeue_many_mixed.txt")
     ids = [r.job_id for r in parse_records(text)]
     found = statuses(text, ids)
     by_state = {r.job_id: r.state for r in parse_records(text)}
@@ -175,14 +166,14 @@ def test_batched_squeue_mixed() -> None:
 
 
 def test_array_pending_folded() -> None:
-    assert data("squeue_array_pending_folded.txt").endswith("_[1-4]|PENDING|JobHeldUser\n")
-    assert backend.get_status(data("squeue_array_pending_folded.txt")) == PENDING
+    assert DATA.read("squeue_array_pending_folded.txt").endswith("_[1-4]|PENDING|JobHeldUser\n")
+    assert backend.get_status(DATA.read("squeue_array_pending_folded.txt")) == PENDING
 
 
 def test_array_running_with_a_failed_task() -> None:
-    assert backend.get_status(data("squeue_array_running_one_failed.txt")) == RUNNING
+    assert backend.get_status(DATA.read("squeue_array_running_one_failed.txt")) == RUNNING
     array = first_id("squeue_array_running_one_failed.txt")
-    assert statuses(data("squeue_array_running_one_failed.txt"), [array]) == {array: RUNNING}
+    assert statuses(DATA.read("squeue_array_running_one_failed.txt"), [array]) == {array: RUNNING}
 
 
 def test_finished_array_in_queue_defers_to_accounting_unless_a_task_failed() -> None:
@@ -203,15 +194,15 @@ def test_a_run_holding_one_array_task_finds_its_record() -> None:
 
 
 def test_sacct_states() -> None:
-    assert data("sacct_cancelled_by.txt").split("|")[1] == "CANCELLED by 0"
-    assert backend.get_status(data("sacct_timeout.txt"), finished=True) == FAILED
-    assert backend.get_status(data("sacct_cancelled_by.txt"), finished=True) == CANCELLED
+    assert DATA.read("sacct_cancelled_by.txt").split("|")[1] == "CANCELLED by 0"
+    assert backend.get_status(DATA.read("sacct_timeout.txt"), finished=True) == FAILED
+    assert backend.get_status(DATA.read("sacct_cancelled_by.txt"), finished=True) == CANCELLED
 
 
 def test_sacct_mixed_batch() -> None:
-    text = data("sacct_mixed.txt")
+    text = DATA.read("sacct_mixed.txt")
     states = {
-        line.split("|")[0]: line.split("|")[1] for line in data("sacct_mixed.txt").splitlines()
+        line.split("|")[0]: line.split("|")[1] for line in DATA.read("sacct_mixed.txt").splitlines()
     }
     expected = {
         "FAILED": FAILED,
@@ -227,22 +218,22 @@ def test_sacct_mixed_batch() -> None:
 
 
 def test_sacct_array_with_one_failed_task_is_failed() -> None:
-    text = data("sacct_array_one_failed.txt")
+    text = DATA.read("sacct_array_one_failed.txt")
     assert backend.get_status(text, finished=True) == FAILED
     completed = text.replace("FAILED|None|3:0", "COMPLETED|None|0:0")
     assert backend.get_status(completed, finished=True) == COMPLETED
 
 
 def test_no_accounting_record_is_never_completed() -> None:
-    assert data("sacct_unknown_job.txt") == ""
+    assert DATA.read("sacct_unknown_job.txt") == ""
     assert backend.get_status("", finished=True) is None
     assert statuses("", ["5"], finished=True) == {"5": None}
 
 
 def test_job_completion_log_fallback() -> None:
     """sacct failed (accounting disabled, on stderr), then ``sacct -c`` answered: three-field records."""
-    jobcomp = data("sacct_jobcomp.txt")
-    stderr = data("sacct_accounting_disabled.stderr") + data("sacct_jobcomp.stderr")
+    jobcomp = DATA.read("sacct_jobcomp.txt")
+    stderr = DATA.read("sacct_accounting_disabled.stderr") + DATA.read("sacct_jobcomp.stderr")
     found = backend.parse_status(ok(jobcomp, stderr), ["3", "4", "10", "99"], finished=True)
     # 10 is the head of an array (sacct -c says so on stderr): its siblings' records cannot be
     # traced, so COMPLETED is not proven.
@@ -267,7 +258,9 @@ def test_a_failed_query_is_unknown_never_a_guess(finished: bool, stderr: str) ->
     """Whatever the output holds, a query that failed reports no status: clusterjob keeps the last one."""
     failed = CommandResult(1, "5|COMPLETED|None|0:0\n", stderr)
     assert backend.parse_status(failed, ["5"], finished) == {"5": None}
-    purged = CommandResult(1, data("squeue_purged_single.txt"), data("squeue_purged_single.stderr"))
+    purged = CommandResult(
+        1, DATA.read("squeue_purged_single.txt"), DATA.read("squeue_purged_single.stderr")
+    )
     assert backend.parse_status(purged, ["5"]) == {"5": None}  # then sacct is asked
 
 
@@ -298,7 +291,7 @@ def test_task_status_merges_queue_over_accounting() -> None:
 
 def test_queue_statuses_keys() -> None:
     assert (
-        queue_statuses(data("squeue_array_tasks.txt"))[first_id("squeue_array_tasks.txt")]
+        queue_statuses(DATA.read("squeue_array_tasks.txt"))[first_id("squeue_array_tasks.txt")]
         == RUNNING
     )
 
@@ -308,7 +301,7 @@ def test_queue_statuses_keys() -> None:
 
 def test_job_id_after_a_login_banner() -> None:
     """sbatch over ssh: window title, coloured banner with a number, Last login, \\r\\n line ends."""
-    assert backend.get_job_id(data("sbatch_after_login_banner.txt")) == "4711"
+    assert backend.get_job_id(DATA.read("sbatch_after_login_banner.txt")) == "4711"
 
 
 @pytest.mark.parametrize(
@@ -337,26 +330,26 @@ def test_two_job_ids_are_refused_with_a_warning_naming_them(
     assert "several job IDs (5, 6)" in caplog.text
 
 
-@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("squeue_*.txt")))
+@pytest.mark.parametrize("fixture", DATA.names("squeue_*.txt"))
 def test_squeue_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
-    clean = data(fixture)
+    clean = DATA.read(fixture)
     noisy = login_noise(clean)
     assert parse_records(noisy) == parse_records(clean)
     assert queue_statuses(noisy) == queue_statuses(clean)
     assert backend.get_status(noisy) == backend.get_status(clean)
 
 
-@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("sacct_*.txt")))
+@pytest.mark.parametrize("fixture", DATA.names("sacct_*.txt"))
 def test_sacct_answer_is_the_same_through_a_noisy_login_shell(fixture: str, login_noise) -> None:
     """The window title glued to the first ``accounting|`` line must not hide that record."""
-    clean = data(fixture)
+    clean = DATA.read(fixture)
     noisy = login_noise(clean)
     assert finished_statuses(ok(noisy)) == finished_statuses(ok(clean))
     assert backend.get_status(noisy, finished=True) == backend.get_status(clean, finished=True)
 
 
 def test_job_completion_log_and_array_tasks_through_a_noisy_login_shell(login_noise) -> None:
-    jobcomp, stderr = data("sacct_jobcomp.txt"), data("sacct_jobcomp.stderr")
+    jobcomp, stderr = DATA.read("sacct_jobcomp.txt"), DATA.read("sacct_jobcomp.stderr")
     assert finished_statuses(ok(login_noise(jobcomp), login_noise(stderr))) == finished_statuses(ok(jobcomp, stderr)) == {
         "3": FAILED, "4": CANCELLED, "10": None,
     }  # fmt: skip
