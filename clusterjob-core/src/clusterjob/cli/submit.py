@@ -58,8 +58,8 @@ example:
   $ clusterjob render --backend slurm -r time=1:00:00 -r nodes=2 hello.sh
   #!/bin/bash
   #SBATCH --job-name=hello
-  #SBATCH --time=01:00:00
   #SBATCH --nodes=2
+  #SBATCH --time=1:00:00
   echo "hello from $SLURM_JOB_ID"
 """
 
