@@ -67,39 +67,41 @@ def pickle_cache(path: Path, protocol: int) -> None:
 # -- the README's sequence, with the installed command ---------------------------------
 
 
+def readme_cli_blocks() -> tuple[list[str], str]:
+    """The commands of the README's ``clusterjob`` section (sh block), and its sample session (text block)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The `clusterjob` command") :]
+    section = section[: section.index("\n## ", 1)]
+    sh = section[section.index("```sh\n") + 6 :]
+    text = section[section.index("```text\n") + 8 :]
+    return sh[: sh.index("```")].splitlines(), text[: text.index("```")]
+
+
+def bash(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, check=False, timeout=120, env=env
+    )
+
+
 def test_the_readme_sequence_works_as_written(tmp_path: Path) -> None:
-    command = Path(sys.executable).with_name("clusterjob")
-    assert command.exists(), f"the console script is not installed next to {sys.executable}"
-    script("hello.sh", 'echo "hello from $CLUSTERJOB_ID"')
-
-    def clusterjob(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(command), *args], capture_output=True, text=True, check=False, timeout=120
-        )
-
-    backends = clusterjob("backends")
-    assert backends.returncode == 0, backends.stderr
-    assert "local" in backends.stdout
-    submitted = clusterjob(
-        "submit",
-        "--backend",
-        "local",
-        "--cache-folder",
-        "c",
-        "--cache-id",
-        "hello",
-        "--wait",
-        "hello.sh",
+    """The README's commands, as a new user types them (the installed command, a fresh folder)."""
+    commands, _ = readme_cli_blocks()
+    assert (
+        commands[0].startswith("python3 -m venv .venv")
+        and "pip install ./clusterjob-core ./clusterjob-slurm" in commands[0]
     )
-    assert submitted.returncode == 0, submitted.stderr
-    assert submitted.stdout.splitlines()[0] == (
-        "submitted job 1 (hello) to local; cache file c/clusterjob.hello.cache"
+    bin_folder = Path(sys.executable).parent
+    assert (bin_folder / "clusterjob").exists(), (
+        f"the console script is not installed in {bin_folder}"
     )
-    assert rows(submitted.stdout) == [["hello", "1", "local", "-", "COMPLETED", "0", "hello"]]
-    assert "[clusterjob] 1/1 finished" in submitted.stderr  # piped: plain progress lines
-    listed = clusterjob("cache", "list", "--cache-folder", "c", "--json")
-    assert listed.returncode == 0, listed.stderr
-    [job] = json.loads(listed.stdout)
+    env = {**os.environ, "PATH": f"{bin_folder}{os.pathsep}{os.environ['PATH']}"}
+    outputs = []
+    for command in commands[1:]:  # this test runs in a virtualenv with clusterjob installed
+        answer = bash(command, env)
+        assert answer.returncode == 0, f"{command}: {answer.stderr}"
+        outputs.append(answer.stdout)
+    assert "local" in outputs[0]
+    [job] = json.loads(outputs[3])
     assert job == {
         "cache_id": "hello",
         "job_id": "1",
@@ -111,12 +113,28 @@ def test_the_readme_sequence_works_as_written(tmp_path: Path) -> None:
         "exit_code": 0,
         "cache_file": "c/clusterjob.hello.cache",
     }
-    status = clusterjob("status", "--cache-folder", "c")
-    assert (status.returncode, status.stderr) == (0, "")
-    assert status.stdout.splitlines()[0].split() == HEADER
-    assert rows(status.stdout) == [["hello", "1", "local", "-", "COMPLETED", "0", "hello"]]
+    assert outputs[4].splitlines()[0].split() == HEADER
+    assert rows(outputs[4]) == [["hello", "1", "local", "-", "COMPLETED", "0", "hello"]]
     assert (tmp_path / "local-1.out").read_text() == "hello from 1\n"
-    assert (tmp_path / "hello.sh").read_text() == '#!/bin/bash\necho "hello from $CLUSTERJOB_ID"\n'
+    assert (
+        tmp_path / "hello.sh"
+    ).read_text() == 'echo "hello from $CLUSTERJOB_ID"\n'  # not rewritten
+
+
+def test_the_readme_session_shows_what_the_command_prints(tmp_path: Path) -> None:
+    """Each ``$ command`` of the README's sample session prints its lines (stdout, then the progress on stderr)."""
+    _, session = readme_cli_blocks()
+    Path("hello.sh").write_text('echo "hello from $CLUSTERJOB_ID"\n')
+    bin_folder = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_folder}{os.pathsep}{os.environ['PATH']}"}
+    for block in session.split("$ ")[1:]:
+        command, *shown = block.rstrip("\n").split("\n")
+        answer = bash(command, env)
+        progress = [line for line in shown if line.startswith("[clusterjob]")]
+        assert [line for line in shown if line not in progress] == answer.stdout.splitlines(), (
+            command
+        )
+        assert all(line in answer.stderr.splitlines() for line in progress), answer.stderr
 
 
 # -- submit -------------------------------------------------------------------------------
