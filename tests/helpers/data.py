@@ -23,5 +23,9 @@ class DataFolder:
         return (self.path / name).read_text()
 
     def names(self, pattern: str) -> list[str]:
-        """The sorted names of the fixture files that match the glob ``pattern``."""
-        return sorted(path.name for path in self.path.glob(pattern))
+        """The sorted names of the fixture files that match the glob ``pattern``: never none, so
+        that a test parametrized over them cannot silently vanish."""
+        names = sorted(path.name for path in self.path.glob(pattern))
+        if not names:
+            raise FileNotFoundError(f"no fixture file in {self.path} matches {pattern!r}")
+        return names

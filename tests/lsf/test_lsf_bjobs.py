@@ -89,36 +89,15 @@ def test_get_job_id(fixture: str, job_id: str | None) -> None:
 
 def test_status_and_cancel_commands() -> None:
     backend = LsfBackend()
-    fmt = "jobid stat exit_code exit_reason delimiter='|'"
-    assert backend.cmd_status(job_result(backend, "12")) == [
-        "bjobs",
-        "-a",
-        "-noheader",
-        "-o",
-        fmt,
-        "12",
-    ]
-    assert backend.cmd_status(job_result(backend, "12"), finished=True) == [
-        "bjobs",
-        "-a",
-        "-noheader",
-        "-o",
-        fmt,
-        "12",
-    ]
-    assert backend.status_command([job_result(backend, "1"), job_result(backend, "2")]) == [
-        "bjobs",
-        "-a",
-        "-noheader",
-        "-o",
-        fmt,
-        "1",
-        "2",
-    ]
+    bjobs = ["bjobs", "-a", "-noheader", "-o", "jobid stat exit_code exit_reason delimiter='|'"]
+    job_12, job_1, job_2 = (job_result(backend, job_id) for job_id in ("12", "1", "2"))
+    assert backend.cmd_status(job_12) == [*bjobs, "12"]
+    assert backend.cmd_status(job_12, finished=True) == [*bjobs, "12"]
+    assert backend.status_command([job_1, job_2]) == [*bjobs, "1", "2"]
     assert (
-        backend.status_command([job_result(backend, "1")], finished=True) is None
+        backend.status_command([job_1], finished=True) is None
     )  # -a: the first query covers finished jobs
-    assert backend.cmd_cancel(job_result(backend, "12")) == ["bkill", "12"]
+    assert backend.cmd_cancel(job_12) == ["bkill", "12"]
 
 
 def test_every_documented_state() -> None:
