@@ -22,6 +22,7 @@ from clusterjob import AsyncResult, JobScript, hookimpl
 from clusterjob.backends import ClusterjobBackend, local
 from clusterjob.backends.local import LocalBackend
 from clusterjob.cli import main
+from clusterjob.cli.common import CliError
 from clusterjob.commands import CommandResult
 from clusterjob.errors import CacheError
 from clusterjob.plugins import create_plugin_manager, reset_plugin_manager
@@ -796,4 +797,35 @@ def test_a_scheduler_error_exits_2_with_its_message(
     assert (
         err.startswith("clusterjob: error: Command '[")
         and "returned non-zero exit status 9." in err
+    )
+
+
+def test_verbose_shows_the_traceback_of_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(CliError, match="cache folder nowhere does not exist"):
+        main(["-v", "status", "--cache-folder", "nowhere"])
+
+
+def test_rows_show_the_host_and_interrupted_submissions_are_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("c").mkdir()
+    remote = {"clusterjob_cache": 1, "state": "submitted", "backend": "local", "remote": "login1"}
+    remote |= {
+        "status": "COMPLETED",
+        "job_id": "8",
+        "cache_id": "far",
+        "jobname": "far",
+        "exit_code": 1,
+    }
+    Path("c/clusterjob.far.cache").write_text(json.dumps(remote))
+    intent = {"clusterjob_cache": 1, "state": "submitting", "backend": "local", "cache_id": "cut"}
+    Path("c/clusterjob.cut.cache").write_text(json.dumps(intent))
+    code, out, _ = run(capsys, "cache", "list", "--cache-folder", "c", "far")
+    assert (code, rows(out)) == (0, [["far", "8", "local", "login1", "COMPLETED", "1", "far"]])
+    code, out, err = run(capsys, "status", "--cache-folder", "c", "cut")
+    assert (code, out) == (2, "")
+    assert err == (
+        "clusterjob: error: cache file c/clusterjob.cut.cache holds an interrupted submission "
+        "(state 'submitting'), not a result; submitting it again with the same cache id "
+        "(submit(), or clusterjob submit) finds its job or submits it\n"
     )

@@ -329,7 +329,8 @@ class AsyncResult:
         if record.get("state") != "submitted":
             raise CacheError(
                 f"cache file {cache_file} holds an interrupted submission (state "
-                f"{record.get('state')!r}), not a result; submit() resolves it"
+                f"{record.get('state')!r}), not a result; submitting it again with the same "
+                "cache id (submit(), or clusterjob submit) finds its job or submits it"
             )
         try:
             self.backend = _resolve_backend(record["backend"])
