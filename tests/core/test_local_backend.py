@@ -7,15 +7,16 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from clusterjob import JobScript, wait_all
+from clusterjob import AsyncResult, JobScript, wait_all
 from clusterjob.backends import CommandResult, ResourcesNotSupportedError
 from clusterjob.backends.local import LocalBackend
 from clusterjob.errors import SubmitError
+from clusterjob.markers import remove_marker_lines
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+from helpers.waiting import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -23,13 +24,6 @@ def local_defaults(tmp_path: Path) -> None:
     JobScript.backend = "local"
     JobScript.rootdir = str(tmp_path)
     JobScript.max_sleep_interval = 1
-
-
-def wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
 
 
 def test_completed_job_maps_variables_and_writes_stdout(tmp_path: Path) -> None:
@@ -64,13 +58,16 @@ def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
     body = "sleep 300 & echo $! > child.pid; wait"
     result = JobScript(body, jobname="group").submit()
     wait_for(
-        lambda: (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip()
+        lambda: (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip(),
+        "the job to write its child's pid",
+        timeout=30,
+        interval=0.1,
     )
     child = int((tmp_path / "child.pid").read_text())
     assert result.status == RUNNING
     result.cancel()
     assert result.status == CANCELLED
-    wait_for(lambda: not _alive(child))
+    wait_for(lambda: not _alive(child), "the child to end", timeout=30, interval=0.1)
     result.cancel()  # finished: no effect, no error
 
 
@@ -201,7 +198,7 @@ def test_an_override_of_the_original_resource_headers_works_without_tag_or_depen
     result = JobScript("true", jobname="old", backend="original-local").submit(cache_id="old")
     assert result.get(timeout=30) == COMPLETED
     assert json.loads(Path(result.cache_file).read_text())["tag"] is None
-    assert (tmp_path / "old.sh").read_text().splitlines()[1:] == [
+    assert remove_marker_lines((tmp_path / "old.sh").read_text()).splitlines()[1:] == [
         "#LOCAL --job-name=old",
         "#LOCAL --threads=1",
         "true",
@@ -332,3 +329,85 @@ def test_tag_lookup_reads_only_the_runners_id_tag_lines(login_noise) -> None:
     answer = "12 cj-abc\n15 cj-abc\n"
     assert backend.parse_tag_lookup(CommandResult(0, login_noise(answer)), "cj-abc") == ["12", "15"]
     assert backend.parse_tag_lookup(CommandResult(0, "2024\n12 cj-other\n"), "cj-abc") == []
+
+
+# -- the runner starts without the clusterjob package ------------------------------------
+
+
+def _imports_of_run(command: list[str], spool: Path, *args: str) -> tuple[str, list[str]]:
+    """What ``command ARGS`` printed, and the modules of clusterjob it imported (``-X importtime``)."""
+    python, *rest = command
+    answer = subprocess.run(
+        [python, "-X", "importtime", *rest, *args],
+        env={**os.environ, "CLUSTERJOB_LOCAL_SPOOL": str(spool)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = [line.rsplit("|", 1)[-1].strip() for line in answer.stderr.splitlines()]
+    return answer.stdout, [name for name in imported if name.startswith("clusterjob")]
+
+
+def test_the_runner_runs_by_its_file_without_importing_the_package(tmp_path: Path) -> None:
+    """Regression: ``python -m clusterjob.backends.local_runner`` imported the whole package at
+    every poll (~54 ms); the runner's file, run with ``-I -S``, starts like a bare interpreter."""
+    command = LocalBackend().cmd_cancel(_a_run(remote=None))[:-2]
+    assert command == [sys.executable, "-I", "-S", command[-1]]
+    assert Path(command[-1]).name == "local_runner.py" and Path(command[-1]).is_file()
+    assert _imports_of_run(command, tmp_path, "status", "3") == ("3 UNKNOWN\n", [])
+
+
+def test_on_a_remote_the_installed_runner_is_found_without_importing_the_package(
+    tmp_path: Path,
+) -> None:
+    """The remote's ``python3`` runs the runner file of its own clusterjob-core (here: ours)."""
+    command = LocalBackend().cmd_cancel(_a_run(remote="elsewhere"))[:-2]
+    assert command[:2] == ["python3", "-c"]
+    assert _imports_of_run([sys.executable, *command[1:]], tmp_path, "status", "4") == (
+        "4 UNKNOWN\n",
+        [],
+    )
+
+
+def test_on_a_remote_without_clusterjob_the_runner_says_what_to_install(tmp_path: Path) -> None:
+    command = LocalBackend().cmd_cancel(_a_run(remote="elsewhere"))[:-2]
+    answer = subprocess.run(
+        [sys.executable, "-I", "-S", *command[1:], "status", "4"],  # -S: no site-packages
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert answer.returncode == 1
+    assert "the local backend needs clusterjob-core installed for" in answer.stderr
+    assert answer.stderr.strip().endswith("pip install clusterjob-core")
+
+
+def test_the_walltime_reaches_the_runner_in_seconds(tmp_path: Path) -> None:
+    job = JobScript("true", jobname="seconds", time="1:30")
+    assert "#LOCAL --time=90" in str(job)
+
+
+def test_a_script_with_a_walltime_not_in_seconds_is_refused_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    """A job script rendered by an earlier version (``--time=1:30``) is refused, not misread."""
+    script = tmp_path / "old.sh"
+    script.write_text("#!/bin/sh\n#LOCAL --time=1:30\ntrue\n")
+    runner = LocalBackend().cmd_cancel(_a_run(remote=None))[:-2]
+    answer = subprocess.run(
+        [*runner, "submit", str(script)],
+        env={**os.environ, "CLUSTERJOB_LOCAL_SPOOL": str(tmp_path / "spool")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert answer.returncode == 1
+    assert answer.stderr.startswith("#LOCAL --time=1:30: the walltime is whole seconds here")
+    assert "render the script again" in answer.stderr
+    assert not (tmp_path / "spool" / "1").exists()  # refused before it took a job ID
+
+
+def _a_run(remote: str | None) -> AsyncResult:
+    run = AsyncResult(LocalBackend())
+    run.job_id, run.remote = "1", remote
+    return run

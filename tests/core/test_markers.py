@@ -190,3 +190,41 @@ def test_a_folder_that_cannot_be_written_does_not_change_the_job(tmp_path: Path)
     script.chmod(0o755)
     answer = subprocess.run([str(script)], capture_output=True, text=True, check=False)
     assert (answer.returncode, answer.stdout, answer.stderr) == (4, "body ran\n", "")
+
+
+@pytest.mark.parametrize(
+    ("variables", "prefix"),
+    [
+        ({"SLURM_ARRAY_TASK_ID": "2"}, "cj-1.2"),
+        ({"PBS_ARRAYID": "3"}, "cj-1.3"),
+        ({"PBS_ARRAY_INDEX": "4"}, "cj-1.4"),
+        ({"LSB_JOBINDEX": "5"}, "cj-1.5"),
+        ({"SGE_TASK_ID": "6"}, "cj-1.6"),
+        ({"LSB_JOBINDEX": "0", "SGE_TASK_ID": "undefined"}, "cj-1"),  # no array: LSF and SGE say so
+    ],
+)
+def test_each_array_task_writes_its_own_markers(
+    tmp_path: Path, variables: dict[str, str], prefix: str
+) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text(
+        insert_marker_lines("#!/bin/sh\nexit 3\n", marker_lines(str(tmp_path / "m"), "cj-1"))
+    )
+    script.chmod(0o755)
+    (tmp_path / "m").mkdir()
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "PBS_", "LSB_", "SGE_"))
+    }
+    subprocess.run([str(script)], env={**clean, **variables}, check=False)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        f"{prefix}.exit",
+        f"{prefix}.start",
+    ]
+    answer = subprocess.run(
+        read_markers_command([(str(tmp_path / "m"), "cj-1")]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = Marker(started=True, exit_code=3) if prefix == "cj-1" else Marker(array=True)
+    assert parse_read_output(answer.stdout, 1) == [expected]

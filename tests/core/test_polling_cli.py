@@ -36,7 +36,10 @@ def test_wait_all_uses_one_command_per_cycle() -> None:
     backend = CountingLocal()
     JobScript.register_backend(backend)
     results = [
-        JobScript(f"sleep {i % 3}", jobname=f"b{i}", backend="counting").submit() for i in range(20)
+        JobScript(
+            f"sleep {i % 3}", jobname=f"b{i}", backend="counting", exit_markers=False
+        ).submit()
+        for i in range(20)
     ]
     assert wait_all(results, timeout=120) == [COMPLETED] * 20
     # One command per cycle, for all unfinished jobs (the last one too: a batch of one).

@@ -16,27 +16,26 @@ import os
 import shlex
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from clusterjob import JobScript
 from clusterjob.async_result import AsyncResult
 from clusterjob.polling import poll
-from clusterjob.status import CANCELLED, COMPLETED, PENDING, RUNNING, is_finished
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING, is_finished
 from clusterjob_pbs import PbsBackend
 from clusterjob_pbs.qstat import parse_qstat_full
+from helpers.commands import fake_command, path_first
+from helpers.results import job_result
+from helpers.waiting import TIMEOUT, wait_for
 
 pytestmark = [pytest.mark.torque, pytest.mark.slow]
-
-#: Generous: the test machines are small and busy.
-TIMEOUT = 240
 
 
 @pytest.fixture
 def torque(torque_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """The wrappers first on PATH; jobs are written to and submitted from a fresh folder."""
-    monkeypatch.setenv("PATH", torque_env["TORQUE_BIN"] + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("PATH", path_first(torque_env["TORQUE_BIN"]))
     JobScript.rootdir = str(tmp_path)
     JobScript.backend = "pbs"
     JobScript.max_sleep_interval = 2
@@ -47,14 +46,6 @@ def qstat_full(job_id: str) -> str:
     return subprocess.run(
         ["qstat", "-f", job_id], check=False, capture_output=True, text=True
     ).stdout
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(1)
 
 
 def test_submit_runs_with_pbs_resources_and_completes(torque: Path) -> None:
@@ -86,12 +77,28 @@ def test_submit_runs_with_pbs_resources_and_completes(torque: Path) -> None:
     assert (torque / "cpus.txt").read_text().strip() == "2"  # #PBS -l nodes=1:ppn=2
 
 
-def test_failing_job_is_seen_finished_but_its_failure_is_hidden(
+def test_failing_job_is_failed_with_its_exit_code_from_its_marker(torque: Path) -> None:
+    """The wrappers' qstat reports every ended job as C: the job's exit marker tells the failure."""
+    job = JobScript(
+        "echo failing\nexit 3", jobname="cj_pbs_fail", stdout="fail.out", stderr="fail.err"
+    )
+    result = job.submit()
+    assert isinstance(result, AsyncResult) and result.marker_name
+    result.wait(timeout=TIMEOUT)
+    assert (result.status, result.exit_code) == (FAILED, 3)
+    assert (torque / "fail.out").read_text() == "failing\n"
+
+
+def test_without_markers_a_failing_job_is_seen_finished_but_its_failure_is_hidden(
     torque: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """slurm-wlm-torque's qstat has no exit status: documented limitation, reported with a warning."""
     job = JobScript(
-        "echo failing\nexit 3", jobname="cj_pbs_fail", stdout="fail.out", stderr="fail.err"
+        "echo failing\nexit 3",
+        jobname="cj_pbs_fail",
+        stdout="fail.out",
+        stderr="fail.err",
+        exit_markers=False,
     )
     result = job.submit()
     assert isinstance(result, AsyncResult)
@@ -127,8 +134,7 @@ def test_status_after_the_job_finished(torque: Path) -> None:
     assert result.status == COMPLETED
 
     # A new session asks the scheduler about the finished job: plain `qstat -f`...
-    fresh = AsyncResult("pbs")
-    fresh.job_id = result.job_id
+    fresh = job_result("pbs", result.job_id)
     assert fresh.status == COMPLETED
     # ... and the finished=True command, whose `qstat -x` the wrappers reject, falls back.
     backend = PbsBackend()
@@ -145,8 +151,7 @@ def test_status_after_the_job_finished(torque: Path) -> None:
 
 def test_unknown_job_has_no_status(torque: Path) -> None:
     backend = PbsBackend()
-    missing = AsyncResult(backend)
-    missing.job_id = "999999"
+    missing = job_result(backend, "999999")
     for finished in (False, True):
         answer = subprocess.run(
             backend.cmd_status(missing, finished=finished),
@@ -179,20 +184,24 @@ def test_dependency_waits_for_the_first_job(torque: Path) -> None:
 def qstat_calls(torque: Path, torque_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Path:
     """A ``qstat`` first on PATH that appends its arguments to the returned file, then runs the wrapper's."""
     folder = torque / "logging-bin"
-    folder.mkdir()
     log = torque / "qstat-calls.log"
     log.touch()
     real = shlex.quote(os.path.join(torque_env["TORQUE_BIN"], "qstat"))
-    script = folder / "qstat"
-    script.write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\nexec {real} "$@"\n')
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    fake_command(folder, "qstat", f'echo "$*" >> {shlex.quote(str(log))}\nexec {real} "$@"\n')
+    monkeypatch.setenv("PATH", path_first(folder))
     return log
 
 
 def test_one_qstat_f_per_poll_cycle_for_all_jobs(torque: Path, qstat_calls: Path) -> None:
+    """Plain polling (no exit markers): one ``qstat -f`` per cycle for every unfinished job."""
     jobs = [
-        JobScript(f"echo {i}", jobname=f"cj_pbs_many{i}", stdout=f"m{i}.out", stderr=f"m{i}.err")
+        JobScript(
+            f"echo {i}",
+            jobname=f"cj_pbs_many{i}",
+            stdout=f"m{i}.out",
+            stderr=f"m{i}.err",
+            exit_markers=False,
+        )
         for i in range(3)
     ]
     runs = [r for r in (job.submit() for job in jobs) if isinstance(r, AsyncResult)]

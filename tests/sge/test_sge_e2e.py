@@ -14,9 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,11 +22,11 @@ from clusterjob import JobScript, wait_all
 from clusterjob.async_result import AsyncResult
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING, is_finished
 from clusterjob_sge import SgeBackend
+from helpers.commands import fake_command, path_first
+from helpers.results import job_result
+from helpers.waiting import TIMEOUT, wait_for
 
 pytestmark = [pytest.mark.sge, pytest.mark.slow]
-
-#: Generous: the test machines are small and busy.
-TIMEOUT = 240
 
 
 @pytest.fixture
@@ -36,7 +34,7 @@ def sge(sge_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     """Grid Engine's commands first on PATH (never slurm-wlm-torque's qsub); jobs in a fresh folder."""
     monkeypatch.setenv("SGE_ROOT", sge_env["SGE_ROOT"])
     monkeypatch.setenv("SGE_CELL", sge_env["SGE_CELL"])
-    monkeypatch.setenv("PATH", sge_env.get("SGE_BIN", "/usr/bin") + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("PATH", path_first(sge_env.get("SGE_BIN", "/usr/bin")))
     qsub = shutil.which("qsub")
     assert qsub is not None
     banner = subprocess.run(
@@ -50,14 +48,6 @@ def sge(sge_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     return tmp_path
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(1)
-
-
 def qstat_j(job_id: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["qstat", "-j", job_id], capture_output=True, text=True, check=False)
 
@@ -69,16 +59,9 @@ def accounting(job_id: str) -> str:
     ).stdout
 
 
-def fresh(job_id: str) -> AsyncResult:
-    """A result that knows nothing but the job ID: its status comes from the scheduler alone."""
-    result = AsyncResult(SgeBackend())
-    result.job_id = job_id
-    return result
-
-
 def final_status(job_id: str) -> int:
     """The status the scheduler reports once the job has ended (polled until it tells)."""
-    result = fresh(job_id)
+    result = job_result(SgeBackend(), job_id)
     wait_for(lambda: is_finished(result.poll()), f"job {job_id} to be reported finished")
     return result.status
 
@@ -145,6 +128,33 @@ def test_failing_job_is_failed(sge: Path) -> None:
     result.wait(timeout=TIMEOUT)
     assert result.status == FAILED
     assert (sge / "fail.out").read_text() == "failing\n"
+
+
+def test_a_job_without_a_qacct_record_gets_its_status_from_its_marker(
+    sge: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A qacct that never has the record (accounting file rotated, or not written): the marker tells."""
+    fake_command(sge / "no-acct", "qacct", 'echo "error: job id $2 not found" >&2\nexit 1\n')
+    monkeypatch.setenv("PATH", path_first(sge / "no-acct"))
+    monkeypatch.setattr(AsyncResult, "marker_grace", 2.0)
+    results = [
+        submit(JobScript(body, jobname=f"cj_sge_noacct{i}", stdout="n.out", stderr="n.err"))
+        for i, body in enumerate(["sleep 1", "sleep 1; exit 7"])
+    ]
+    assert all(r.marker_name for r in results)
+    assert wait_all(results, timeout=TIMEOUT) == [COMPLETED, FAILED]
+    assert [r.exit_code for r in results] == [0, 7]
+    plain = submit(
+        JobScript(
+            "exit 7",
+            jobname="cj_sge_noacct_plain",
+            stdout="n.out",
+            stderr="n.err",
+            exit_markers=False,
+        )
+    )
+    wait_for(lambda: qstat_j(plain.job_id).returncode != 0, "the job to leave the queue")
+    assert wait_all([plain], timeout=10) == [PENDING], "without its marker the job's end is unknown"
 
 
 def test_cancel_a_running_job(sge: Path) -> None:
@@ -271,7 +281,15 @@ def test_many_jobs_are_polled_with_one_qstat(sge: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(SgeBackend, "status_command", counting_many)
     monkeypatch.setattr(SgeBackend, "cmd_status", counting_single)
     results = [
-        submit(JobScript(body, jobname=f"cj_sge_many{i}", stdout=f"m{i}.out", stderr=f"m{i}.err"))
+        submit(
+            JobScript(
+                body,
+                jobname=f"cj_sge_many{i}",
+                stdout=f"m{i}.out",
+                stderr=f"m{i}.err",
+                exit_markers=False,  # plain polling: what the scheduler is asked each cycle
+            )
+        )
         for i, body in enumerate(["true", "exit 2", "sleep 2"])
     ]
     assert wait_all(results, timeout=TIMEOUT) == [COMPLETED, FAILED, COMPLETED]

@@ -13,31 +13,28 @@ import secrets
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from clusterjob import AsyncResult, JobScript, wait_all
-from clusterjob.backends import CommandResult
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_slurm import SlurmBackend
+from helpers.commands import (
+    environment_first_on_path,
+    fake_command,
+    path_first,
+    run_command,
+    write_executable,
+)
+from helpers.results import job_result, look_up_tag
+from helpers.waiting import TIMEOUT, wait_for
 
 pytestmark = pytest.mark.slurm
-
-TIMEOUT = 240  # generous: the test machine may be busy with other schedulers' tests
 
 
 def sh(*args: str) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.5)
 
 
 def jobs_named(name: str) -> list[str]:
@@ -116,8 +113,7 @@ def test_cancel_a_running_job(cluster: Cluster) -> None:
     result.cancel()
     assert result.status == CANCELLED
     # SLURM agrees (not just our own bookkeeping): ask it afresh.
-    fresh = AsyncResult("slurm")
-    fresh.job_id = result.job_id
+    fresh = job_result("slurm", result.job_id)
     wait_for(lambda: fresh.poll() == CANCELLED, "SLURM to report the job CANCELLED", timeout=60)
 
 
@@ -269,8 +265,7 @@ def test_status_after_the_job_left_the_queue_and_of_an_unknown_job(
     expected = {"COMPLETED": COMPLETED, "FAILED": FAILED, "TIMEOUT": FAILED}.get(
         state.split()[0], CANCELLED
     )
-    old = AsyncResult("slurm")
-    old.job_id = job_id
+    old = job_result("slurm", job_id)
     assert old.status == expected
     # batched: one job in the queue, one only in accounting, one nowhere
     import clusterjob.polling
@@ -284,10 +279,8 @@ def test_status_after_the_job_left_the_queue_and_of_an_unknown_job(
     assert answer.returncode == 0 and answer.stdout.startswith(f"{fresh.job_id}|"), answer
     lone = subprocess.run(squeue_command([job_id]), capture_output=True, text=True, check=False)
     assert lone.returncode != 0 and "Invalid job id specified" in lone.stderr
-    old = AsyncResult("slurm")
-    old.job_id = job_id
-    ghost = AsyncResult("slurm")
-    ghost.job_id = "99999999"
+    old = job_result("slurm", job_id)
+    ghost = job_result("slurm", "99999999")
     ghost.jobname = "ghost"
     with caplog.at_level(logging.WARNING, logger="clusterjob"):
         clusterjob.polling.poll([fresh, old, ghost])
@@ -345,12 +338,11 @@ def test_resume_after_sigkill_right_after_sbatch_adopts_the_job(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "sbatch").write_text(SBATCH_THEN_KILL)
-    (shim / "sbatch").chmod(0o755)
+    write_executable(shim / "sbatch", SBATCH_THEN_KILL)
     name = cluster.name("crash")
-    path = os.environ["PATH"]
-    crashed = run_workflow(tmp_path, name, {"PATH": f"{shim}:{path}", "CJ_REAL_PATH": path})
+    crashed = run_workflow(
+        tmp_path, name, {"PATH": path_first(shim), "CJ_REAL_PATH": os.environ["PATH"]}
+    )
     assert crashed.returncode == -9, crashed.stderr
     assert '"state": "submitting"' in (tmp_path / "cache" / "clusterjob.crash.cache").read_text()
     submitted = jobs_named(name)
@@ -368,22 +360,13 @@ def test_resume_after_sigkill_right_after_sbatch_adopts_the_job(
     # squeue that knows nothing (the real sacct and scontrol behind it).
     tag = comment.split()[-1]
     (shim / "sbatch").unlink()
-    (shim / "squeue").write_text("#!/bin/sh\nexit 0\n")
-    (shim / "squeue").chmod(0o755)
+    fake_command(shim, "squeue", "exit 0\n")
     backend = SlurmBackend()
-    env = {**os.environ, "PATH": f"{shim}:{path}"}
+    env = environment_first_on_path(shim)
 
     def look_up(tag: str) -> list[str]:
         """The queue (which knows nothing here), then accounting, as clusterjob asks them."""
-        for finished in (False, True):
-            command = backend.tag_lookup_command(tag, finished=finished)
-            done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)  # type: ignore[call-overload]
-            found = backend.parse_tag_lookup(
-                CommandResult(done.returncode, done.stdout, done.stderr), tag, finished
-            )
-            if found is not None:
-                return found
-        raise AssertionError("the accounting lookup always concludes")
+        return look_up_tag(backend, tag, lambda command: run_command(command, env))
 
     wait_for(lambda: look_up(tag) == submitted, "sacct to show the job's comment", timeout=60)
     assert look_up("cj-0000000000-000000") == []
@@ -416,17 +399,19 @@ def test_wait_all_on_100_jobs_asks_slurm_once_per_cycle(
 ) -> None:
     import clusterjob.polling
 
-    results = [cluster.job("sleep 1", f"many{i}", stdout="/dev/null").submit() for i in range(100)]
+    """Plain polling (no exit markers: with them, SLURM is asked once a minute, see test_slurm_markers)."""
+    results = [
+        cluster.job("sleep 1", f"many{i}", stdout="/dev/null", exit_markers=False).submit()
+        for i in range(100)
+    ]
     shim = tmp_path / "shim"
-    shim.mkdir()
     for command in ("squeue", "sacct", "scontrol"):
-        (shim / command).write_text(LOGGING_SHIM)
-        (shim / command).chmod(0o755)
+        write_executable(shim / command, LOGGING_SHIM)
     log = tmp_path / "calls.log"
     log.touch()
     monkeypatch.setenv("CJ_CALL_LOG", str(log))
     monkeypatch.setenv("CJ_REAL_PATH", os.environ["PATH"])
-    monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", path_first(shim))
     real_poll = clusterjob.polling.poll
 
     def poll_marking_cycles(results):  # type: ignore[no-untyped-def]

@@ -71,6 +71,7 @@ __all__ = [
     "parse_read_output",
     "posix_shell",
     "read_markers_command",
+    "remove_marker_lines",
     "script_path",
     "task_marker_name",
 ]
@@ -90,6 +91,20 @@ TRAPPED_SIGNALS = ("HUP", "INT", "TERM", "XCPU", "USR1", "USR2")
 #: Interpreters whose scripts the marker lines can go into.
 POSIX_SHELLS = frozenset({"sh", "bash", "dash", "ksh", "ksh93", "mksh", "zsh", "ash"})
 
+#: The task ID of an array task, from the variables of SLURM (and its TORQUE
+#: wrappers), TORQUE, PBS Pro, LSF (0 outside arrays) and Grid Engine
+#: (``undefined`` outside arrays): each task writes ``<name>.<task>.*``, so a
+#: task never writes the markers of the whole array.
+_TASK_ID_LINES = (
+    "_cj_task=${SLURM_ARRAY_TASK_ID:-${PBS_ARRAYID:-${PBS_ARRAY_INDEX:-${LSB_JOBINDEX:-}}}}",
+    "case ${SGE_TASK_ID:-undefined} in undefined) ;; *) _cj_task=$SGE_TASK_ID ;; esac",
+    'if [ "$_cj_task" = 0 ]; then _cj_task=; fi',
+)
+
+#: The first and the last of the marker lines.
+MARKER_COMMENT = "# clusterjob: the job records its start and exit status (see clusterjob.markers)"
+START_LINE = "_cj_mark start start"
+
 #: ``$0`` of the remote marker reader (shows in ``ps`` and in error messages).
 READER_NAME = "clusterjob-markers"
 
@@ -105,6 +120,7 @@ for a do
     [ -f "$d/$a.$k" ] || continue
     printf '%s %s ' "$i" "$k"; head -c 200 "$d/$a.$k" | tr '\\n' ' '; echo
   done
+  for t in "$d/$a".*.start; do [ -e "$t" ] && echo "$i array"; break; done
 done
 """
 
@@ -122,12 +138,15 @@ class Marker:
             that records a signal or cannot be read).
         signal: the trapped signal the job died of (``"TERM"``), if its marker says so.
         incomplete: an exit marker exists but says neither (the scheduler decides).
+        array: tasks of an array job wrote markers of their own (``<name>.<task>.start``):
+            until their aggregate is read from them, the scheduler decides.
     """
 
     started: bool = False
     exit_code: int | None = None
     signal: str | None = None
     incomplete: bool = False
+    array: bool = False
 
     @property
     def needs_scheduler(self) -> bool:
@@ -183,8 +202,9 @@ def marker_lines(folder: str, name: str) -> list[str]:
     """The lines that make the job write markers ``name``.start/.exit into ``folder``."""
     prefix = script_path(folder) + "/" + shlex.quote(name)
     lines = [
-        "# clusterjob: the job records its start and exit status (see clusterjob.markers)",
-        f"_cj_marker={prefix}",
+        MARKER_COMMENT,
+        *_TASK_ID_LINES,
+        f"_cj_marker={prefix}" + "${_cj_task:+.$_cj_task}",
         (
             '_cj_mark() { { printf \'%s\\n\' "$2" > "$_cj_marker.$1.$$" && '
             'mv -f "$_cj_marker.$1.$$" "$_cj_marker.$1"; } 2>/dev/null || :; }'
@@ -196,8 +216,18 @@ def marker_lines(folder: str, name: str) -> list[str]:
             f'trap \'trap - EXIT {signal}; _cj_mark exit "signal {signal}"; '
             f"kill -{signal} $$; exit 1' {signal}"
         )
-    lines.append("_cj_mark start start")
+    lines.append(START_LINE)
     return lines
+
+
+def remove_marker_lines(script: str) -> str:
+    """``script`` without the lines of :func:`marker_lines`: what ``render_script()`` shows."""
+    lines = script.split("\n")
+    if MARKER_COMMENT not in lines:
+        return script
+    first = lines.index(MARKER_COMMENT)
+    last = lines.index(START_LINE, first)
+    return "\n".join(lines[:first] + lines[last + 1 :])
 
 
 def insert_marker_lines(script: str, lines: Sequence[str]) -> str:
@@ -211,8 +241,13 @@ def insert_marker_lines(script: str, lines: Sequence[str]) -> str:
     return "\n".join([*script_lines[:position], *lines, *script_lines[position:]])
 
 
-def parse_marker(start: str | None, exit_text: str | None) -> Marker:
-    """A :class:`Marker` from the contents of the start and exit files (None: no such file)."""
+def parse_marker(start: str | None, exit_text: str | None, array: bool = False) -> Marker:
+    """A :class:`Marker` from the contents of the start and exit files (None: no such file).
+
+    ``array``: files of array tasks exist (see :attr:`Marker.array`).
+    """
+    if array:
+        return Marker(array=True)
     if exit_text is None:
         return Marker(started=start is not None)
     text = exit_text.strip()
@@ -249,9 +284,10 @@ def parse_read_output(stdout: str, count: int) -> list[Marker]:
     found: dict[int, dict[str, str]] = {}
     for line in stdout.splitlines():
         words = line.split(" ", 2)
-        if len(words) >= 2 and words[0].isdigit() and words[1] in MARKER_KINDS:
+        if len(words) >= 2 and words[0].isdigit() and words[1] in (*MARKER_KINDS, "array"):
             found.setdefault(int(words[0]), {})[words[1]] = words[2] if len(words) > 2 else ""
-    return [
-        parse_marker(found.get(i, {}).get("start"), found.get(i, {}).get("exit"))
-        for i in range(1, count + 1)
-    ]
+    markers = []
+    for i in range(1, count + 1):
+        files = found.get(i, {})
+        markers.append(parse_marker(files.get("start"), files.get("exit"), "array" in files))
+    return markers

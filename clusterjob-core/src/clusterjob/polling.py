@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from clusterjob.errors import TransientTransportError
+from clusterjob.marker_files import read_markers
+from clusterjob.markers import Marker
 from clusterjob.progress import StatusCounts, progress_display
-from clusterjob.status import is_finished
+from clusterjob.status import COMPLETED, FAILED, PENDING, RUNNING, is_finished
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
@@ -27,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     #: Status and detail (the scheduler's stderr, for the log) of each job asked about, by job ID.
     Answers = dict[str, tuple[int | None, str]]
 
-__all__ = ["as_completed", "next_pause", "poll", "poll_cycle", "wait_all"]
+__all__ = ["WatchState", "as_completed", "next_pause", "poll", "poll_cycle", "wait_all"]
 
 logger = logging.getLogger("clusterjob")
 
@@ -77,27 +80,171 @@ def _ask_in_batches(
         exit_codes = backend.parse_exit_codes(result, job_ids, finished=finished)
         for run in batch:  # before update_status, which caches it with the status
             run.exit_code = exit_codes.get(str(run.job_id), run.exit_code)
-        exit_codes = backend.parse_exit_codes(result, job_ids, finished=finished)
-        for run in batch:  # before update_status, which caches it with the status
-            run.exit_code = exit_codes.get(str(run.job_id), run.exit_code)
         answers.update(
             (job_id, (statuses.get(job_id), result.stderr.strip())) for job_id in job_ids
         )
     return answers
 
 
-def _poll_group(results: Sequence[AsyncResult]) -> None:
+@dataclass
+class WatchState:
+    """What polling knows about a job beyond its status (in memory, never cached).
+
+    Attributes:
+        marker: what the job's markers said at the last read.
+        next_check: when (``time.monotonic()``) the scheduler is to be asked next.
+        unlisted_since: since when the scheduler no longer lists the job (no exit marker showed).
+        completed_since: since when the scheduler says COMPLETED while no exit marker showed.
+        running_since: since when the scheduler says RUNNING while no start marker showed.
+        plain: the markers never showed: the job is watched through the scheduler alone.
+    """
+
+    marker: Marker = field(default_factory=Marker)
+    next_check: float = 0.0
+    unlisted_since: float | None = None
+    completed_since: float | None = None
+    running_since: float | None = None
+    plain: bool = False
+
+
+def _watch(result: AsyncResult) -> WatchState:
+    if result._watch is None:
+        result._watch = WatchState()
+    return result._watch
+
+
+def _has_markers(result: AsyncResult) -> bool:
+    return bool(result.marker_name and result.marker_folder) and not _watch(result).plain
+
+
+def _read_markers(results: Sequence[AsyncResult]) -> None:
+    """Read the markers of ``results`` (one operation); record what they say: an exit, a start."""
+    marked = [r for r in results if _has_markers(r) and not is_finished(r._status)]
+    if not marked:
+        return
+    entries = [(str(r.marker_folder), str(r.marker_name)) for r in marked]
+    for result, marker in zip(marked, read_markers(marked[0].transport, entries)):
+        _watch(result).marker = marker
+        if marker.array:
+            # Each task writes its own markers; until their aggregate is read, ask the scheduler.
+            logger.debug("job %s is an array: watched through the scheduler", result.job_id)
+            _watch(result).plain = True
+        elif marker.exit_code is not None:
+            result.exit_code = marker.exit_code  # before update_status, which caches it
+            result.update_status(COMPLETED if marker.exit_code == 0 else FAILED)
+        elif marker.started and result._status == PENDING:
+            result.update_status(RUNNING)
+
+
+def _scheduler_due(result: AsyncResult, now: float) -> bool:
+    """Whether this cycle asks the scheduler about ``result`` (always, without markers)."""
+    watch = _watch(result)
+    return not _has_markers(result) or watch.marker.needs_scheduler or now >= watch.next_check
+
+
+def _accounting_due(result: AsyncResult, now: float) -> bool:
+    """Whether to ask accounting about a job the queue did not list (markers: after the grace)."""
+    watch = _watch(result)
+    if not _has_markers(result) or watch.marker.needs_scheduler:
+        return True
+    return watch.unlisted_since is not None and now - watch.unlisted_since >= result.marker_grace
+
+
+def _ask_scheduler(results: Sequence[AsyncResult], now: float) -> None:
     """Ask about the jobs of one backend and host; the unreported ones again, ``finished=True``."""
     backend = results[0].backend
     assert backend is not None
     ask = _ask_one_at_a_time if backend.asks_one_job_at_a_time() else _ask_in_batches
     answers = ask(backend, results, False)
-    unknown = [r for r in results if answers.get(str(r.job_id), (None, ""))[0] is None]
+    unknown = [
+        r
+        for r in results
+        if answers.get(str(r.job_id), (None, ""))[0] is None and _accounting_due(r, now)
+    ]
     if unknown:
         for job_id, (status, detail) in ask(backend, unknown, True).items():
             answers[job_id] = (status, detail or answers.get(job_id, (None, ""))[1])
+    # A job may have ended between the marker read and the answer: its marker has the exit code.
+    _read_markers(
+        [r for r in results if is_finished(answers.get(str(r.job_id), (None, ""))[0] or PENDING)]
+    )
     for result in results:
-        result.update_status(*answers.get(str(result.job_id), (None, "")))
+        status, detail = answers.get(str(result.job_id), (None, ""))
+        if is_finished(result._status):
+            continue
+        if _has_markers(result):
+            settled = _with_markers(result, status, now)
+            if settled is None and (status is not None or result not in unknown):
+                continue  # waiting for the marker on purpose: no warning
+            status = settled
+        result.update_status(status, detail)
+
+
+def _with_markers(result: AsyncResult, status: int | None, now: float) -> int | None:
+    """The scheduler's ``status`` of a job with markers, weighed against them (None: wait).
+
+    The scheduler decides for a job whose marker records a signal or is
+    incomplete (killed: a COMPLETED there is FAILED), and for a job it
+    reports FAILED/CANCELLED without an exit marker (walltime, cancel, OOM,
+    node failure). A COMPLETED without an exit marker is taken after
+    ``marker_grace`` (the marker brings the exit code, if it shows up).
+    """
+    watch = _watch(result)
+    grace = result.marker_grace
+    watch.next_check = now + result.scheduler_interval
+    if status is None:
+        watch.unlisted_since = watch.unlisted_since or now
+        if not watch.marker.needs_scheduler:
+            watch.next_check = min(watch.next_check, watch.unlisted_since + grace)
+        return None
+    watch.unlisted_since = None
+    if watch.marker.needs_scheduler:
+        return FAILED if status == COMPLETED else status
+    if status == COMPLETED:
+        watch.completed_since = watch.completed_since or now
+        if now - watch.completed_since < grace:
+            watch.next_check = watch.completed_since + grace
+            return None
+    if status == RUNNING and not watch.marker.started:
+        _check_start_marker(result, watch, now)
+    return status
+
+
+def _check_start_marker(result: AsyncResult, watch: WatchState, now: float) -> None:
+    """A job running for ``marker_grace`` without its start marker is watched by the scheduler."""
+    watch.running_since = watch.running_since or now
+    if now - watch.running_since < result.marker_grace:
+        watch.next_check = min(watch.next_check, watch.running_since + result.marker_grace)
+        return
+    watch.plain = True
+    logger.warning(
+        "job %s (%s) runs, but its start marker did not appear in %s%s within %.0f s: the compute "
+        "nodes may not see that folder (set JobScript.marker_folder); watching it through the "
+        "scheduler instead",
+        result.job_id,
+        result.jobname,
+        result.marker_folder,
+        f" on {result.remote}" if result.remote else "",
+        result.marker_grace,
+    )
+
+
+def _poll_group(results: Sequence[AsyncResult]) -> None:
+    """One cycle for the jobs of one backend and host: their markers, then the scheduler where due.
+
+    Jobs with markers are asked about every ``scheduler_interval``, at once
+    when a marker records a signal; the jobs due within half an interval are
+    asked along, so that jobs submitted together stay in one command.
+    """
+    _read_markers(results)
+    now = time.monotonic()
+    pending = [r for r in results if not is_finished(r._status)]
+    if not any(_scheduler_due(r, now) for r in pending):
+        return
+    _ask_scheduler(
+        [r for r in pending if _scheduler_due(r, now + r.scheduler_interval / 2)],
+        now,
+    )
 
 
 def poll(results: Iterable[AsyncResult]) -> None:
@@ -163,8 +310,9 @@ def as_completed(
     everything = list(pending)
     display = progress_display(len(everything), progress)
     deadline = None if timeout is None else time.monotonic() + timeout
-    pause = min([r.sleep_interval for r in pending] or [1.0])
     max_pause = min([r.max_sleep_interval for r in pending] or [1])
+    pause = min([r.sleep_interval for r in pending] or [1.0]) if pending else 1.0
+    pause = min(pause, max_pause)
 
     def collect() -> Iterator[AsyncResult]:
         nonlocal pending

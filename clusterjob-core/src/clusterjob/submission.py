@@ -34,6 +34,7 @@ from clusterjob.errors import (
     TransientTransportError,
 )
 from clusterjob.faults import checkpoint
+from clusterjob.marker_files import plan_markers
 from clusterjob.plugins import get_registry
 from clusterjob.rendering import SubmissionContext
 from clusterjob.status import CANCELLED, FAILED
@@ -178,7 +179,7 @@ def _adopt_interrupted(
 def find_tagged_jobs(
     backend: ClusterjobBackend, tag: str | None, transport: Transport, path: str
 ) -> list[str]:
-    """The IDs of the jobs carrying ``tag`` ([]: provably none), asking the queue, then accounting if needed.
+    """IDs of the jobs carrying ``tag`` ([]: provably none): the queue, then accounting if needed.
 
     Raises:
         SubmitError: when the backend cannot look up tags, or the scheduler's
@@ -204,8 +205,9 @@ def _run_lookup(transport: Transport, command: Command, tag: str, path: str) -> 
     answer = transport.run(command, check=False)
     if answer.returncode in (126, 127):
         raise SubmitError(
-            f"an earlier submission of this job was interrupted ({path}) and the command that looks for "
-            f"its job (tag {tag}) could not run{' on ' + transport.remote if transport.remote else ''}: "
+            f"an earlier submission of this job was interrupted ({path}) and the command that "
+            f"looks for its job (tag {tag}) could not run"
+            f"{' on ' + transport.remote if transport.remote else ''}: "
             f"{answer.stderr.strip() or answer.stdout.strip()}. Fix that, then submit again"
         )
     return answer
@@ -232,7 +234,7 @@ def _result_from(
 def _submission_context(
     backend: ClusterjobBackend, tag: str | None, dependencies: list[str]
 ) -> SubmissionContext | None:
-    """The tag and dependencies the job is rendered with, handed to the backend's ``resource_headers``.
+    """The tag and dependencies the job is rendered with, for the backend's ``resource_headers``.
 
     None for a backend whose ``resource_headers`` takes no context (a
     subclass overriding the original's ``resource_headers(self, jobscript)``):
@@ -268,9 +270,17 @@ def _submit_now(
     context = _submission_context(
         backend, _new_tag(cache_id) if cache_file and cache_id else None, _job_ids(after)
     )
+    markers = plan_markers(
+        jobscript,
+        context.tag if context and context.tag else _new_tag(str(jobscript.resources["jobname"])),
+    )
     job = copy.copy(jobscript)
     job.filename = jobscript.script_filename()
-    job.write_files(after_script=lambda: checkpoint("after_write"), context=context)
+    job.write_files(
+        after_script=lambda: checkpoint("after_write"),
+        context=context,
+        marker_lines=markers.lines if markers else (),
+    )
     checkpoint("after_upload")
 
     record: dict[str, Any] = {
@@ -286,6 +296,8 @@ def _submit_now(
         "prologue": prologue,
         "epilogue": epilogue,
         "max_sleep_interval": jobscript.max_sleep_interval,
+        "marker_folder": markers.folder if markers else None,
+        "marker_name": markers.name if markers else None,
     }
     if cache_file:
         cache.atomic_write_json(

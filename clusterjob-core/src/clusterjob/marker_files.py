@@ -1,0 +1,191 @@
+"""The marker folder of a submission, and reading the markers of many jobs in one operation.
+
+The lines and the file format are :mod:`clusterjob.markers`; this module does
+the I/O, through the transport: on this machine it reads the files directly,
+on a remote host it runs one ``sh`` command for all the jobs asked about.
+
+**Where markers live:** ``<rootdir>/<workdir>/.clusterjob-markers`` unless the
+``marker_folder`` attribute says otherwise (relative to the job folder, or
+absolute, or ``~/...``). The job folder is where the job script is written
+and read, so the submit host and the compute nodes both see it; a folder on a
+node-local disk (``/tmp``) would not work, which is why the default is not
+there. A folder that cannot be created or written at submission (read-only,
+full, ``~user``) costs one warning per folder and process: the job is
+submitted all the same and watched by polling the scheduler. Marker files
+are small and are not removed (they are the job's record of its exit code).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from clusterjob.errors import SchedulerError, TransientTransportError
+from clusterjob.markers import (
+    DEFAULT_MARKER_FOLDER,
+    MARKER_KINDS,
+    READER_NAME,
+    Marker,
+    marker_lines,
+    marker_path,
+    parse_marker,
+    parse_read_output,
+    posix_shell,
+    read_markers_command,
+)
+from clusterjob.transport import Transport, get_transport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from clusterjob.jobscript import JobScript
+
+__all__ = ["MarkerPlan", "marker_folder_of", "plan_markers", "read_markers"]
+
+logger = logging.getLogger("clusterjob")
+
+#: Jobs whose markers one remote command reads (keeps the command line far below 128 KiB).
+READ_BATCH = 500
+
+#: Creates the folder and proves it writable ($1 folder, $2 marker name).
+_PROBE_SCRIPT = 'mkdir -p -- "$1" && printf "probe\\n" > "$1/$2.probe" && rm -f -- "$1/$2.probe"'
+
+#: Folders this process warned about (one warning per folder, not one per job).
+_warned: set[tuple[str | None, str]] = set()
+
+
+@dataclass(frozen=True)
+class MarkerPlan:
+    """The markers of one submission: folder (as the submit host names it), name, script lines."""
+
+    folder: str
+    name: str
+    lines: tuple[str, ...]
+
+
+def marker_folder_of(jobscript: JobScript) -> str:
+    """The marker folder of ``jobscript`` as the submit host names it (see the module docstring).
+
+    On this machine, an absolute path; on a remote, absolute or relative to the home folder.
+    """
+    folder = jobscript.marker_folder or DEFAULT_MARKER_FOLDER
+    if not folder.startswith(("/", "~")):
+        folder = posixpath.join(jobscript.job_folder(), folder)
+    if not jobscript.remote:
+        return os.path.abspath(os.path.expanduser(folder))
+    if folder == "~" or folder.startswith("~/"):
+        return posixpath.normpath(folder[2:] or ".")
+    return posixpath.normpath(folder)
+
+
+def plan_markers(jobscript: JobScript, name: str) -> MarkerPlan | None:
+    """The markers of ``jobscript`` submitted under ``name``, their folder ready; None: no markers.
+
+    None with ``exit_markers=False``, for a script that does not run under a
+    POSIX shell, and (with one warning per folder) where the folder cannot be
+    created or written.
+    Raises TransientTransportError when the remote cannot be reached (the
+    submission could not go through either).
+    """
+    if not jobscript.exit_markers:
+        return None
+    first = jobscript.body.partition("\n")[0]
+    shebang = first if first.startswith("#!") else f"#!{jobscript.shell}"
+    if not posix_shell(shebang, jobscript.shell):
+        logger.debug("job %s runs under %s: no exit markers", name, shebang)
+        return None
+    folder = marker_folder_of(jobscript)
+    transport = get_transport(jobscript.remote, ssh=jobscript.ssh, scp=jobscript.scp)
+    try:
+        lines = marker_lines(folder, name)
+        _prepare_folder(transport, folder, name)
+    except TransientTransportError:
+        raise
+    except (OSError, SchedulerError, ValueError) as exc:
+        _warn_once(jobscript.remote, folder, exc)
+        return None
+    return MarkerPlan(folder, name, tuple(lines))
+
+
+def _prepare_folder(transport: Transport, folder: str, name: str) -> None:
+    """Create ``folder``, write and remove a probe file in it; OSError/SchedulerError on failure."""
+    if transport.remote:
+        transport.run(["sh", "-c", _PROBE_SCRIPT, READER_NAME, folder, name])
+        return
+    os.makedirs(folder, exist_ok=True)
+    probe = marker_path(folder, name, "probe")
+    with open(probe, "w", encoding="utf-8") as out:
+        out.write("probe\n")
+    os.unlink(probe)
+
+
+def _warn_once(remote: str | None, folder: str, exc: Exception) -> None:
+    where = f"{folder} on {remote}" if remote else folder
+    reason = exc.stderr.strip() if isinstance(exc, SchedulerError) else str(exc)
+    if (remote, folder) in _warned:
+        logger.debug("marker folder %s still unusable (%s)", where, reason)
+        return
+    _warned.add((remote, folder))
+    logger.warning(
+        "cannot write exit markers into %s (%s): jobs there are watched by polling the scheduler "
+        "instead (slower); set JobScript.marker_folder to a writable folder that the compute "
+        "nodes see",
+        where,
+        reason,
+    )
+
+
+def read_markers(transport: Transport, entries: Sequence[tuple[str, str]]) -> list[Marker]:
+    """The markers of ``entries`` (folder, name), in order.
+
+    Local files are read directly; a remote costs one command per :data:`READ_BATCH` jobs.
+
+    Raises TransientTransportError when the remote cannot be reached; a
+    reader that fails otherwise counts as "no markers seen" this time.
+    """
+    if not transport.remote:
+        listings: dict[str, set[str]] = {}
+        return [_read_local(folder, name, listings) for folder, name in entries]
+    markers: list[Marker] = []
+    for start in range(0, len(entries), READ_BATCH):
+        batch = entries[start : start + READ_BATCH]
+        answer = transport.run(read_markers_command(batch), check=False)
+        if answer.returncode != 0:
+            logger.warning(
+                "reading exit markers on %s failed (exit %d: %s); trying again next cycle",
+                transport.remote,
+                answer.returncode,
+                answer.stderr.strip()[-300:],
+            )
+        markers.extend(parse_read_output(answer.stdout, len(batch)))
+    return markers
+
+
+def _read_local(folder: str, name: str, listings: dict[str, set[str]]) -> Marker:
+    """The marker ``name`` in ``folder``; the folder is listed once per :func:`read_markers`."""
+    if folder not in listings:
+        try:
+            listings[folder] = set(os.listdir(folder))
+        except OSError:
+            listings[folder] = set()
+    files = listings[folder]
+    start, exit_name = (f"{name}.{kind}" for kind in MARKER_KINDS)
+    array = any(f.startswith(name + ".") and f.endswith(".start") and f != start for f in files)
+    return parse_marker(
+        _read(marker_path(folder, name, "start")) if start in files else None,
+        _read(marker_path(folder, name, "exit")) if exit_name in files else None,
+        array,
+    )
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as marker:
+            return marker.read(200)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        logger.debug("cannot read marker %s: %s", path, exc)
+        return None
