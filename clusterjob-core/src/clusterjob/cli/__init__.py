@@ -13,6 +13,7 @@ import argparse
 import logging
 import subprocess
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from clusterjob.cli import backends, cache_commands, jobs, submit
@@ -38,13 +39,31 @@ example:
 """
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the line breaks of the examples in the epilogs."""
+DESCRIPTION = """\
+Submit, render, follow and cancel batch jobs, and read the cache. status, wait, cancel
+and cache work on cache files (<cache folder>/*.cache), so that a workflow started in a
+notebook or a script can be followed and cancelled from a shell.
+"""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps paragraphs of prose; keeps indented ones (examples, tables) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = text.strip("\n").split("\n\n")
+        return "\n\n".join(
+            paragraph
+            if any(line.startswith(" ") for line in paragraph.splitlines())
+            else textwrap.fill(
+                " ".join(paragraph.split()), width, initial_indent=indent, subsequent_indent=indent
+            )
+            for paragraph in paragraphs
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="clusterjob", description=__doc__, epilog=EPILOG, formatter_class=_HelpFormatter
+        prog="clusterjob", description=DESCRIPTION, epilog=EPILOG, formatter_class=_HelpFormatter
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
