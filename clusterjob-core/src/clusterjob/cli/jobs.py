@@ -1,7 +1,7 @@
 """``clusterjob status``, ``wait`` and ``cancel``: the cached jobs, asked about in one poll.
 
 The scheduler is asked once per backend and host for all the jobs named
-(batched, as :func:`clusterjob.poll` does), and each job's new status is
+(batched, as :func:`clusterjob.polling.poll` does), and each job's new status is
 written back to its cache file.
 """
 

@@ -2,8 +2,8 @@
 
 The job is a :class:`~clusterjob.JobScript` whose body is the script file.
 Settings apply in this order, each overriding the one before: the INI files of
-``--ini`` (in the order given, read as :meth:`JobScript.read_defaults` reads
-them, so ``cache_folder`` and ``cache_prefix`` may be set there too), then
+``--ini`` (in the order given, read by :meth:`clusterjob.JobScript.read_defaults`,
+so ``cache_folder`` and ``cache_prefix`` may be set there too), then
 ``--backend``, ``--remote``, ``--cache-folder`` and the ``-r KEY=VALUE``
 resources. The job name is ``-r jobname=...``, else the INI files' ``jobname``,
 else the script's file name without its extension. The rendered script is
