@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from clusterjob import AsyncResult, JobScript
-from clusterjob.backends.local import RUNNER_MODULE, LocalBackend
+from clusterjob.backends.local import RUNNER_MODULE, RUNNER_PATH, LocalBackend, runner_on_a_remote
 from clusterjob.errors import CacheError, SchedulerError, SubmitError
 from clusterjob.faults import POINTS
 from clusterjob.status import COMPLETED, FAILED
@@ -192,15 +192,18 @@ def test_interrupted_submission_without_tag_support_is_not_guessed(local_cached:
 
 def test_tag_lookup_of_the_local_backend_runs_with_the_python_of_the_host_it_asks() -> None:
     """Regression: the lookup sent this machine's interpreter path to the remote."""
-    assert LocalBackend().tag_lookup_command("cj-x", remote="cluster")[:3] == [
-        "python3",
-        "-m",
-        RUNNER_MODULE,
+    assert LocalBackend().tag_lookup_command("cj-x", remote="cluster") == [
+        *runner_on_a_remote("python3"),
+        "find-tag",
+        "cj-x",
     ]
-    assert LocalBackend().tag_lookup_command("cj-x", remote=None)[:3] == [
+    assert LocalBackend().tag_lookup_command("cj-x", remote=None) == [
         sys.executable,
-        "-m",
-        RUNNER_MODULE,
+        "-I",
+        "-S",
+        RUNNER_PATH,
+        "find-tag",
+        "cj-x",
     ]
 
 

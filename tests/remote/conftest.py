@@ -12,8 +12,8 @@
   fault-injection table and the measured figures), visible in the normal
   ``bash tests/run.sh`` output without ``-s``.
 
-Helpers that the test modules need are handed out by fixtures (test modules
-are imported with ``--import-mode=importlib`` and cannot import each other).
+Helpers that hold state of the session are handed out by fixtures; plain helpers
+(``wait_for``, fake commands) are in ``tests/helpers``, which every test module imports.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from clusterjob.backends.local import RUNNER_MODULE, LocalBackend
+from clusterjob.backends.local import LocalBackend, runner_on_a_remote
 
 REPORT_KEY = pytest.StashKey[dict[str, list[str]]]()
 
@@ -250,8 +250,10 @@ def local_runner_on_the_remote(spool: str) -> list[str]:
     It stands in for the ``python3`` the real backend runs on a remote, which
     on a fresh test machine is not the virtualenv clusterjob is installed in;
     and the spool variable of the test does not cross ssh. Both are explicit.
+    The rest is the real backend's remote command: the runner file of the
+    installed clusterjob-core, found and run without importing the package.
     """
-    return ["env", f"CLUSTERJOB_LOCAL_SPOOL={spool}", sys.executable, "-m", RUNNER_MODULE]
+    return ["env", f"CLUSTERJOB_LOCAL_SPOOL={spool}", *runner_on_a_remote(sys.executable)]
 
 
 class LocalBackendHere(LocalBackend):
@@ -383,20 +385,6 @@ def prefix(request: pytest.FixtureRequest, slurm_env: dict[str, str]) -> Iterato
     leftover = [i for ids in _slurm_jobs(value).values() for i in ids]
     if leftover:
         subprocess.run(["scancel", *leftover], capture_output=True, check=False)
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    """Poll ``predicate`` until true (no timed assertion: only a generous upper bound)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-
-
-@pytest.fixture
-def waiter() -> Callable[..., None]:
-    return wait_for
 
 
 # -- the session summary -------------------------------------------------------------

@@ -5,7 +5,10 @@ tutorial uses. Jobs outlive the Python process that submitted them; their
 state lives in files under the spool folder (``$CLUSTERJOB_LOCAL_SPOOL``,
 default ``~/.cache/clusterjob/local``), so status survives any crash of the
 workflow. The work is done by :mod:`clusterjob.backends.local_runner`, run
-with the Python of the submit host (``python3`` on a remote).
+with the Python of the submit host (``python3`` on a remote). The runner uses
+the standard library only and starts without the clusterjob package (each poll
+starts it): by its file path here, and on a remote by the path of the runner
+in the clusterjob-core installed there (see :func:`runner_on_a_remote`).
 
 Resources: ``jobname``, ``stdout``/``stderr`` (default ``local-<id>.out`` in
 the workdir, stderr merged into stdout), ``time`` (walltime: the job's
@@ -18,6 +21,7 @@ Anything else raises :class:`ResourcesNotSupportedError`.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -42,9 +46,36 @@ if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
     from clusterjob.jobscript import JobScript
 
-__all__ = ["LocalBackend", "clusterjob_backends"]
+__all__ = ["LocalBackend", "clusterjob_backends", "runner_here", "runner_on_a_remote"]
 
+#: The runner as a module (``python -m``, for a person; the backend runs it by path).
 RUNNER_MODULE = "clusterjob.backends.local_runner"
+#: The runner's file, which the backend runs (see :func:`runner_here`).
+RUNNER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "local_runner.py")
+
+#: What a remote's Python runs: the runner file of the clusterjob-core installed there,
+#: found without importing the package (``find_spec`` of a top-level name imports nothing).
+_RUN_INSTALLED_RUNNER = """\
+import importlib.util, os, runpy, sys
+spec = importlib.util.find_spec("clusterjob")
+if spec is None or not spec.submodule_search_locations:
+    sys.exit(f"the local backend needs clusterjob-core installed for {sys.executable} on "
+             f"{os.uname().nodename}: pip install clusterjob-core")
+folder = list(spec.submodule_search_locations)[0]
+sys.argv[0] = os.path.join(folder, "backends", "local_runner.py")
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def runner_here() -> list[str]:
+    """The runner on this machine: its file, run isolated (``-I``) and without site-packages."""
+    return [sys.executable, "-I", "-S", RUNNER_PATH]
+
+
+def runner_on_a_remote(python: str = "python3") -> list[str]:
+    """The runner on a remote, by ``python``, from the clusterjob-core installed there."""
+    return [python, "-c", _RUN_INSTALLED_RUNNER]
+
 
 #: Resource -> header option understood by the runner.
 _OPTIONS = {
@@ -89,18 +120,18 @@ class LocalBackend(ClusterjobBackend):
 
     @staticmethod
     def _runner(remote: str | None) -> list[str]:
-        return [sys.executable if not remote else "python3", "-m", RUNNER_MODULE]
+        return runner_on_a_remote() if remote else runner_here()
 
     def cmd_submit(self, jobscript: JobScript) -> Command:
         # "--": the file name may start with "-"
         return [*self._runner(jobscript.remote), "submit", "--", jobscript.script_filename()]
 
     def get_job_id(self, response: str) -> str | None:
-        """The number the runner printed alone on a line (see :func:`~clusterjob.backends.output.find_job_id`)."""
+        """The number the runner printed alone on a line (see :func:`.output.find_job_id`)."""
         return find_job_id(response, _SUBMITTED)
 
     def status_command(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
-        """The runner's ``status ID...``; None for ``finished``: the spool keeps finished jobs too."""
+        """The runner's ``status ID...``; None for ``finished``: the spool keeps finished jobs."""
         if finished:
             return None
         return [*self._runner(runs[0].remote), "status", *(str(r.job_id) for r in runs)]
@@ -108,7 +139,7 @@ class LocalBackend(ClusterjobBackend):
     def parse_status(
         self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
     ) -> Mapping[str, int | None]:
-        """Job ID -> status from the runner's ``ID STATE`` lines; any other line (a login banner) is skipped.
+        """Job ID -> status from the runner's ``ID STATE`` lines; other lines are skipped.
 
         A runner that failed (it could not read the spool) tells nothing: every job unknown.
         """
@@ -136,7 +167,7 @@ class LocalBackend(ClusterjobBackend):
     def render_headers(
         self, resources: dict[str, Any], context: SubmissionContext, jobscript: JobScript
     ) -> list[str]:
-        """``#LOCAL --option=value`` lines for the runner, which reads them with :func:`shlex.split`.
+        """``#LOCAL --option=value`` lines for the runner, read with :func:`shlex.split`.
 
         The submission tag becomes ``--tag``; the jobs of ``after=`` join the
         ``dependency`` list.
@@ -149,11 +180,12 @@ class LocalBackend(ClusterjobBackend):
                 )
         if int(resources.get("nodes", 1)) != 1:
             raise ResourcesNotSupportedError(
-                f"the local backend runs on one machine: nodes={resources['nodes']!r} is not supported"
+                f"the local backend runs on one machine: nodes={resources['nodes']!r} "
+                "is not supported"
             )
-        if resources.get("time") is not None:
-            Walltime.read(self.name, resources["time"])
         options = {key: value for key, value in resources.items() if key in _OPTIONS}
+        if resources.get("time") is not None:  # the runner reads whole seconds only
+            options["time"] = Walltime.read(self.name, resources["time"]).seconds
         if context.tag:
             options["tag"] = context.tag
         if context.after:
@@ -169,13 +201,13 @@ class LocalBackend(ClusterjobBackend):
         ]
 
     def generic_option(self, key: str) -> str | None:
-        """None: the runner knows only its own options, so no key is written by the documented rule."""
+        """None: the runner knows only its own options; no key is written by the documented rule."""
         return None
 
     def tag_lookup_command(
         self, tag: str, remote: str | None = None, finished: bool = False
     ) -> Command | None:
-        """The runner's ``find-tag``, run with the Python of the host that holds the spool (which keeps every job)."""
+        """The runner's ``find-tag``, on the host that holds the spool (which keeps every job)."""
         return None if finished else [*self._runner(remote), "find-tag", tag]
 
     def parse_tag_lookup(
@@ -188,8 +220,8 @@ class LocalBackend(ClusterjobBackend):
         """
         if result.returncode != 0:
             raise SubmitError(
-                f"cannot tell whether a local job carries tag {tag}: the runner's find-tag exited with "
-                f"{result.returncode}: {result.stderr.strip()[-500:]}. Check the spool "
+                f"cannot tell whether a local job carries tag {tag}: the runner's find-tag "
+                f"exited with {result.returncode}: {result.stderr.strip()[-500:]}. Check the spool "
                 "($CLUSTERJOB_LOCAL_SPOOL), then submit again with force=True"
             )
         found = []

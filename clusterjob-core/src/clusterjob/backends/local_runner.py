@@ -1,4 +1,4 @@
-"""The process side of the ``local`` backend (``python -m clusterjob.backends.local_runner``).
+"""The process side of the ``local`` backend: ``python local_runner.py COMMAND``.
 
 Sub-commands: ``submit SCRIPT`` (prints the job ID), ``status ID...``
 (prints ``ID STATE`` lines, and ``ID exit-code N`` for a job that ended),
@@ -11,6 +11,11 @@ state), each written atomically. A detached supervisor process (its own
 session) runs the script in its own process group, enforces the walltime,
 and writes ``exit.json``; so the state is durable and survives the
 submitting Python process.
+
+It uses the standard library only: the backend starts it at every poll by its
+file path, without the clusterjob package and without site-packages
+(``python -I -S``), which costs a bare interpreter's start-up. ``python -m
+clusterjob.backends.local_runner`` works too, at the price of the package.
 """
 
 from __future__ import annotations
@@ -27,8 +32,6 @@ import subprocess
 import sys
 import time
 from typing import Any
-
-from clusterjob.utils import time_to_seconds
 
 SPOOL_ENV = "CLUSTERJOB_LOCAL_SPOOL"
 #: A job that has no supervisor after this many seconds was lost during submission.
@@ -81,6 +84,16 @@ def parse_header(script: str) -> dict[str, str]:
     return options
 
 
+def walltime_seconds(text: str) -> int:
+    """The ``--time`` of a job script: whole seconds, as the local backend writes it."""
+    if not text.isdigit():
+        raise SystemExit(
+            f"#LOCAL --time={text}: the walltime is whole seconds here (the local backend "
+            "writes it so from the job's time resource); render the script again"
+        )
+    return int(text)
+
+
 def next_job_id() -> str:
     with open(os.path.join(spool(), "next_id"), "a+", encoding="utf-8") as counter:
         fcntl.flock(counter, fcntl.LOCK_EX)
@@ -110,6 +123,7 @@ def process_start_time(pid: int) -> str | None:
 def submit(script: str) -> str:
     script = os.path.abspath(script)
     options = parse_header(script)
+    walltime = walltime_seconds(options["time"]) if options.get("time") else None  # may refuse
     job_id = next_job_id()
     folder = job_dir(job_id)
     os.makedirs(folder)
@@ -122,7 +136,7 @@ def submit(script: str) -> str:
         "name": options.get("job-name", os.path.basename(script)),
         "stdout": os.path.join(workdir, stdout),
         "stderr": os.path.join(workdir, options["error"]) if options.get("error") else None,
-        "time": time_to_seconds(options["time"]) if options.get("time") else None,
+        "time": walltime,
         "threads": options.get("threads"),
         "tag": options.get("tag"),
         "dependency": [d for d in options.get("dependency", "").partition(":")[2].split(":") if d],
@@ -132,7 +146,7 @@ def submit(script: str) -> str:
     write_json(os.path.join(folder, "meta.json"), meta)
     with open(os.path.join(folder, "supervisor.log"), "ab") as log:
         subprocess.Popen(
-            [sys.executable, "-m", "clusterjob.backends.local_runner", "supervise", job_id],
+            [sys.executable, "-I", "-S", os.path.abspath(__file__), "supervise", job_id],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -271,7 +285,7 @@ def supervise(job_id: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clusterjob.backends.local_runner")
+    parser = argparse.ArgumentParser(prog="local_runner.py")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("submit").add_argument("script")
     commands.add_parser("status").add_argument("job_ids", nargs="+")
