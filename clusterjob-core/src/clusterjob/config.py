@@ -52,7 +52,7 @@ def read_ini(filename: str) -> Settings:
     parser = configparser.ConfigParser(interpolation=None, default_section="\x00no-default\x00")
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case sensitive
     try:
-        # utf-8-sig: a byte order mark (some Windows editors write one) is not part of the first line.
+        # utf-8-sig: a byte order mark (some Windows editors write one) is not part of line 1.
         with open(filename, encoding="utf-8-sig") as in_fh:
             parser.read_file(in_fh, source=filename)
     except OSError as exc:

@@ -78,6 +78,8 @@ def check_attribute(owner: str, name: str, value: Any) -> Any:
         return value
     if name == "max_sleep_interval":
         return _positive_seconds(owner, name, value)
+    if name == "exit_markers":
+        return _boolean(owner, name, value)
     if name == "resources":
         if not isinstance(value, Mapping):
             raise ValueError(f"{owner}.resources must be a dict, not {value!r}")
@@ -98,6 +100,20 @@ def _positive_seconds(owner: str, name: str, value: Any) -> int | float:
     if isinstance(value, bool) or not 0 < number < float("inf"):
         raise ValueError(f"{owner}.{name} must be a positive number of seconds, not {value!r}")
     return int(number) if number == int(number) else number
+
+
+_BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True}
+_BOOLEAN_WORDS.update({"false": False, "no": False, "off": False, "0": False})
+
+
+def _boolean(owner: str, name: str, value: Any) -> bool:
+    """True/False, or its word in an INI file (``yes``/``no``, ``on``/``off``, ``1``/``0``)."""
+    if isinstance(value, bool):
+        return value
+    word = _BOOLEAN_WORDS.get(str(value).strip().lower())
+    if word is None:
+        raise ValueError(f"{owner}.{name} must be true or false, not {value!r}")
+    return word
 
 
 class _JobScriptMeta(type):
@@ -150,6 +166,7 @@ class JobScript(metaclass=_JobScriptMeta):
     epilogue: str = ""
     max_sleep_interval: int | float = 900
     marker_folder: str | None = None
+    exit_markers: bool = True
     ssh: str = "ssh"
     scp: str = "scp"
 
@@ -183,7 +200,8 @@ class JobScript(metaclass=_JobScriptMeta):
                 else f"set JobScript.{name} or use JobScript.read_defaults()"
             )
             raise AttributeError(
-                f"'{name}' is a class attribute of JobScript and cannot be set on an instance; {hint}"
+                f"'{name}' is a class attribute of JobScript and cannot be set on an instance; "
+                f"{hint}"
             )
         if name == "backends":
             raise AttributeError("'backends' is read-only; use JobScript.register_backend()")
@@ -196,7 +214,7 @@ class JobScript(metaclass=_JobScriptMeta):
 
     @classmethod
     def register_backend(cls, backend: ClusterjobBackend, name: str | None = None) -> None:
-        """Register ``backend`` under ``name`` (default: its ``name``); wins over discovered plugins.
+        """Register ``backend`` under ``name`` (default: its ``name``), before discovered plugins.
 
         Raises:
             TypeError: if ``backend`` is not a ClusterjobBackend or lacks a required method.
@@ -270,7 +288,7 @@ class JobScript(metaclass=_JobScriptMeta):
     def render_script(
         self, scriptbody: str, jobscript: bool = False, *, context: SubmissionContext | None = None
     ) -> str:
-        """Render a script body: shebang, resource headers (for the job script), variables, placeholders.
+        """Render a script body: shebang, resource headers (job script), variables, placeholders.
 
         Steps, as documented: (1) add ``#!{shell}`` unless the first line is a
         shebang; (2) with ``jobscript=True`` add the backend's resource
@@ -392,7 +410,7 @@ def _is_machinery(name: str) -> bool:
     return name in _MACHINERY
 
 
-#: Per class, the attribute names keyword arguments may set; cleared whenever a class attribute changes.
+#: Per class, the attribute names keyword arguments may set; cleared when a class attribute changes.
 _known_attributes: dict[type, frozenset[str]] = {}
 
 
@@ -435,7 +453,7 @@ def _apply_attributes(
 
 
 def _single_lines(headers: list[str], resources: Mapping[str, Any], backend_name: str) -> list[str]:
-    """``headers``, unless one holds a line break: the header would end there and the rest run as a command."""
+    """``headers``, unless one holds a line break (the rest would run as a command)."""
     for line in headers:
         if "\n" in line or "\r" in line:
             culprits = [
@@ -444,8 +462,9 @@ def _single_lines(headers: list[str], resources: Mapping[str, Any], backend_name
                 if isinstance(v, str) and ("\n" in v or "\r" in v)
             ]
             raise ResourcesNotSupportedError(
-                f"resource {culprits[0] if culprits else repr(line)}: a line break cannot go into a job script "
-                f"header (backend {backend_name!r}); the rest of the value would run as a command"
+                f"resource {culprits[0] if culprits else repr(line)}: a line break cannot go "
+                f"into a job script header (backend {backend_name!r}); the rest of the value "
+                "would run as a command"
             )
     return headers
 

@@ -133,12 +133,15 @@ class PluginFailure:
         return f"plugin {self.plugin!r} from distribution {self.origin}"
 
     def concerns(self, backend_name: str) -> bool:
-        """Whether asking for ``backend_name`` asks for this plugin's backend (see :func:`_concerns`)."""
+        """Whether a user asking for ``backend_name`` means this plugin (:func:`_concerns`)."""
         return _concerns(backend_name, self.plugin, self.origin, self.backends)
 
     def announcement(self) -> str:
         """The warning: what failed and why, that the others work, and how to stop loading it."""
-        message = f"clusterjob {self.source} failed and is skipped: {self.reason}. The other backends keep working"
+        message = (
+            f"clusterjob {self.source} failed and is skipped: {self.reason}. "
+            "The other backends keep working"
+        )
         if self.origin.distribution is None:  # not an entry point: the variable cannot skip it
             return message
         return f"{message}; to stop loading it, set {disable_setting(self.plugin)}"
@@ -261,7 +264,10 @@ def _load_entry_points(registry: PluginRegistry) -> None:
         if registry.manager.has_plugin(ep.name):
             loaded = registry.origins.get(ep.name)
             if loaded != origin:  # the same distribution seen twice on sys.path is no clash
-                reason = f"its entry-point name is already taken by the plugin from {loaded or 'no distribution'}"
+                reason = (
+                    "its entry-point name is already taken by the plugin from "
+                    f"{loaded or 'no distribution'}"
+                )
                 _skip(registry, None, ep.name, origin, reason)
             continue
         try:
@@ -288,7 +294,8 @@ def _call_backends_hook(impl: pluggy.HookImpl) -> list[object]:
         return []
     if isinstance(offered, (str, ClusterjobBackend)) or not isinstance(offered, Iterable):
         raise PluginError(
-            f"clusterjob_backends() returned {offered!r}; it must return a list of backend instances"
+            f"clusterjob_backends() returned {offered!r}; it must return a list of backend "
+            "instances"
         )
     return list(offered)
 
@@ -303,7 +310,10 @@ def _backend_problem(
         return f"clusterjob_backends() offered an unusable backend: {exc}"
     name = cast("ClusterjobBackend", backend).name
     if name in registry.backends:
-        return f"offers backend {name!r}, already provided by plugin {registry.providers[name]!r}; the first one loaded is kept"
+        return (
+            f"offers backend {name!r}, already provided by plugin "
+            f"{registry.providers[name]!r}; the first one loaded is kept"
+        )
     if offered_names.count(name) > 1:
         return f"offers backend {name!r} more than once"
     return None
@@ -436,7 +446,8 @@ def _why_unavailable(registry: PluginRegistry, name: str) -> str:
     if disabled is not None:
         return (
             f"backend {name!r} is disabled: {DISABLE_VARIABLE} names its plugin {disabled!r} "
-            f"(distribution {registry.disabled[disabled]}); remove it from that variable ({installed})"
+            f"(distribution {registry.disabled[disabled]}); remove it from that variable "
+            f"({installed})"
         )
     message = (
         f"backend {name!r} is not installed: pip install {distribution_for(name)} ({installed})"

@@ -58,7 +58,7 @@ class SubmissionContext:
 
 
 def cannot_express(backend: str, key: str, value: Any, why: str) -> ResourcesNotSupportedError:
-    """The error for resource ``key=value`` that ``backend`` cannot write, saying ``why`` (and the remedy)."""
+    """The error for a resource ``key=value`` that ``backend`` cannot write, and ``why``."""
     return ResourcesNotSupportedError(
         f"backend {backend!r} cannot express resource {key}={value!r}: {why}"
     )
@@ -147,7 +147,7 @@ PLAIN_VALUE = re.compile(r"[^\s'\"\\]*")
 def quote_value(
     value: Any, plain: re.Pattern[str] = PLAIN_VALUE, *, escapes: bool = True, force: bool = False
 ) -> str:
-    r"""``value`` as one word of a header line: as it is if it matches ``plain``, else in double quotes.
+    r"""``value`` as one word of a header line: as is if it matches ``plain``, else double-quoted.
 
     ``escapes``: the scheduler reads ``\\`` as ``\`` and ``\"`` as ``"``
     inside double quotes (sbatch, qsub, bsub), so any value can be quoted.
@@ -172,7 +172,7 @@ def quote_value(
 
 
 def merged_value(given: Any, added: Sequence[str], separator: str) -> Any:
-    """The value of one option that carries both the user's ``given`` value and clusterjob's ``added`` parts.
+    """One option's value: the user's ``given`` value and clusterjob's ``added`` parts.
 
     The user's value comes first and is kept as it is; ``added`` follows,
     joined by ``separator`` (``' '`` for a comment, ``','`` for a list, ``'

@@ -88,11 +88,12 @@ _MARK_LINE = re.compile(r"(?:\n)?" + re.escape(_MARK) + r" (\d+)(?: ([^\n]*))?\n
 
 #: ssh failures that waiting will not cure (told to the user; not retried at submission).
 _PERMANENT_SSH_FAILURES = {
-    "Permission denied": "ssh could not log in; clusterjob runs ssh with BatchMode=yes, so the remote "
-    "must accept a key (or agent) without a prompt",
+    "Permission denied": "ssh could not log in; clusterjob runs ssh with BatchMode=yes, so the "
+    "remote must accept a key (or agent) without a prompt",
     "Host key verification failed": "the remote's host key is unknown or has changed; connect once "
     "interactively (or fix known_hosts)",
-    "Could not resolve hostname": "the host name does not resolve; check `remote` (or the Host alias in your ssh config)",
+    "Could not resolve hostname": "the host name does not resolve; check `remote` (or the Host "
+    "alias in your ssh config)",
     "Bad configuration option": "the ssh options (the `ssh` attribute or ssh_config) are invalid",
     "Can't open user config file": "the ssh config file named with -F does not exist",
 }
@@ -149,7 +150,8 @@ def _append_line(text: str, line: str) -> str:
 
 def _not_found_note(host: str, path: str) -> str:
     return (
-        f"clusterjob: exit code 127 means a command was not found on {host}; PATH there is {path!r} "
+        f"clusterjob: exit code 127 means a command was not found on {host}; "
+        f"PATH there is {path!r} "
         "(the PATH of a non-interactive login; is the scheduler's client installed and on it?)"
     )
 
@@ -357,7 +359,7 @@ class SshTransport(Transport):
         self._lock_name = "first-" + hashlib.sha1(key).hexdigest()[:16] + ".lock"
 
     def options(self) -> list[str]:
-        """The ssh options clusterjob adds: no prompts, no tty, one shared master connection per host."""
+        """The ssh options clusterjob adds: no prompts, no tty, one master connection per host."""
         return [
             "-o", "BatchMode=yes",
             "-o", "RequestTTY=no",
@@ -378,7 +380,7 @@ class SshTransport(Transport):
 
     @contextlib.contextmanager
     def _first_contact(self) -> Iterator[None]:
-        """Until a command got through, one at a time (across processes): the first starts the master."""
+        """One at a time (across processes) until a command got through: it starts the master."""
         if self._connected:
             yield
             return
@@ -409,7 +411,8 @@ class SshTransport(Transport):
                 127,
                 argv,
                 "",
-                f"{argv[0]!r} not found on PATH on this machine (PATH={os.environ.get('PATH', '')!r})",
+                f"{argv[0]!r} not found on PATH on this machine "
+                f"(PATH={os.environ.get('PATH', '')!r})",
             ) from None
         except subprocess.TimeoutExpired as exc:
             self._connected = False
@@ -448,7 +451,10 @@ class SshTransport(Transport):
     def _retrying(
         self, attempts: int, what: str, call: Callable[[], CommandResult]
     ) -> CommandResult:
-        """``call()``, retried with doubling pauses while ssh cannot reach the remote (not for login failures)."""
+        """``call()``, retried with doubling pauses while ssh cannot reach the remote.
+
+        Not after a login failure: waiting does not cure it.
+        """
         delay = 1.0
         for attempt in range(1, attempts + 1):
             try:
@@ -488,7 +494,8 @@ class SshTransport(Transport):
         target = remote_path(path)
         mode = "755" if executable else "644"
         script = (
-            f'tmp={target}.cj-$$.tmp && {{ cat > "$tmp" && chmod {mode} "$tmp" && mv -f -- "$tmp" {target}; }}'
+            f"tmp={target}.cj-$$.tmp && "
+            f'{{ cat > "$tmp" && chmod {mode} "$tmp" && mv -f -- "$tmp" {target}; }}'
             ' || { rc=$?; rm -f -- "$tmp"; exit $rc; }'
         )
         try:
@@ -500,7 +507,7 @@ class SshTransport(Transport):
             raise
 
     def mkdir(self, path: str) -> None:
-        """``mkdir -p``; a folder this transport created less than :data:`MKDIR_MEMORY` s ago is not asked for again.
+        """``mkdir -p``; not asked again for a folder made less than :data:`MKDIR_MEMORY` s ago.
 
         Submitting many jobs into one folder then costs one round trip per
         job less (each costs a login shell start on the remote).
@@ -560,7 +567,7 @@ def get_transport(remote: str | None, ssh: str = "ssh", scp: str = "scp") -> Tra
 
 
 def close_all() -> None:
-    """Close the master connections of every remote this process talked to (they persist otherwise)."""
+    """Close the master connections to every remote this process used (they persist otherwise)."""
     with _lock:
         transports = list(_transports.values())
     for transport in transports:

@@ -103,7 +103,7 @@ def run_cmd(
 
 
 def join_dirs(rootdir: str, workdir: str) -> str:
-    """``rootdir/workdir`` for the machine that runs the command ('' means "where the shell starts")."""
+    """``rootdir/workdir`` for the machine that runs the command ('': where the shell starts)."""
     if not rootdir:
         return workdir
     if not workdir:

@@ -123,7 +123,7 @@ class Walltime:
         return -(-self.seconds // 60)
 
     def days_with_dash(self) -> str:
-        """The text as given, with ``days:hours:minutes:seconds`` written ``days-hours:minutes:seconds``.
+        """The text as given, ``days:hours:minutes:seconds`` written ``days-hours:minutes:seconds``.
 
         SLURM's ``--time`` reads every other documented format as it stands,
         but not days before a colon.

@@ -72,8 +72,8 @@ def find_job_id(response: str, *forms: re.Pattern[str]) -> str | None:
             return found[0]
         if found:
             logger.warning(
-                "the submission output names several job IDs (%s) and does not say which one is the "
-                "job just submitted; taking none. Output: %r",
+                "the submission output names several job IDs (%s) and does not say which one "
+                "is the job just submitted; taking none. Output: %r",
                 ", ".join(found), response.strip()[-500:],
             )  # fmt: skip
             return None

@@ -1,4 +1,4 @@
-"""The documented path ``clusterjob.backends.slurm``: re-exports the backend of ``clusterjob-slurm``.
+"""The documented path ``clusterjob.backends.slurm``: the backend of ``clusterjob-slurm``.
 
 The backend itself ships in its own distribution; this module only keeps
 code written against the original documentation working where it is installed.
