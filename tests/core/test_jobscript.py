@@ -10,6 +10,7 @@ import pytest
 from clusterjob import JobScript
 from clusterjob.backends import ClusterjobBackend, ResourcesNotSupportedError, format_option
 from clusterjob.errors import BackendNotInstalledError, ConfigError
+from helpers.documented import DOCUMENTED_INI
 
 
 class EchoBackend(ClusterjobBackend):
@@ -313,24 +314,6 @@ def test_local_backend_rejects_what_it_cannot_do() -> None:
 
 
 # -- INI files -----------------------------------------------------------------
-
-DOCUMENTED_INI = """\
-[Attributes]
-remote = login.cluster.edu
-prologue =
-    ssh {remote} 'mkdir -p {rootdir}/{workdir}'
-    rsync -av {workdir}/ {remote}:{rootdir}/{workdir}
-epilogue = rsync -av {remote}:{rootdir}/{workdir}/ {workdir}
-rootdir = ~/jobs/
-# the following is a new attribute
-text = Hello World
-
-[Resources]
-queue = exec
-nodes = 1
-threads = 1
-mem = 10
-"""
 
 
 def write(tmp_path: Path, text: str, name: str = "settings.ini") -> str:

@@ -27,6 +27,7 @@ from clusterjob.errors import (
 )
 from clusterjob.plugins import create_plugin_manager, reset_plugin_manager
 from clusterjob.status import COMPLETED, PENDING, RUNNING
+from helpers.commands import fake_command, path_first
 
 # -- INI files (the cases tests/core/test_jobscript.py does not have) -----------------
 
@@ -186,14 +187,6 @@ def test_truncated_cache_of_a_remote_job_is_named_kept_and_set_aside_on_force(
 # -- scheduler commands that answer garbage or are missing --------------------------------
 
 
-def _shim(folder: Path, name: str, script: str) -> Path:
-    folder.mkdir(exist_ok=True)
-    path = folder / name
-    path.write_text("#!/bin/sh\n" + script)
-    path.chmod(0o755)
-    return path
-
-
 def _intent(cache: Path, cache_id: str) -> dict:
     return json.loads((cache / f"clusterjob.{cache_id}.cache").read_text())
 
@@ -209,9 +202,11 @@ def test_sbatch_printing_garbage_keeps_the_intent_and_the_rerun_does_not_duplica
     assert real
     submit_line = f'{real} "$@" >/dev/null || exit $?\n' if reached else ""
     shims = tmp_path / "shims"
-    _shim(shims, "sbatch", submit_line + "echo 'sbatch: the queue is having a bad day (code 7)'\n")
+    fake_command(
+        shims, "sbatch", submit_line + "echo 'sbatch: the queue is having a bad day (code 7)'\n"
+    )
     path = os.environ["PATH"]
-    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{path}")
+    monkeypatch.setenv("PATH", path_first(shims))
     JobScript.cache_folder = str(tmp_path / "cache")
     job = JobScript(
         "true", jobname=f"{prefix}-g", backend="slurm", rootdir=str(tmp_path), time="1", hold=True
@@ -239,7 +234,7 @@ def test_sbatch_printing_garbage_over_ssh_then_adopted(
     from clusterjob_slurm import SlurmBackend
 
     real = shutil.which("sbatch")
-    shim = _shim(
+    shim = fake_command(
         tmp_path / "remote-bin",
         "sbatch",
         f'{real} "$@" >/dev/null || exit $?\necho "<html>502 Bad Gateway</html>"\n',
@@ -276,8 +271,8 @@ def test_squeue_and_sacct_printing_garbage_never_become_a_status(
     path = os.environ["PATH"]
     shims = tmp_path / "shims"
     for tool in ("squeue", "sacct"):
-        _shim(shims, tool, "echo 'Lorem ipsum|dolor|sit'\necho 'COMPLETED' \n")
-    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{path}")
+        fake_command(shims, tool, "echo 'Lorem ipsum|dolor|sit'\necho 'COMPLETED' \n")
+    monkeypatch.setenv("PATH", path_first(shims))
     for _ in range(3):
         assert result.poll() in (PENDING, RUNNING)
     assert "the scheduler reports no status" in caplog.text

@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 from clusterjob import JobScript, wait_all
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, RUNNING
+from helpers.commands import fake_command, path_first, write_executable
+from helpers.documented import DOCUMENTED_INI
+from helpers.waiting import wait_for
 
 pytestmark = pytest.mark.ssh
 
@@ -109,17 +112,16 @@ def banner_ssh(remote, tmp_path: Path) -> str:
     login shell; a ``printf`` is put in front of it there, so the banner comes from the remote side,
     through sshd, as a site's profile would print it. Control commands (``-O exit``) pass unchanged.
     """
-    wrapper = tmp_path / "banner-ssh"
-    wrapper.write_text(
+    wrapper = write_executable(
+        tmp_path / "banner-ssh",
         f"#!{sys.executable}\n"
         "import os, sys\n"
         f"banner = {REMOTE_BANNER!r}\n"
         "args = sys.argv[1:]\n"
         "if len(args) >= 3 and args[-3] == '--':\n"
         '    args[-1] = "printf \'" + banner + "\'; " + args[-1]\n'
-        "os.execvp('ssh', ['ssh', *args])\n"
+        "os.execvp('ssh', ['ssh', *args])\n",
     )
-    wrapper.chmod(0o755)
     ssh = f"{wrapper} -F {remote.config}"
     probe = subprocess.run(
         [*ssh.split(), "--", remote.host, "echo probe"], capture_output=True, text=True, check=True
@@ -169,36 +171,14 @@ def test_local_backend_over_ssh_through_a_login_shell_that_prints_a_banner(
 
 # -- the documented rsync prologue and epilogue ------------------------------------------
 
-#: The documented INI example, with only the host and the remote root changed.
-DOCUMENTED_INI = """\
-[Attributes]
-remote = {remote}
-prologue =
-    ssh {{remote}} 'mkdir -p {{rootdir}}/{{workdir}}'
-    rsync -av {{workdir}}/ {{remote}}:{{rootdir}}/{{workdir}}
-epilogue = rsync -av {{remote}}:{{rootdir}}/{{workdir}}/ {{workdir}}
-rootdir = ~/{folder}/
-# the following is a new attribute
-text = Hello World
-
-[Resources]
-queue = exec
-nodes = 1
-threads = 1
-mem = 10
-"""
-
 
 def _shims(tmp_path: Path, config: str) -> Path:
     """``ssh``/``scp`` commands that read ``config``: what a user's ``~/.ssh/config`` would do."""
     folder = tmp_path / "shims"
-    folder.mkdir()
     for tool in ("ssh", "scp"):
         real = shutil.which(tool)
         assert real is not None
-        shim = folder / tool
-        shim.write_text(f'#!/bin/sh\nexec {real} -F {config} "$@"\n')
-        shim.chmod(0o755)
+        fake_command(folder, tool, f'exec {real} -F {config} "$@"\n')
     return folder
 
 
@@ -215,10 +195,15 @@ def test_documented_ini_with_rsync_prologue_and_epilogue_as_written(
     The test may not touch ``~/.ssh``: ``ssh``/``scp`` shims first on ``PATH``
     read the test's ssh_config instead (rsync runs ``ssh`` from ``PATH``).
     """
-    monkeypatch.setenv("PATH", f"{_shims(tmp_path, remote.config)}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", path_first(_shims(tmp_path, remote.config)))
     monkeypatch.chdir(tmp_path)
     ini = tmp_path / "cluster.ini"
-    ini.write_text(DOCUMENTED_INI.format(remote=remote.host, folder=remote_home_folder))
+    # The documented INI example, with only the host and the remote root changed.
+    ini.write_text(
+        DOCUMENTED_INI.replace("login.cluster.edu", remote.host).replace(
+            "rootdir = ~/jobs/", f"rootdir = ~/{remote_home_folder}/"
+        )
+    )
     JobScript.read_defaults(str(ini))
     JobScript.backend = "local"
     (tmp_path / "data").mkdir()
@@ -269,10 +254,10 @@ def test_rsync_prologue_and_epilogue_with_ssh_options_on_slurm(
     assert not (local_home / remote_home_folder).exists()
 
 
-def test_running_status_comes_over_ssh(remote, local_over_ssh, tmp_path: Path, waiter) -> None:
+def test_running_status_comes_over_ssh(remote, local_over_ssh, tmp_path: Path) -> None:
     job = JobScript("sleep 30", jobname="running", backend="local", remote=remote.host, ssh=remote.ssh,
                     rootdir=str(tmp_path), max_sleep_interval=1)  # fmt: skip
     result = job.submit()
-    waiter(lambda: result.status == RUNNING, "the job to run")
+    wait_for(lambda: result.status == RUNNING, "the job to run", timeout=120)
     result.cancel()
     assert result.get(60) == CANCELLED
