@@ -272,6 +272,20 @@ def test_render_submits_nothing_and_takes_the_options_of_submit(
     assert sorted(os.listdir(tmp_path)) == ["g.ini", "r.sh"]  # no script written, no cache
 
 
+def test_render_json_says_what_submit_would_write(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "render", "--backend", "local", "--json", "-r", "jobname=j", script("r.sh", "true")
+    )
+    assert code == 0
+    assert json.loads(out) == {
+        "name": "j",
+        "backend": "local",
+        "remote": None,
+        "filename": "j.job.sh",
+        "script": "#!/bin/bash\n#LOCAL --job-name=j\ntrue\n",
+    }
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

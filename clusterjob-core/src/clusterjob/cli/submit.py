@@ -14,7 +14,9 @@ it never replaces the script it was made from.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import posixpath
 import sys
 import types
 from collections import OrderedDict
@@ -164,8 +166,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    script = str(build_job(args))
-    sys.stdout.write(script if script.endswith("\n") else script + "\n")
+    job = build_job(args)
+    script = str(job)
+    if args.json:  # the script, and where submit would write it
+        described = {
+            "name": job.resources["jobname"],
+            "backend": job.backend,
+            "remote": job.remote,
+            "filename": posixpath.normpath(posixpath.join(job.job_folder(), job.script_filename())),
+            "script": script,
+        }
+        print(json.dumps(described, indent=2))
+    else:
+        sys.stdout.write(script if script.endswith("\n") else script + "\n")
     return EXIT_COMPLETED
 
 
@@ -207,7 +220,11 @@ def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait", action="store_true", help="wait until the job finished; exit like the job"
     )
-    parser.add_argument("--json", action="store_true", help="print the job as JSON")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the job as JSON (render: name, backend, remote, filename, script)",
+    )
     parser.add_argument("script", metavar="SCRIPT", help="the job script (its body)")
 
 
