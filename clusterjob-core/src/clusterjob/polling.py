@@ -184,7 +184,8 @@ def _with_markers(result: AsyncResult, status: int | None, now: float) -> int | 
     """The scheduler's ``status`` of a job with markers, weighed against them (None: wait).
 
     The scheduler decides for a job whose marker records a signal or is
-    incomplete (killed: a COMPLETED there is FAILED), and for a job it
+    incomplete (killed: a COMPLETED there is FAILED, and so is a job that
+    neither the queue nor accounting knows after ``marker_grace``), and for a job it
     reports FAILED/CANCELLED without an exit marker (walltime, cancel, OOM,
     node failure). A COMPLETED without an exit marker is taken after
     ``marker_grace`` (the marker brings the exit code, if it shows up).
@@ -194,13 +195,15 @@ def _with_markers(result: AsyncResult, status: int | None, now: float) -> int | 
     watch.next_check = now + result.scheduler_interval
     if status is None:
         watch.unlisted_since = watch.unlisted_since or now
-        if not watch.marker.needs_scheduler:
-            watch.next_check = min(watch.next_check, watch.unlisted_since + grace)
+        if watch.marker.needs_scheduler and now - watch.unlisted_since >= grace:
+            return FAILED  # it recorded a kill, and neither the queue nor accounting knows better
+        watch.next_check = min(watch.next_check, watch.unlisted_since + grace)
         return None
+    from_accounting = watch.unlisted_since is not None  # asked only after the grace
     watch.unlisted_since = None
     if watch.marker.needs_scheduler:
         return FAILED if status == COMPLETED else status
-    if status == COMPLETED:
+    if status == COMPLETED and not from_accounting:
         watch.completed_since = watch.completed_since or now
         if now - watch.completed_since < grace:
             watch.next_check = watch.completed_since + grace
