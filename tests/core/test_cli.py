@@ -602,6 +602,22 @@ def test_the_command_line_names_a_pickle_and_the_way_out(
     assert code == 0 and out.startswith("submitted job 1 (old) to local")
 
 
+#: What Python 2's original clusterjob wrote: its AsyncResult instance, pickled with protocols 0 and 2.
+PYTHON2_PICKLES = [
+    b"ccopy_reg\n_reconstructor\np0\n(cclusterjob\nAsyncResult\np1\nc__builtin__\nobject\np2\nNtp3\nRp4\n(dp5\nS'cache_file'\np6\nS'x'\np7\nsS'remote'\np8\nNsS'job_id'\np9\nS'12'\np10\nsb.",
+    b"\x80\x02cclusterjob\nAsyncResult\nq\x00)\x81q\x01}q\x02(U\ncache_fileq\x03U\x01xq\x04U\x06remoteq\x05NU\x06job_idq\x06U\x0212q\x07ub.",
+]
+
+
+@pytest.mark.parametrize("content", PYTHON2_PICKLES)
+def test_a_python2_pickle_of_an_async_result_is_recognized(content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "clusterjob.old.cache"
+    path.write_bytes(content)
+    with pytest.raises(CacheError) as raised:
+        AsyncResult.from_cache(str(path))  # unpickling it would import clusterjob.AsyncResult
+    assert str(raised.value) == PICKLE_MESSAGE.format(path=path)
+
+
 def test_other_unreadable_files_are_not_called_pickles(tmp_path: Path) -> None:
     for content in (b"nope", b"\x80\x04 not really.", b"(dp0\n"):
         path = tmp_path / "x.cache"
