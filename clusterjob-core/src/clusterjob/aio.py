@@ -15,7 +15,10 @@ clean-up of login-shell output), and a job seen finished runs its epilogue and t
 uses. Each cycle runs it as one call in the loop's default executor, so the asyncio
 waits send exactly the commands the blocking ones do, and the event loop stays free
 while the scheduler answers. At most one such call per loop is in flight; epilogues
-and hooks therefore run in that worker thread.
+and hooks therefore run in that worker thread. An error of a cycle (a backend that
+answers nonsense, an unreadable cache file) is raised in every coroutine whose jobs
+that cycle polled, as ``wait_all`` raises it; an unreachable remote only means
+"still waiting", with a warning.
 """
 
 from __future__ import annotations
