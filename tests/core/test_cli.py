@@ -619,7 +619,13 @@ def test_a_python2_pickle_of_an_async_result_is_recognized(content: bytes, tmp_p
 
 
 def test_other_unreadable_files_are_not_called_pickles(tmp_path: Path) -> None:
-    for content in (b"nope", b"\x80\x04 not really.", b"(dp0\n"):
+    for content in (
+        b"nope",
+        b"\x80\x04 not really.",
+        b"(dp0\n",
+        b"hello.",
+        b'{"clusterjob_cache": 1.',
+    ):
         path = tmp_path / "x.cache"
         path.write_bytes(content)
         with pytest.raises(CacheError, match="is not valid clusterjob JSON"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import logging
 import os
@@ -139,15 +140,15 @@ def read_record(path: str) -> dict[str, Any] | None:
 def is_pickle(raw: bytes) -> bool:
     """Whether ``raw`` is a whole pickle, as the original clusterjob wrote its cache files.
 
-    Only the opcodes are decoded (:func:`pickletools.genops`); nothing is
-    unpickled, since unpickling a file runs whatever code it names.
+    The opcodes are only disassembled (:func:`pickletools.dis`, which also checks
+    that they build one object, so text such as ``hello.`` is not taken for one);
+    nothing is unpickled, since unpickling a file runs whatever code it names.
     """
     if not raw.rstrip().endswith(b"."):  # every pickle ends with the STOP opcode
         return False
     try:
-        for _ in pickletools.genops(raw):
-            pass
-    except ValueError:  # an unknown opcode or truncated data: not a pickle
+        pickletools.dis(raw, out=io.StringIO())
+    except ValueError:  # an unknown opcode, truncated data, an inconsistent stack: not a pickle
         return False
     return True
 
