@@ -38,6 +38,7 @@ __all__ = [
     "print_jobs",
     "read_entries",
     "report_problems",
+    "result_object",
     "selected_files",
     "wait_with_progress",
 ]
@@ -82,6 +83,7 @@ def job_object(record: Mapping[str, Any], cache_file: str | None) -> dict[str, A
 
 
 def result_object(result: AsyncResult) -> dict[str, Any]:
+    """The JSON object of a result, from what it would write to its cache file."""
     return job_object(result.to_dict(), result.cache_file)
 
 
@@ -90,6 +92,7 @@ def _cell(value: Any) -> str:
 
 
 def job_row(job: Mapping[str, Any]) -> list[str]:
+    """The table row of a job object (:data:`JOB_COLUMNS`); an intent shows its state."""
     status = job["status"] if job["status"] is not None else job["state"]
     return [
         _cell(job["cache_id"]),
@@ -165,6 +168,7 @@ def cache_file_of(job: str, folder: str | None) -> str:
 
 
 def _cache_id_in(path: str) -> Any:
+    """The cache id recorded in ``path`` (None if unreadable): a prefix may contain dots."""
     try:
         record = cache.read_record(path)
     except CacheError:
