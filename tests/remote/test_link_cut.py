@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from clusterjob import AsyncResult, JobScript, wait_all
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING
+from helpers.commands import fake_command
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slurm]
 
@@ -78,9 +79,7 @@ def test_submitting_and_polling_100_jobs_uses_one_tcp_connection(
 ) -> None:
     """100 held SLURM jobs: submitted from 8 threads, polled batched and one by one, cancelled, waited for."""
     calls = tmp_path / "ssh-calls"
-    wrapper = tmp_path / "counting-ssh"
-    wrapper.write_text(f'#!/bin/sh\necho "$$" >> {calls}\nexec ssh "$@"\n')
-    wrapper.chmod(0o755)
+    wrapper = fake_command(tmp_path, "counting-ssh", f'echo "$$" >> {calls}\nexec ssh "$@"\n')
     JobScript.ssh = f"{wrapper} -F {over_proxy.config}"
     over_proxy.close_masters()
     before = link.accepted
@@ -122,15 +121,14 @@ def test_link_lost_during_the_sbatch_call_keeps_the_intent_and_the_rerun_submits
     from clusterjob.errors import TransientTransportError
 
     count = tmp_path / "count"
-    wrapper = tmp_path / "flaky-ssh"
     run_then_fail = 'ssh "$@" >/dev/null 2>&1; ' if reached else ""
-    wrapper.write_text(
-        "#!/bin/sh\n"
+    wrapper = fake_command(
+        tmp_path,
+        "flaky-ssh",
         f"n=$(($(cat {count} 2>/dev/null || echo 0) + 1)); echo $n > {count}\n"
         f'if [ $n -eq 3 ]; then {run_then_fail}echo "client_loop: send disconnect: Connection reset by peer" >&2; exit 255; fi\n'
-        'exec ssh "$@"\n'
+        'exec ssh "$@"\n',
     )
-    wrapper.chmod(0o755)
     job = JobScript(
         "true",
         jobname=f"{prefix}-flaky",
