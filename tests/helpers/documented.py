@@ -19,3 +19,16 @@ nodes = 1
 threads = 1
 mem = 10
 """
+
+#: The resources of the documentation's ``printenv`` example job (rendered for SLURM there;
+#: the other backends' tests render the same request in their own notation).
+PRINTENV_RESOURCES = {
+    "jobname": "printenv",
+    "queue": "test",
+    "time": "00:05:00",
+    "nodes": 1,
+    "threads": 1,
+    "mem": 100,
+    "stdout": "printenv.out",
+    "stderr": "printenv.err",
+}

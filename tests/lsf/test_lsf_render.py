@@ -11,6 +11,7 @@ from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
 from clusterjob_lsf import time_to_minutes
 from helpers import rendering
+from helpers.documented import PRINTENV_RESOURCES
 
 TAG = SubmissionContext(tag="cj-1a2b3c4d5e-9f8e7d")
 
@@ -59,15 +60,8 @@ def test_parallelization_table_rendered_script(layout: tuple[int, int, int], slo
 def test_common_resources() -> None:
     job = JobScript(
         "cd $CLUSTERJOB_WORKDIR\necho $CLUSTERJOB_ID ${CLUSTERJOB_NAME} $CLUSTERJOB_SUBMIT_HOST $CLUSTERJOB_NODELIST",
-        jobname="printenv",
         backend="lsf",
-        queue="test",
-        time="00:05:00",
-        nodes=1,
-        threads=1,
-        mem=100,
-        stdout="printenv.out",
-        stderr="printenv.err",
+        **PRINTENV_RESOURCES,
     )
     assert str(job) == "\n".join(  # noqa: FLY002 - a list reads like the script
         [

@@ -10,6 +10,7 @@ import pytest
 from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
 from clusterjob_pbs.backend import NODELIST_PREAMBLE
+from helpers.documented import PRINTENV_RESOURCES
 from helpers.rendering import headers, ini_headers
 
 TAG = SubmissionContext(tag="cj-1a2b3c4d5e-9f8e7d")
@@ -61,15 +62,8 @@ def test_parallelization_table_rendered_script(
 def test_common_resources_torque() -> None:
     job = JobScript(
         "cd $CLUSTERJOB_WORKDIR\necho $CLUSTERJOB_ID ${CLUSTERJOB_NAME} $CLUSTERJOB_SUBMIT_HOST",
-        jobname="printenv",
         backend="pbs",
-        queue="test",
-        time="00:05:00",
-        nodes=1,
-        threads=1,
-        mem=100,
-        stdout="printenv.out",
-        stderr="printenv.err",
+        **PRINTENV_RESOURCES,
     )
     assert str(job) == "\n".join(  # noqa: FLY002 - a list reads like the script
         [

@@ -12,6 +12,7 @@ from clusterjob import JobScript
 from clusterjob.backends import ResourcesNotSupportedError, SubmissionContext
 from clusterjob_slurm import SlurmBackend
 from helpers import rendering
+from helpers.documented import PRINTENV_RESOURCES
 from helpers.results import job_result
 
 TAG = SubmissionContext(tag="cj-0123456789-abcdef")
@@ -73,10 +74,7 @@ def headers(**resources: object) -> list[str]:
 
 
 def test_documented_printenv_example_renders_exactly() -> None:
-    jobscript = JobScript(
-        BODY, backend="slurm", jobname="printenv", queue="test", time="00:05:00", nodes=1,
-        threads=1, mem=100, stdout="printenv.out", stderr="printenv.err",
-    )  # fmt: skip
+    jobscript = JobScript(BODY, backend="slurm", **PRINTENV_RESOURCES)
     assert str(jobscript) == RENDERED
 
 
