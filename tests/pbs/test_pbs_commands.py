@@ -95,31 +95,27 @@ def _fake_qstat(folder: Path, script: str) -> dict[str, str]:
 
 def test_finished_status_falls_back_to_plain_qstat_where_x_is_unknown(tmp_path: Path) -> None:
     """Like slurm-wlm-torque: `qstat -x` is a usage error, `qstat -f ID` works."""
-    completed = DATA.read("slurm_torque_qstat_f_completed.txt")
-    (tmp_path / "answer").write_text(completed)
     env = _fake_qstat(
         tmp_path / "bin",
         f"""
 case "$1" in -x) echo "Unknown option: x" >&2; exit 2;; esac
-[ "$1" = -f ] && [ "$2" = 34 ] && cat {tmp_path}/answer && exit 0
+[ "$1" = -f ] && [ "$2" = 34 ] && cat {DATA / "slurm_torque_qstat_f_completed.txt"} && exit 0
 exit 153
 """,
     )
     backend = PbsBackend()
     out = run_command(backend.cmd_status(job_result(backend, "34"), finished=True), env)
-    assert out.stdout == completed
+    assert out.stdout == DATA.read("slurm_torque_qstat_f_completed.txt")
     assert out.stderr == ""  # the expected failure of -x is not reported as an error
     assert backend.parse_status(out, ["34"], finished=True)["34"] == COMPLETED
 
 
 def test_finished_status_uses_history_where_x_works(tmp_path: Path) -> None:
     """Like PBS Pro used through the pbs backend: the finished job is only visible with -x."""
-    history = DATA.read("pbspro_qstat_xf_finished.txt")
-    (tmp_path / "answer").write_text(history)
     env = _fake_qstat(
         tmp_path / "bin",
         f"""
-[ "$1" = -x ] && cat {tmp_path}/answer && exit 0
+[ "$1" = -x ] && cat {DATA / "pbspro_qstat_xf_finished.txt"} && exit 0
 echo "qstat: 1234.pbsserver Job has finished, use -x or -H to obtain historical job information" >&2
 exit 35
 """,
