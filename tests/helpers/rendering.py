@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clusterjob import JobScript
-from clusterjob.backends import ClusterjobBackend, SubmissionContext
+from clusterjob.backends import ClusterjobBackend, ResourcesNotSupportedError, SubmissionContext
 
 
 def headers(
@@ -36,3 +39,13 @@ def ini_headers(
     job = JobScript("true", backend=backend, **{"jobname": "job", **attributes})
     job.read_settings(str(path))
     return job._get_backend().resource_headers(job, context)
+
+
+def refused(
+    backend: str, message: str
+) -> AbstractContextManager[pytest.ExceptionInfo[ResourcesNotSupportedError]]:
+    """Expects the refusal of ``backend`` whose message starts ``cannot express <message>``."""
+    return pytest.raises(
+        ResourcesNotSupportedError,
+        match=f"^backend '{backend}' cannot express " + re.escape(message),
+    )
