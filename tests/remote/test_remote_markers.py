@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import shutil
@@ -62,3 +63,26 @@ def test_markers_over_ssh_are_read_with_one_command_per_cycle(
         )
         assert marker.read_text() == f"exit {result.exit_code}\n"
     assert not list(HOME.glob("pwned")) and not list((HOME / hostile_home_folder).rglob("pwned"))
+
+
+def test_an_unwritable_remote_marker_folder_falls_back_with_one_warning(
+    remote, prefix: str, hostile_home_folder: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    (HOME / hostile_home_folder).mkdir()
+    (HOME / hostile_home_folder / "file").write_text("")
+    JobScript.backend = "slurm"
+    JobScript.remote, JobScript.ssh, JobScript.scp = remote.host, remote.ssh, remote.scp
+    JobScript.rootdir = f"~/{hostile_home_folder}"
+    JobScript.marker_folder = "file/markers"  # below a regular file: mkdir fails on the remote
+    JobScript.max_sleep_interval = 1
+    with caplog.at_level(logging.WARNING, logger="clusterjob"):
+        results = [
+            JobScript("exit 3", jobname=f"{prefix}-ro{i}", time="1").submit() for i in range(2)
+        ]
+        assert wait_all(results, timeout=180) == [FAILED, FAILED]
+    assert [r.marker_name for r in results] == [None, None]
+    warnings = [r.getMessage() for r in caplog.records if "exit markers" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        f"cannot write exit markers into {hostile_home_folder}/file/markers on {remote.host} (mkdir: "
+    )
