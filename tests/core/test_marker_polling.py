@@ -149,3 +149,15 @@ def test_a_job_whose_markers_never_show_is_watched_through_the_scheduler(
         assert result.get(timeout=60) == COMPLETED
     assert any("its start marker did not appear" in r.getMessage() for r in caplog.records)
     assert result.exit_code is None or result.exit_code == 0
+
+
+def test_exit_markers_can_be_switched_off_also_from_an_ini_file(tmp_path: Path) -> None:
+    ini = tmp_path / "job.ini"
+    ini.write_text("[Attributes]\nexit_markers = no\n")
+    JobScript.read_defaults(str(ini))
+    assert JobScript.exit_markers is False
+    assert JobScript("true", jobname="x", exit_markers="On").exit_markers is True
+    with pytest.raises(
+        ValueError, match="^JobScript.exit_markers must be true or false, not 'maybe'$"
+    ):
+        JobScript("true", jobname="x", exit_markers="maybe")
