@@ -93,7 +93,8 @@ def main() -> None:
                 CJ_CALL_LOG=str(log), CJ_REAL_PATH=real_path, PATH=f"{shim}:{real_path}"
             )
 
-            # baseline: one cycle of per-job polling (what a backend with only cmd_status/get_status costs)
+            # baseline: one cycle of per-job polling (the cost of a backend that has only
+            # cmd_status/get_status)
             backend = results[0].backend
             start = time.perf_counter()
             for result in results:
@@ -142,23 +143,27 @@ def main() -> None:
         cycles.append((pending, calls, took))
     commands = [sum(c.values()) for _, c, _ in cycles]
     big = [took for pending, _, took in cycles if pending >= args.jobs // 2]
+    outcomes = Counter(statuses)
     print(
-        f"{args.jobs} jobs submitted in {submit_time:.1f} s, all finished after {wait_time:.1f} s of waiting "
-        f"({Counter(statuses)[COMPLETED]} run to COMPLETED, {Counter(statuses)[CANCELLED]} CANCELLED "
+        f"{args.jobs} jobs submitted in {submit_time:.1f} s, "
+        f"all finished after {wait_time:.1f} s of waiting "
+        f"({outcomes[COMPLETED]} run to COMPLETED, {outcomes[CANCELLED]} CANCELLED "
         f"while held; {cancelled} left over and cancelled)"
     )
     print(
         f"batched: {len(cycles)} poll cycles, {sum(commands)} SLURM commands: "
         f"{sum(commands) / len(cycles):.2f} per cycle (max {max(commands)}; "
-        f"squeue {sum(c['squeue'] for _, c, _ in cycles)}, sacct {sum(c['sacct'] for _, c, _ in cycles)})"
+        f"squeue {sum(c['squeue'] for _, c, _ in cycles)}, "
+        f"sacct {sum(c['sacct'] for _, c, _ in cycles)})"
     )
     if big:
         print(
-            f"  one batched cycle over >= {args.jobs // 2} pending jobs: {min(big) * 1000:.0f} ms (best)"
+            f"  one batched cycle over >= {args.jobs // 2} pending jobs: "
+            f"{min(big) * 1000:.0f} ms (best)"
         )
     print(
-        f"baseline, per-job polling: {per_job_calls} SLURM commands for one cycle over {args.jobs} jobs, "
-        f"{per_job_time:.1f} s"
+        f"baseline, per-job polling: {per_job_calls} SLURM commands "
+        f"for one cycle over {args.jobs} jobs, {per_job_time:.1f} s"
     )
     ratio = (sum(commands) / len(cycles)) / per_job_calls
     print(

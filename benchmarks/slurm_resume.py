@@ -124,7 +124,8 @@ def main() -> None:
         f"({fill / args.jobs * 1000:.1f} ms/job, instant submission)"
     )
     print(
-        f"resume {args.jobs} cached SLURM jobs: best {best:.3f} s of 3 runs ({best / args.jobs * 1e6:.0f} us/job); "
+        f"resume {args.jobs} cached SLURM jobs: best {best:.3f} s of 3 runs "
+        f"({best / args.jobs * 1e6:.0f} us/job); "
         f"target < 1 s: {'met' if best < 1 else 'MISSED'}"
     )
     print(f"baseline (read + json-decode the same files): {base:.3f} s; ratio {best / base:.2f}x")

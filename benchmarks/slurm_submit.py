@@ -34,8 +34,10 @@ BODY = "echo hello from $CLUSTERJOB_ID\n"
 
 def raw_submit(folder: Path, name: str) -> str:
     script = folder / f"{name}.slr"
+    body = BODY.replace("$CLUSTERJOB_ID", "$SLURM_JOB_ID")
     script.write_text(
-        f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --hold\n#SBATCH --output=/dev/null\n{BODY.replace('$CLUSTERJOB_ID', '$SLURM_JOB_ID')}"
+        f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --hold\n"
+        f"#SBATCH --output=/dev/null\n{body}"
     )
     script.chmod(0o755)
     out = subprocess.run(
@@ -97,16 +99,19 @@ def main() -> None:
     n = per_round * args.rounds
     base = totals["raw sbatch loop"]
     print(
-        f"submitting {n} held jobs per method, {args.rounds} interleaved rounds ({cancelled} jobs cancelled afterwards)"
+        f"submitting {n} held jobs per method, {args.rounds} interleaved rounds "
+        f"({cancelled} jobs cancelled afterwards)"
     )
     for label, seconds in totals.items():
         print(
-            f"  {label:<20} {seconds:6.2f} s  {seconds / n * 1000:6.1f} ms/job  ratio {seconds / base:.3f}x"
+            f"  {label:<20} {seconds:6.2f} s  {seconds / n * 1000:6.1f} ms/job  "
+            f"ratio {seconds / base:.3f}x"
         )
     for label in ("clusterjob", "clusterjob + cache"):
         ratio = totals[label] / base
         print(
-            f"{label}: ratio {ratio:.3f}x vs raw sbatch loop; target <= 1.15x: {'met' if ratio <= 1.15 else 'MISSED'}"
+            f"{label}: ratio {ratio:.3f}x vs raw sbatch loop; "
+            f"target <= 1.15x: {'met' if ratio <= 1.15 else 'MISSED'}"
         )
 
 

@@ -63,14 +63,14 @@ def main() -> int:
         results.append(job.submit(cache_id=f"pi-{seed}"))
     resumed = sum(r.resumed for r in results)
     print(
-        f"{len(results) - resumed} jobs submitted, {resumed} resumed from the cache in {JobScript.cache_folder}"
+        f"{len(results) - resumed} jobs submitted, "
+        f"{resumed} resumed from the cache in {JobScript.cache_folder}"
     )
     statuses = wait_all(results, progress=True)
     for result in results:
         output = (WORK / "runs" / f"{result.jobname}.out").read_text().strip().splitlines()
-        print(
-            f"{result.jobname:>4}  job {result.job_id:>4}  {str_status[result.status]:<9}  {output[-1]}"
-        )
+        status = str_status[result.status]
+        print(f"{result.jobname:>4}  job {result.job_id:>4}  {status:<9}  {output[-1]}")
     if resumed < len(results):
         print("run me again: every job is resumed from the cache, nothing is submitted twice")
     return 0 if all(s == 0 for s in statuses) else 1

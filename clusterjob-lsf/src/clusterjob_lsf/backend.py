@@ -38,7 +38,8 @@ logger = logging.getLogger("clusterjob.lsf")
 #: What a ``bsub`` option name may be.
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
-#: bsub's line ``Job <123> is submitted to [default] queue <normal>.`` (its tail varies with the options).
+#: bsub's line ``Job <123> is submitted to [default] queue <normal>.`` (the tail varies with the
+#: options).
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted\b.*")
 _NO_JOBS = re.compile(r"No (?:unfinished |matching )?job found", re.IGNORECASE)
 
@@ -216,7 +217,8 @@ class LsfBackend(ClusterjobBackend):
                     self.name,
                     key,
                     value,
-                    "a bsub option name must start with a letter and contain only letters, digits and '_'",
+                    "a bsub option name must start with a letter and contain only letters, digits "
+                    "and '_'",
                 )
             else:
                 add(f"-{key}", *([] if value is True else [self.quote(key, value)]))
@@ -227,13 +229,13 @@ class LsfBackend(ClusterjobBackend):
         return f"-{key}"
 
     def options_set_by(self, key: str, value: Any) -> set[str]:
-        """nodes/ppn/threads set ``-n``; the rest as the base class says (``-R`` sections are merged)."""
+        """nodes/ppn/threads set ``-n``; the rest as the base class says (``-R`` sections merge)."""
         if key in ("nodes", "ppn", "threads"):
             return {"-n"}
         return super().options_set_by(key, value)
 
     def _layout(self, resources: dict[str, Any]) -> tuple[int | None, list[str]]:
-        """``-n`` slots and ``-R`` sections for nodes/ppn/threads/mem (popped), plus an ``R`` resource."""
+        """``-n`` slots and ``-R`` sections for nodes/ppn/threads/mem (popped) and a user ``R``."""
         user = str(resources.pop("R")).strip() if "R" in resources else ""
         counts = {key: resources.pop(key, None) for key in ("nodes", "ppn", "threads")}
         mem = resources.pop("mem", None)
@@ -266,7 +268,7 @@ class LsfBackend(ClusterjobBackend):
     def tag_lookup_command(
         self, tag: str, remote: str | None = None, finished: bool = False
     ) -> Command | None:
-        """The user's recent jobs with their descriptions (one lookup: ``-a`` covers finished jobs)."""
+        """The user's recent jobs and their descriptions (one lookup: ``-a`` lists ended ones)."""
         return None if finished else ["bjobs", "-a", "-noheader", "-o", TAG_FORMAT]
 
     def parse_tag_lookup(
@@ -289,7 +291,8 @@ class LsfBackend(ClusterjobBackend):
         if found or listed or _NO_JOBS.search(result.stderr) or _NO_JOBS.search(result.stdout):
             return found
         raise SubmitError(
-            f"cannot tell whether the interrupted submission tagged {tag} reached LSF: bjobs exited with "
-            f"{result.returncode}: {(result.stderr or result.stdout).strip()[-300:]!r}. Check with bjobs, "
-            "then submit again with force=True"
+            f"cannot tell whether the interrupted submission tagged {tag} reached LSF: "
+            f"bjobs exited with {result.returncode}: "
+            f"{(result.stderr or result.stdout).strip()[-300:]!r}. "
+            "Check with bjobs, then submit again with force=True"
         )

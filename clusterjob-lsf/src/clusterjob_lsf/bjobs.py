@@ -31,7 +31,9 @@ TAG_FORMAT = "jobid job_description delimiter='|'"
 #: "... without time for cleanup", TERM_ADMIN/TERM_FORCE_ADMIN "Job killed by
 #: root or LSF administrator"). Matched as keyword or as its description.
 _KILLED_BY_USER = re.compile(
-    r"TERM_(?:FORCE_)?(?:OWNER|ADMIN)\b|killed by (?:the )?owner|killed by root or LSF administrator",
+    r"TERM_(?:FORCE_)?(?:OWNER|ADMIN)\b"
+    r"|killed by (?:the )?owner"
+    r"|killed by root or LSF administrator",
     re.IGNORECASE,
 )
 

@@ -210,7 +210,8 @@ class PbsBackend(ClusterjobBackend):
             return finished_status(job)
         if state == "M":
             logger.warning(
-                "job %s was moved to another server (job_state M); clusterjob cannot follow it there",
+                "job %s was moved to another server (job_state M); "
+                "clusterjob cannot follow it there",
                 job.job_id,
             )
         return code
@@ -262,10 +263,8 @@ class PbsBackend(ClusterjobBackend):
                 self.quote("queue", resources.pop("queue")),
             )
         if "time" in resources:
-            add(
-                "-l",
-                f"walltime={Walltime.read(self.name, resources.pop('time')).hours_minutes_seconds()}",
-            )
+            walltime = Walltime.read(self.name, resources.pop("time"))
+            add("-l", f"walltime={walltime.hours_minutes_seconds()}")
         for item in self.node_resources(resources):
             add("-l", item)
         for key in ("stdout", "stderr"):
@@ -286,7 +285,8 @@ class PbsBackend(ClusterjobBackend):
             elif not _KEY.fullmatch(key):
                 raise cannot_express(
                     self.name, key, value,
-                    "a resource name must start with a letter and contain only letters, digits, '_', '.' and '-'",
+                    "a resource name must start with a letter and contain only letters, digits, "
+                    "'_', '.' and '-'",
                 )  # fmt: skip
             elif len(key) == 1:
                 add(f"-{key}", *([] if value is True else [self.quote(key, value)]))
@@ -311,7 +311,7 @@ class PbsBackend(ClusterjobBackend):
         return super().options_set_by(key, value)
 
     def node_resources(self, resources: dict[str, Any]) -> list[str]:
-        """TORQUE ``-l`` items for ``nodes``, ``ppn``, ``threads``, ``mem`` (popped from ``resources``).
+        """TORQUE ``-l`` items for ``nodes``, ``ppn``, ``threads`` and ``mem`` (popped).
 
         ``nodes=N:ppn=C`` where C = ppn*threads is the number of cores per
         node (TORQUE's ``ppn`` counts cores, clusterjob's counts processes).

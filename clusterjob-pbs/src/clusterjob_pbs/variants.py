@@ -82,7 +82,7 @@ class LPbsBackend(PbsBackend):
     def parse_status(
         self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
     ) -> Mapping[str, int | None]:
-        """RUNNING if listed; if not listed: None, or COMPLETED when ``finished`` and lqstat succeeded."""
+        """RUNNING if listed; else None, or COMPLETED when ``finished`` and lqstat succeeded."""
         statuses = super().parse_status(result, job_ids, finished)
         ended = COMPLETED if finished and result.returncode == 0 else None
         return {job_id: ended if status is None else status for job_id, status in statuses.items()}
@@ -94,10 +94,12 @@ class LPbsBackend(PbsBackend):
     def render_headers(
         self, resources: dict[str, Any], context: SubmissionContext, jobscript: JobScript
     ) -> list[str]:
-        """The PBS lines; dependencies are refused: ``lqsub`` starts every job at once and ignores ``-W depend``."""
+        """The PBS lines; dependencies are refused: ``lqsub`` starts every job at once and ignores
+        ``-W depend``."""
         if context.after:
             raise ResourcesNotSupportedError(
-                f"backend {self.name!r} cannot express job dependencies (after=...): lqsub starts "
-                "every job at once and ignores -W depend; submit the next job when this one finished"
+                f"backend {self.name!r} cannot express job dependencies (after=...): "
+                "lqsub starts every job at once and ignores -W depend; "
+                "submit the next job when this one finished"
             )
         return super().render_headers(resources, context, jobscript)

@@ -170,7 +170,7 @@ class SgeBackend(ClusterjobBackend):
     # -- status ---------------------------------------------------------------
 
     def status_command(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
-        """The ``qstat -xml`` listing while jobs are known; ``qacct -j`` for each one that left the queue.
+        """The ``qstat -xml`` listing of queued jobs; ``qacct -j`` for each job that left the queue.
 
         ``qstat -j`` does not show a job's state, so the state comes from the
         listing of all jobs.
@@ -183,7 +183,7 @@ class SgeBackend(ClusterjobBackend):
     def parse_status(
         self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
     ) -> Mapping[str, int | None]:
-        """Job ID -> status (or None) from the result of :meth:`status_command`, and every job it reports.
+        """Job ID -> status (or None) for every job the result of :meth:`status_command` reports.
 
         Listing: the job's state (None if it is not listed: it has left the
         queue, and clusterjob asks qacct; every job None if qstat failed).
@@ -210,13 +210,14 @@ class SgeBackend(ClusterjobBackend):
     def tag_lookup_command(
         self, tag: str, remote: str | None = None, finished: bool = False
     ) -> Command | None:
-        """``qstat -j '*'`` (queued jobs: account and context); ``qacct -A <tag>`` (``finished``: ended jobs)."""
+        """``qstat -j '*'`` (queued jobs: their account and context), or with ``finished``
+        ``qacct -A <tag>`` (ended jobs)."""
         return ["qacct", "-A", tag, "-j", "*"] if finished else ["qstat", "-j", "*"]
 
     def parse_tag_lookup(
         self, result: CommandResult, tag: str, finished: bool = False
     ) -> list[str] | None:
-        """Job numbers carrying ``tag``; None: none queued (ask qacct); [] only when qacct has none either.
+        """Job numbers carrying ``tag``; None: none queued (ask qacct); []: qacct has none either.
 
         Raises:
             SubmitError: when a query failed, so that the absence of the
@@ -255,7 +256,7 @@ class SgeBackend(ClusterjobBackend):
 def _tag_lookup_failed(tag: str, reason: str) -> SubmitError:
     """The error of a tag lookup that cannot prove whether a job carries ``tag``."""
     return SubmitError(
-        f"cannot tell whether a Grid Engine job carries tag {tag!r}: {reason}. Look for a job with this "
-        f"account or context (qstat -j '*'; qacct -A {tag} -j '*'), then remove the cache file or submit "
-        "with force=True"
+        f"cannot tell whether a Grid Engine job carries tag {tag!r}: {reason}. "
+        f"Look for a job with this account or context (qstat -j '*'; qacct -A {tag} -j '*'), "
+        "then remove the cache file or submit with force=True"
     )

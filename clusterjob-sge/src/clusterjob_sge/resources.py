@@ -111,9 +111,10 @@ def _slots(backend: SgeBackend, resources: Mapping[str, Any]) -> list[str]:
             backend.name,
             "nodes",
             nodes,
-            f"Grid Engine spreads a job over hosts only through a parallel environment whose allocation_rule "
-            f"is a fixed number of slots per host, and {which}; set pe='<a PE with allocation_rule "
-            f"{per_node}>' (ppn*threads) to get nodes={nodes} x {per_node} slots",
+            "Grid Engine spreads a job over hosts only through a parallel environment whose "
+            f"allocation_rule is a fixed number of slots per host, and {which}; "
+            f"set pe='<a PE with allocation_rule {per_node}>' (ppn*threads) "
+            f"to get nodes={nodes} x {per_node} slots",
         )
     return ["-pe", pe, str(nodes * per_node)]
 
@@ -177,7 +178,8 @@ def generic_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
 
 
 def dashed_option(backend: SgeBackend, key: str, value: Any) -> list[str]:
-    """A key given with its dashes, as it stands: ``-pe = mpi 8`` -> ``-pe mpi 8``, ``--x = 1`` -> ``--x=1``.
+    """A key given with its dashes, as it stands: ``-pe = mpi 8`` -> ``-pe mpi 8``,
+    ``--x = 1`` -> ``--x=1``.
 
     ``-pe`` is the one qsub option with two arguments (the environment and
     the slot range): its value is written as two words. Other values are

@@ -52,11 +52,12 @@ _PARSABLE = re.compile(r"(\d+)(?:;\S+)?")
 #: sbatch's one-letter options and their long names.
 _SHORT_OPTIONS = {
     "A": "account", "a": "array", "B": "extra-node-info", "b": "begin", "C": "constraint",
-    "c": "cpus-per-task", "D": "chdir", "d": "dependency", "e": "error", "F": "nodefile", "G": "gpus",
-    "H": "hold", "i": "input", "J": "job-name", "k": "no-kill", "L": "licenses", "M": "clusters",
-    "m": "distribution", "N": "nodes", "n": "ntasks", "O": "overcommit", "o": "output", "p": "partition",
-    "Q": "quiet", "q": "qos", "S": "core-spec", "s": "oversubscribe", "t": "time", "v": "verbose",
-    "W": "wait", "w": "nodelist", "x": "exclude",
+    "c": "cpus-per-task", "D": "chdir", "d": "dependency", "e": "error", "F": "nodefile",
+    "G": "gpus", "H": "hold", "i": "input", "J": "job-name", "k": "no-kill", "L": "licenses",
+    "M": "clusters", "m": "distribution", "N": "nodes", "n": "ntasks", "O": "overcommit",
+    "o": "output", "p": "partition", "Q": "quiet", "q": "qos", "S": "core-spec",
+    "s": "oversubscribe", "t": "time", "v": "verbose", "W": "wait", "w": "nodelist",
+    "x": "exclude",
 }  # fmt: skip
 
 
@@ -116,14 +117,15 @@ class SlurmBackend(ClusterjobBackend):
     # -- submission -------------------------------------------------------------
 
     def cmd_submit(self, jobscript: JobScript) -> Command:
-        """``sbatch <script>``, run in the job's workdir (so ``$SLURM_SUBMIT_DIR`` is that folder)."""
+        """``sbatch <script>``, run in the job's workdir (``$SLURM_SUBMIT_DIR`` is that folder)."""
         filename = jobscript.script_filename()
         if filename.startswith("-"):
             filename = "./" + filename
         return ["sbatch", filename]
 
     def get_job_id(self, response: str) -> str | None:
-        """The ID of the line ``Submitted batch job 123`` (or, only if there is none, of a ``--parsable`` ``123[;cluster]`` line).
+        """The ID of the line ``Submitted batch job 123`` (or, only if there is none, of a
+        ``--parsable`` line ``123[;cluster]``).
 
         Login banners and escape sequences around it are skipped; two
         different IDs give None (see :func:`~clusterjob.backends.output.find_job_id`).
@@ -170,7 +172,8 @@ class SlurmBackend(ClusterjobBackend):
     def _add_to_option(
         self, resources: dict[str, Any], option: str, added: str, separator: str
     ) -> None:
-        """Append ``added`` to the resource that sets ``option`` (the user's ``comment``, ``-d``, ...), or set it.
+        """Append ``added`` to the resource that sets ``option`` (the user's ``comment``, ``-d``,
+        ...), or set it.
 
         Raises:
             ResourcesNotSupportedError: for a dependency list joined by ``?``
@@ -201,7 +204,8 @@ class SlurmBackend(ClusterjobBackend):
     # -- status -----------------------------------------------------------------
 
     def status_command(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
-        """One ``squeue`` for all ``runs``; with finished=True one ``sacct`` for those that left the queue."""
+        """One ``squeue`` for all ``runs``; with finished=True one ``sacct`` for those that left
+        the queue."""
         if finished:
             return queries.sacct_command(runs)
         return queries.squeue_command([str(run.job_id) for run in runs])
@@ -209,7 +213,7 @@ class SlurmBackend(ClusterjobBackend):
     def parse_status(
         self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
     ) -> Mapping[str, int | None]:
-        """Status per job ID (and of every other job the output reports), read by :attr:`status_mapping`.
+        """Status per job ID (and of every other job the output reports), by :attr:`status_mapping`.
 
         A failed query tells nothing: ``squeue`` fails for a lone purged ID
         (the job left the queue: ask ``sacct``), ``sacct`` when neither
@@ -244,7 +248,7 @@ class SlurmBackend(ClusterjobBackend):
     def tag_lookup_command(
         self, tag: str, remote: str | None = None, finished: bool = False
     ) -> Command | None:
-        """The user's jobs with their comments: in the controller, then (``finished``) in accounting."""
+        """The user's jobs and their comments: in the controller, then (``finished``) accounting."""
         return queries.accounting_tag_command() if finished else queries.queue_tag_command()
 
     def parse_tag_lookup(
@@ -269,15 +273,16 @@ class SlurmBackend(ClusterjobBackend):
         if not queries.accounting_stores_comments(result.stdout):
             self._cannot_look_up(
                 tag,
-                "accounting does not store job comments (needs AccountingStoreFlags=job_comment), so a job "
-                "that left the queue cannot be found by its tag",
+                "accounting does not store job comments (needs AccountingStoreFlags=job_comment), "
+                "so a job that left the queue cannot be found by its tag",
             )
         return []
 
     @staticmethod
     def _cannot_look_up(tag: str, reason: str) -> NoReturn:
         raise TagLookupError(
-            f"cannot tell whether the interrupted submission with tag {tag} reached SLURM: {reason}. "
-            f"Look for a job with this comment (squeue -o '%i %k'; sacct -o JobID,Comment), "
+            f"cannot tell whether the interrupted submission with tag {tag} reached SLURM: "
+            f"{reason}. Look for a job with this comment "
+            "(squeue -o '%i %k'; sacct -o JobID,Comment), "
             "then remove the cache file or submit with force=True"
         )

@@ -125,7 +125,8 @@ def squeue_command(job_ids: Sequence[str]) -> list[str]:
 
 
 def sacct_selection(runs: Sequence[AsyncResult], now: float | None = None) -> list[str]:
-    """``sacct`` options selecting ``runs``: their IDs, or (many runs) the time since the oldest was submitted."""
+    """``sacct`` options selecting ``runs``: their IDs, or (many runs) the time since the oldest
+    was submitted."""
     job_ids = [str(run.job_id) for run in runs]
     if len(job_ids) <= MAX_LISTED_IDS:
         return ["-j", ",".join(job_ids)]
@@ -165,7 +166,7 @@ def accounting_tag_command() -> list[str]:
 
 
 def _records_by_width(response: str) -> tuple[str, str]:
-    """(four-field ``sacct`` records, three-field ``sacct -c`` records) of :func:`sacct_command` output."""
+    """(four-field ``sacct`` records, three-field ``sacct -c`` records) of :func:`sacct_command`."""
     lines = clean_output(response).splitlines()
     accounting = [line for line in lines if line.count("|") == SACCT_FIELDS.count(",")]
     jobcomp = [line for line in lines if line.count("|") == JOBCOMP_FIELDS.count(",")]
@@ -287,7 +288,7 @@ def task_statuses(response: str, mapping: Mapping[str, int] = STATUS_MAPPING) ->
 
 
 def tag_hits(response: str, tag: str) -> list[str]:
-    """IDs of the ``JobID|Comment`` lines whose comment carries ``tag`` as a word; other lines are skipped."""
+    """IDs of the ``JobID|Comment`` lines whose comment has ``tag`` as a word (others skipped)."""
     word = re.compile(r"(?:^|[\s,;|])" + re.escape(tag) + r"(?:$|[\s,;|])")
     found: list[str] = []
     for line in clean_output(
@@ -301,5 +302,5 @@ def tag_hits(response: str, tag: str) -> list[str]:
 
 
 def accounting_stores_comments(config: str) -> bool:
-    """Whether ``scontrol show config`` output says accounting keeps job comments (``job_comment``)."""
+    """Whether ``scontrol show config`` says accounting keeps job comments (``job_comment``)."""
     return _STORES_COMMENTS.search(clean_output(config)) is not None

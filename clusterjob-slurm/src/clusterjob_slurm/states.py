@@ -58,7 +58,8 @@ STATUS_MAPPING: dict[str, int] = {
     # final
     "COMPLETED": COMPLETED,
     "CANCELLED": CANCELLED,
-    "REVOKED": CANCELLED,  # federation: this sibling was withdrawn because another cluster ran the job
+    # federation: this sibling was withdrawn because another cluster ran the job
+    "REVOKED": CANCELLED,
     "FAILED": FAILED,
     "TIMEOUT": FAILED,
     "NODE_FAIL": FAILED,
@@ -100,7 +101,7 @@ class Record:
     reason: str = ""  #: ``squeue %r`` (empty for sacct)
 
     def status_in(self, mapping: Mapping[str, int] = STATUS_MAPPING) -> int | None:
-        """The clusterjob status of this record by ``mapping``, None for a state it does not know."""
+        """The clusterjob status of this record by ``mapping``; None for a state it doesn't know."""
         return state_to_status(self.state, self.reason, mapping)
 
 
