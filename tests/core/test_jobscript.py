@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from collections import OrderedDict
 from pathlib import Path
@@ -116,7 +118,11 @@ def test_trailing_slashes_are_stripped() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("max_sleep_interval", "soon", "max_sleep_interval must be a positive number of seconds, not 'soon'"),
+        (
+            "max_sleep_interval",
+            "soon",
+            "max_sleep_interval must be a positive number of seconds, not 'soon'",
+        ),
         ("max_sleep_interval", 0, "max_sleep_interval must be a positive number of seconds, not 0"),
         ("backend", "", "backend must be a non-empty string"),
         ("rootdir", None, "rootdir must be a string, not None"),
@@ -335,6 +341,24 @@ def test_read_defaults_documented_example_and_reset(tmp_path: Path) -> None:
     JobScript.read_defaults()
     assert JobScript.remote is None and JobScript.rootdir == "." and JobScript.resources == {}
     assert not hasattr(JobScript, "text")
+
+
+def test_read_defaults_resets_the_class_as_a_fresh_process_first_changed_it(
+    tmp_path: Path,
+) -> None:
+    """Regression: the pristine copy was the class's own resources dict, so in a fresh
+    process (the suite's reset hides it) the first ``read_defaults(file)`` also changed
+    what ``read_defaults()`` restores."""
+    settings = write(tmp_path, DOCUMENTED_INI)
+    code = (
+        "import sys; from clusterjob import JobScript\n"
+        "JobScript.read_defaults(sys.argv[1]); JobScript.resources['extra'] = 1\n"
+        "JobScript.read_defaults(); print(dict(JobScript.resources))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, settings], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "{}"
 
 
 def test_read_settings_sets_instance_values_only(tmp_path: Path) -> None:

@@ -496,9 +496,11 @@ _MACHINERY = frozenset(
     if callable(value) or isinstance(value, (property, classmethod, staticmethod))
 ) | {"backends"}
 
-#: The documented defaults, restored by ``read_defaults()`` without a file.
+#: The documented defaults, restored by ``read_defaults()`` without a file. Copies, so
+#: that ``JobScript.resources[...] = ...`` or ``read_defaults(file)`` on the class (which
+#: update the class's own dict in place) cannot change what "pristine" means.
 _PRISTINE: dict[str, Any] = {
-    name: value
+    name: copy.copy(value)
     for name, value in vars(JobScript).items()
     if not name.startswith("_") and name not in _MACHINERY
 }
