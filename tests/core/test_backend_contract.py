@@ -22,6 +22,11 @@ RUNNER = [sys.executable, "-m", RUNNER_MODULE]
 STATES = {"PENDING": PENDING, "RUNNING": RUNNING, "COMPLETED": COMPLETED, "FAILED": FAILED}
 
 
+def state_lines(output: str) -> list[list[str]]:
+    """The runner's ``ID STATE`` lines, without the ``ID exit-code N`` lines it adds."""
+    return [words for words in map(str.split, output_lines(output)) if len(words) == 2]
+
+
 class RunnerJobs(ClusterjobBackend):
     """What every backend below shares: jobs run by the local runner, headers left to it."""
 
@@ -54,8 +59,7 @@ class OriginalStyle(RunnerJobs):
         return [*RUNNER, "status", str(run.job_id)]
 
     def get_status(self, response, finished=False):
-        words = output_lines(response)[-1].split()
-        return STATES.get(words[1])
+        return STATES.get(state_lines(response)[-1][1])
 
 
 class BatchOnly(RunnerJobs):
@@ -67,11 +71,7 @@ class BatchOnly(RunnerJobs):
         return None if finished else [*RUNNER, "status", *(str(run.job_id) for run in runs)]
 
     def parse_status(self, result, job_ids, finished=False):
-        reported = (
-            dict(line.split() for line in output_lines(result.stdout))
-            if result.returncode == 0
-            else {}
-        )
+        reported = dict(state_lines(result.stdout)) if result.returncode == 0 else {}
         return {job_id: STATES.get(state) for job_id, state in reported.items()}
 
 
