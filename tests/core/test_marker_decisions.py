@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -179,3 +180,127 @@ def test_array_task_markers_hand_the_job_to_the_scheduler(
     poll([result])
     assert result._status == RUNNING, "one task's exit is not the array's"
     assert len(scheduler.asked) == 2, "asked every cycle, as without markers"
+
+
+def array(scheduler: ScriptedScheduler, tmp_path: Path, job_id: str, tasks: int) -> AsyncResult:
+    result = job(scheduler, tmp_path, job_id)
+    result.task_ids = [str(task) for task in range(1, tasks + 1)]
+    return result
+
+
+def mark_task(tmp_path: Path, job_id: str, task: int, exit_text: str | None = None) -> None:
+    (tmp_path / f"cj-{job_id}.{task}.start").write_text("start\n")
+    if exit_text is not None:
+        (tmp_path / f"cj-{job_id}.{task}.exit").write_text(exit_text + "\n")
+
+
+def test_an_array_with_known_tasks_is_read_from_its_task_markers(
+    scheduler: ScriptedScheduler, tmp_path: Path, clock: list[float]
+) -> None:
+    failing, passing = array(scheduler, tmp_path, "20", 4), array(scheduler, tmp_path, "21", 2)
+    scheduler.queue = {"20": PENDING, "21": PENDING}
+    poll([failing, passing])
+    mark_task(tmp_path, "20", 1, "exit 0")
+    mark_task(tmp_path, "20", 2)
+    mark_task(tmp_path, "21", 1, "exit 0")
+    clock[0] += 1
+    poll([failing, passing])
+    assert [failing._status, passing._status] == [RUNNING, RUNNING], "a task started"
+    mark_task(tmp_path, "20", 2, "exit 0")
+    mark_task(tmp_path, "20", 3, "exit 3")
+    mark_task(tmp_path, "20", 4, "exit 7")
+    mark_task(tmp_path, "21", 2, "exit 0")
+    clock[0] += 1
+    poll([failing, passing])
+    assert [(r._status, r.exit_code) for r in (failing, passing)] == [(FAILED, 3), (COMPLETED, 0)]
+    assert len(scheduler.asked) == 1, "the markers decided: the scheduler was asked only at first"
+
+
+def test_an_array_task_killed_by_a_signal_asks_the_scheduler_at_once(
+    scheduler: ScriptedScheduler, tmp_path: Path, clock: list[float]
+) -> None:
+    result = array(scheduler, tmp_path, "22", 2)
+    scheduler.queue = {"22": RUNNING}
+    poll([result])
+    mark_task(tmp_path, "22", 1, "exit 0")
+    mark_task(tmp_path, "22", 2, "signal TERM")
+    scheduler.queue = {"22": COMPLETED}
+    clock[0] += 1
+    poll([result])
+    assert len(scheduler.asked) == 2
+    assert (result._status, result.exit_code) == (FAILED, None), "a killed task fails the array"
+
+
+def test_an_array_task_that_never_leaves_a_marker_waits_the_grace_for_the_scheduler(
+    scheduler: ScriptedScheduler, tmp_path: Path, clock: list[float]
+) -> None:
+    result = array(scheduler, tmp_path, "23", 3)
+    mark_task(tmp_path, "23", 1, "exit 0")
+    mark_task(tmp_path, "23", 3, "exit 0")
+    scheduler.queue = {"23": COMPLETED}
+    poll([result])
+    assert result._status == RUNNING, "tasks started; task 2's marker may still show"
+    clock[0] += AsyncResult.marker_grace
+    poll([result])
+    assert (result._status, result.exit_code) == (COMPLETED, None)
+    assert len(scheduler.asked) == 2
+
+
+class TaskScheduler(ScriptedScheduler):
+    """A scripted scheduler that also answers the per-task query, counting it."""
+
+    name = "scripted-tasks"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: dict[str, int] = {}
+        self.task_queries = 0
+
+    def cmd_task_status(self, run):  # type: ignore[no-untyped-def]
+        self.task_queries += 1
+        return ["true"]
+
+    def get_task_status(self, response, run):  # type: ignore[no-untyped-def]
+        return dict(self.tasks)
+
+
+def test_task_status_comes_from_the_markers_without_the_scheduler(tmp_path: Path) -> None:
+    scheduler = TaskScheduler()
+    result = array(scheduler, tmp_path, "24", 3)
+    for task, code in ((1, 0), (2, 3), (3, 0)):
+        mark_task(tmp_path, "24", task, f"exit {code}")
+    assert result.task_status() == {"1": COMPLETED, "2": FAILED, "3": COMPLETED}
+    assert scheduler.task_queries == 0
+
+
+def test_task_status_asks_the_scheduler_only_for_tasks_without_an_exit_code(
+    tmp_path: Path,
+) -> None:
+    scheduler = TaskScheduler()
+    result = array(scheduler, tmp_path, "25", 4)
+    mark_task(tmp_path, "25", 1, "exit 0")
+    mark_task(tmp_path, "25", 2, "exit 4")
+    mark_task(tmp_path, "25", 3, "signal TERM")
+    scheduler.tasks = {"1": FAILED, "2": COMPLETED, "3": CANCELLED, "4": PENDING}
+    assert result.task_status() == {"1": COMPLETED, "2": FAILED, "3": CANCELLED, "4": PENDING}
+    assert scheduler.task_queries == 1
+
+
+def test_task_status_of_an_array_of_unknown_tasks_asks_the_scheduler(tmp_path: Path) -> None:
+    scheduler = TaskScheduler()
+    result = job(scheduler, tmp_path, "26")  # an old cache file, or a backend without task IDs
+    mark_task(tmp_path, "26", 1, "exit 0")
+    scheduler.tasks = {"1": COMPLETED, "2": RUNNING}
+    assert result.task_status() == {"1": COMPLETED, "2": RUNNING}
+    assert scheduler.task_queries == 1
+
+
+def test_the_task_ids_are_cached_and_old_cache_files_still_load(tmp_path: Path) -> None:
+    result = AsyncResult("local")
+    result.job_id, result.task_ids = "27", ["1", "2"]
+    result.dump(str(tmp_path / "new.json"))
+    assert AsyncResult.from_cache(str(tmp_path / "new.json")).task_ids == ["1", "2"]
+    record = json.loads((tmp_path / "new.json").read_text())
+    del record["task_ids"]
+    (tmp_path / "old.json").write_text(json.dumps(record))
+    assert AsyncResult.from_cache(str(tmp_path / "old.json")).task_ids is None

@@ -9,17 +9,22 @@ import time
 from pathlib import Path
 
 import pytest
+from clusterjob.marker_files import read_markers
 from clusterjob.markers import (
+    MAX_ARRAY_TASKS,
     Marker,
+    array_marker,
     insert_marker_lines,
     marker_lines,
     parse_marker,
     parse_read_output,
+    parse_task_ranges,
     posix_shell,
     read_markers_command,
     script_path,
     task_marker_name,
 )
+from clusterjob.transport import get_transport
 
 HOSTILE = 'it\'s a $(touch pwned) `x` "dir"; rm -rf ~ *'
 
@@ -226,5 +231,102 @@ def test_each_array_task_writes_its_own_markers(
         text=True,
         check=True,
     )
-    expected = Marker(started=True, exit_code=3) if prefix == "cj-1" else Marker(array=True)
+    task = prefix.partition(".")[2]
+    expected = Marker(started=True, exit_code=3)
+    if task:
+        expected = Marker(array=True, tasks=((task, expected),))
     assert parse_read_output(answer.stdout, 1) == [expected]
+    assert read_markers(get_transport(None), [(str(tmp_path / "m"), "cj-1")]) == [expected], (
+        "the local reader sees what the remote one does"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "task_ids"),
+    [
+        ("1-10", [str(n) for n in range(1, 11)]),
+        ("0-15:4", ["0", "4", "8", "12"]),
+        ("1,3,5-7", ["1", "3", "5", "6", "7"]),
+        ("7,1-2%2", ["1", "2", "7"]),  # the throttle is ignored; tasks in task order
+        ("4", ["4"]),
+        (4, ["4"]),
+        ("3,3,1-3", ["1", "2", "3"]),
+        (f"0-{MAX_ARRAY_TASKS - 1}", [str(n) for n in range(MAX_ARRAY_TASKS)]),
+    ],
+)
+def test_the_task_ids_of_an_array_spec(spec: object, task_ids: list[str]) -> None:
+    assert parse_task_ranges(spec) == task_ids
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["", "a-b", "1-", "5-1", "1-10:0", "1,,2", "1-3:x", "-1", "True", f"0-{MAX_ARRAY_TASKS}"],
+)
+def test_an_array_spec_it_cannot_read_gives_no_task_ids(spec: str) -> None:
+    """Judging the spec is sbatch's business: the array is then watched through the scheduler."""
+    assert parse_task_ranges(spec) is None
+
+
+EXITED_0 = Marker(started=True, exit_code=0)
+EXITED_3 = Marker(started=True, exit_code=3)
+EXITED_5 = Marker(started=True, exit_code=5)
+STARTED = Marker(started=True)
+KILLED = Marker(started=True, signal="TERM")
+BROKEN = Marker(started=True, incomplete=True)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "aggregate"),
+    [
+        ({}, Marker()),
+        ({"1": EXITED_0, "2": EXITED_0, "3": EXITED_0}, Marker(started=True, exit_code=0)),
+        ({"1": EXITED_0, "2": EXITED_5, "3": EXITED_3}, Marker(started=True, exit_code=5)),
+        ({"1": EXITED_3, "2": EXITED_0, "3": EXITED_5}, Marker(started=True, exit_code=3)),
+        ({"1": EXITED_0, "2": STARTED}, Marker(started=True)),
+        ({"1": EXITED_3, "3": EXITED_0}, Marker(started=True)),  # task 2 left no marker (yet)
+        ({"1": EXITED_0, "2": KILLED, "3": EXITED_0}, Marker(started=True, signal="TERM")),
+        ({"1": BROKEN, "2": EXITED_0, "3": EXITED_0}, Marker(started=True, incomplete=True)),
+        ({"1": EXITED_0, "2": EXITED_0, "3": EXITED_0, "9": EXITED_3}, Marker(True, 0)),
+    ],
+)
+def test_the_aggregate_marker_of_an_array(tasks: dict[str, Marker], aggregate: Marker) -> None:
+    """Tasks 1-3: every task exited -> the first non-zero exit code in task order (a task
+    outside the array does not count); any started -> started; a signal or broken marker ->
+    the scheduler is asked (``needs_scheduler``)."""
+    assert array_marker(["1", "2", "3"], list(tasks.items())) == aggregate
+
+
+def test_the_reader_returns_the_task_markers_of_an_array_in_the_same_command(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / HOSTILE
+    folder.mkdir()
+    for name, text in {
+        "cj-1.1.start": "start\n",
+        "cj-1.1.exit": "exit 0\n",
+        "cj-1.2.start": "start\n",
+        "cj-1.2.exit": "signal TERM",  # no newline
+        "cj-1.10.start": "start\n",
+        "cj-1.10.exit": "",  # incomplete
+        "cj-1.3.start": "start\n",
+        "cj-1.x.start": "start\n",  # not a task's
+        "cj-10.1.exit": "exit 5\n",  # another job's task
+    }.items():
+        (folder / name).write_text(text)
+    tasks = (
+        ("1", Marker(started=True, exit_code=0)),
+        ("2", Marker(started=True, signal="TERM")),
+        ("3", Marker(started=True)),
+        ("10", Marker(started=True, incomplete=True)),
+    )
+    answer = subprocess.run(
+        read_markers_command([(str(folder), "cj-1"), (str(folder), "cj-2")]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = [Marker(array=True, tasks=tasks), Marker()]
+    assert parse_read_output(answer.stdout, 2) == expected
+    assert read_markers(get_transport(None), [(str(folder), "cj-1"), (str(folder), "cj-2")]) == (
+        expected
+    )

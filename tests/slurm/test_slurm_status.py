@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from clusterjob import JobScript
 from clusterjob.backends import CommandResult
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob_slurm import SlurmBackend
@@ -375,3 +376,20 @@ def test_tag_hit_behind_a_window_title_is_found(login_noise) -> None:
     """The title glued to the one ``queue|`` hit hid it: "provably no such job", submitted twice."""
     answer = "41|cj-1a2b3c4d5e-9f8e7d\n"
     assert backend.parse_tag_lookup(ok(login_noise(answer)), "cj-1a2b3c4d5e-9f8e7d") == ["41"]
+
+
+@pytest.mark.parametrize(
+    ("resources", "task_ids"),
+    [
+        ({"array": "1-3%2"}, ["1", "2", "3"]),
+        ({"-a": "0-8:4"}, ["0", "4", "8"]),
+        ({"--array": "1,3,5-7"}, ["1", "3", "5", "6", "7"]),
+        ({}, None),
+        ({"array": "1-3,x"}, None),  # sbatch's to judge: the array is watched through SLURM
+    ],
+)
+def test_the_task_ids_of_an_array_job(
+    resources: dict[str, str], task_ids: list[str] | None
+) -> None:
+    job = JobScript("true", backend="slurm", jobname="arr", **resources)
+    assert SlurmBackend().array_task_ids(job) == task_ids

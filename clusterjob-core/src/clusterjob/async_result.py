@@ -13,7 +13,7 @@ from clusterjob import cache
 from clusterjob.aio import wait_async
 from clusterjob.errors import BackendNotInstalledError, CacheError, TransientTransportError
 from clusterjob.plugins import get_backend, get_registry
-from clusterjob.polling import poll, wait_all
+from clusterjob.polling import poll, task_statuses_from_markers, wait_all
 from clusterjob.status import (
     CANCELLED,
     COMPLETED,
@@ -58,6 +58,7 @@ _PERSISTENT = (
     "exit_code",
     "marker_folder",
     "marker_name",
+    "task_ids",
 )
 
 
@@ -88,6 +89,9 @@ class AsyncResult:
             Cached with the status.
         marker_folder, marker_name: where the job writes its exit markers
             (:mod:`clusterjob.markers`); None for a job without markers.
+        task_ids: the task IDs of an array job, as the backend read them at
+            submission (``array_task_ids``); None: not an array, or unknown
+            (then the scheduler alone reports on the tasks). Cached.
         scheduler_interval: seconds between two questions to the scheduler about a job
             with markers (class attribute; the markers are read every cycle).
         marker_grace: seconds a job the scheduler no longer lists (or reports
@@ -126,6 +130,8 @@ class AsyncResult:
         #: Folder (as the submit host names it) and name of the job's exit markers (None: none).
         self.marker_folder: str | None = None
         self.marker_name: str | None = None
+        #: The task IDs of an array job (None: not an array, or not known to the backend).
+        self.task_ids: list[str] | None = None
         #: What polling knows beyond the status (markers seen, when to ask the scheduler).
         self._watch: WatchState | None = None
         self._status: int = PENDING
@@ -283,16 +289,26 @@ class AsyncResult:
     def task_status(self) -> dict[str, int]:
         """Status of each task of an array job (task ID -> status code).
 
-        Raises NotImplementedError if the backend cannot report array tasks.
+        With exit markers and known :attr:`task_ids`, the tasks' markers are
+        read first (one operation): a task's exit code decides it (0:
+        COMPLETED, else FAILED). The scheduler is asked only when a task has
+        no exit code there (not started, running, or killed by a signal),
+        and its answer counts for those tasks only.
+
+        Raises NotImplementedError if the backend cannot report array tasks
+        and the markers do not tell them all.
         """
         assert self.backend is not None
+        decided = task_statuses_from_markers(self)
+        if self.task_ids and all(task in decided for task in self.task_ids):
+            return {task: decided[task] for task in self.task_ids}
         command = self.backend.cmd_task_status(self)
         if command is None:
             raise NotImplementedError(
                 f"backend {self.backend.name!r} cannot report the tasks of array jobs"
             )
         answer = self.transport.run(command, check=False)
-        return self.backend.get_task_status(answer.stdout, self)
+        return {**self.backend.get_task_status(answer.stdout, self), **decided}
 
     # -- persistence --------------------------------------------------------
 

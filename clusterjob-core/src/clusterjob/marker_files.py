@@ -36,6 +36,7 @@ from clusterjob.markers import (
     parse_read_output,
     posix_shell,
     read_markers_command,
+    task_and_kind,
 )
 from clusterjob.transport import Transport, get_transport
 
@@ -172,12 +173,23 @@ def _read_local(folder: str, name: str, listings: dict[str, set[str]]) -> Marker
             listings[folder] = set()
     files = listings[folder]
     start, exit_name = (f"{name}.{kind}" for kind in MARKER_KINDS)
-    array = any(f.startswith(name + ".") and f.endswith(".start") and f != start for f in files)
     return parse_marker(
         _read(marker_path(folder, name, "start")) if start in files else None,
         _read(marker_path(folder, name, "exit")) if exit_name in files else None,
-        array,
+        _read_tasks(folder, name, files),
     )
+
+
+def _read_tasks(folder: str, name: str, files: set[str]) -> dict[str, dict[str, str]]:
+    """The marker files of the array tasks of ``name`` in the listing ``files``: task -> kind ->
+    contents (empty for a job that is not an array)."""
+    tasks: dict[str, dict[str, str]] = {}
+    for file in files:
+        task = task_and_kind(file[len(name) + 1 :]) if file.startswith(name + ".") else None
+        text = _read(posixpath.join(folder, file)) if task is not None else None
+        if task is not None and text is not None:
+            tasks.setdefault(task[0], {})[task[1]] = text
+    return tasks
 
 
 def _read(path: str) -> str | None:

@@ -48,6 +48,21 @@ file has them.
 tag (a fresh one for every ``submit``, ``retry`` and ``force``), so a
 resubmission never reads the marker of an earlier run. :func:`task_marker_name`
 is the hook for array jobs: each task writes ``<name>.<task id>.exit``.
+
+**Arrays:** every task writes its own ``<name>.<task id>.start``/``.exit``,
+and the reader returns them with the job's (:attr:`Marker.tasks`, still one
+operation per host). Where the backend knows the array's task IDs at
+submission (``ClusterjobBackend.array_task_ids``; SLURM reads them from
+``array``, see :func:`parse_task_ranges`), :func:`array_marker` makes the
+tasks' markers one marker of the whole array, read like a single job's: every
+task exited -> its exit code is the first non-zero task exit code in task
+order (0 if all exited 0: COMPLETED, else FAILED); any task started ->
+RUNNING; a task whose marker records a signal or is incomplete -> the
+scheduler is asked at once; a task that never leaves a marker -> the
+scheduler decides after the same grace as for a single job. An array whose
+task IDs are unknown (other backends, a spec that cannot be read) is watched
+through the scheduler. ``AsyncResult.task_status()`` reads the task markers
+first and asks the scheduler only about tasks without an exit code.
 """
 
 from __future__ import annotations
@@ -61,18 +76,22 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_MARKER_FOLDER",
     "MARKER_KINDS",
+    "MAX_ARRAY_TASKS",
     "READER_NAME",
     "TRAPPED_SIGNALS",
     "Marker",
+    "array_marker",
     "insert_marker_lines",
     "marker_lines",
     "marker_path",
     "parse_marker",
     "parse_read_output",
+    "parse_task_ranges",
     "posix_shell",
     "read_markers_command",
     "remove_marker_lines",
     "script_path",
+    "task_and_kind",
     "task_marker_name",
 ]
 
@@ -120,11 +139,19 @@ for a do
     [ -f "$d/$a.$k" ] || continue
     printf '%s %s ' "$i" "$k"; head -c 200 "$d/$a.$k" | tr '\\n' ' '; echo
   done
-  for t in "$d/$a".*.start; do [ -e "$t" ] && echo "$i array"; break; done
+  for t in "$d/$a".*.start "$d/$a".*.exit; do
+    [ -f "$t" ] || continue
+    l=; { IFS= read -r l; } 2>/dev/null < "$t"
+    printf '%s task %s %s\n' "$i" "${t#"$d/$a".}" "$l"
+  done
 done
 """
 
+#: More task IDs than this are not recorded (the array is watched through the scheduler).
+MAX_ARRAY_TASKS = 100_000
+
 _EXIT = re.compile(r"^exit (\d{1,3})$")
+_TASK_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
 _SIGNAL = re.compile(r"^signal ([A-Z0-9]+)$")
 
 
@@ -139,7 +166,8 @@ class Marker:
         signal: the trapped signal the job died of (``"TERM"``), if its marker says so.
         incomplete: an exit marker exists but says neither (the scheduler decides).
         array: tasks of an array job wrote markers of their own (``<name>.<task>.start``):
-            until their aggregate is read from them, the scheduler decides.
+            their aggregate (:func:`array_marker`) says how the array is doing.
+        tasks: the markers of those tasks, (task ID, marker) in task order.
     """
 
     started: bool = False
@@ -147,6 +175,7 @@ class Marker:
     signal: str | None = None
     incomplete: bool = False
     array: bool = False
+    tasks: tuple[tuple[str, Marker], ...] = ()
 
     @property
     def needs_scheduler(self) -> bool:
@@ -241,13 +270,72 @@ def insert_marker_lines(script: str, lines: Sequence[str]) -> str:
     return "\n".join([*script_lines[:position], *lines, *script_lines[position:]])
 
 
-def parse_marker(start: str | None, exit_text: str | None, array: bool = False) -> Marker:
+def parse_task_ranges(spec: object) -> list[str] | None:
+    """The task IDs of an array spec (``1-10``, ``0-15:4``, ``1,3,5-7``; a ``%N`` throttle is
+    ignored), sorted by number; None for a spec it cannot read or of more than
+    :data:`MAX_ARRAY_TASKS` tasks (judging the spec is the scheduler's business).
+    """
+    ids: set[int] = set()
+    for part in str(spec).partition("%")[0].split(","):
+        match = _TASK_RANGE.match(part.strip())
+        if match is None:
+            return None
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        step = int(match.group(3) or 1)
+        if last < first or step < 1 or len(ids) + (last - first) // step >= MAX_ARRAY_TASKS:
+            return None
+        ids.update(range(first, last + 1, step))
+    return [str(task) for task in sorted(ids)] or None
+
+
+def task_and_kind(suffix: str) -> tuple[str, str] | None:
+    """``("7", "exit")`` for the file name suffix ``7.exit`` of a task's marker; None otherwise."""
+    task, _, kind = suffix.rpartition(".")
+    return (task, kind) if task.isdigit() and kind in MARKER_KINDS else None
+
+
+def array_marker(task_ids: Sequence[str], tasks: Sequence[tuple[str, Marker]]) -> Marker:
+    """The marker of a whole array of tasks ``task_ids``, from the markers of its ``tasks``.
+
+    Every task exited: the exit code is the first non-zero one in the order of
+    ``task_ids`` (0: all exited 0). A task's signal or incomplete marker is the
+    array's (the scheduler is asked); a task without a marker leaves the exit
+    code unknown (the scheduler decides after the grace, as for a single job).
+    """
+    by_task = dict(tasks)
+    known = [by_task.get(task, Marker()) for task in task_ids]
+    codes = [marker.exit_code for marker in known]
+    exit_code = None
+    if known and all(code is not None for code in codes):
+        exit_code = next((code for code in codes if code != 0), 0)
+    return Marker(
+        started=any(marker.started for marker in known),
+        exit_code=exit_code,
+        signal=next((marker.signal for marker in known if marker.signal), None),
+        incomplete=any(marker.incomplete for marker in known),
+    )
+
+
+def _task_markers(files: dict[str, dict[str, str]]) -> tuple[tuple[str, Marker], ...]:
+    """(task ID, marker) in task order, from task ID -> kind -> file contents."""
+    return tuple(
+        (task, parse_marker(kinds.get("start"), kinds.get("exit")))
+        for task, kinds in sorted(files.items(), key=lambda item: int(item[0]))
+    )
+
+
+def parse_marker(
+    start: str | None,
+    exit_text: str | None,
+    tasks: dict[str, dict[str, str]] | None = None,
+) -> Marker:
     """A :class:`Marker` from the contents of the start and exit files (None: no such file).
 
-    ``array``: files of array tasks exist (see :attr:`Marker.array`).
+    ``tasks``: the files of array tasks, task ID -> kind -> contents (see :attr:`Marker.tasks`).
     """
-    if array:
-        return Marker(array=True)
+    if tasks:
+        return Marker(array=True, tasks=_task_markers(tasks))
     if exit_text is None:
         return Marker(started=start is not None)
     text = exit_text.strip()
@@ -282,12 +370,21 @@ def parse_read_output(stdout: str, count: int) -> list[Marker]:
     Lines that are not the reader's (a login banner) are skipped.
     """
     found: dict[int, dict[str, str]] = {}
+    tasks: dict[int, dict[str, dict[str, str]]] = {}
     for line in stdout.splitlines():
         words = line.split(" ", 2)
-        if len(words) >= 2 and words[0].isdigit() and words[1] in (*MARKER_KINDS, "array"):
-            found.setdefault(int(words[0]), {})[words[1]] = words[2] if len(words) > 2 else ""
+        if len(words) < 2 or not words[0].isdigit():
+            continue
+        text = words[2] if len(words) > 2 else ""
+        if words[1] in MARKER_KINDS:
+            found.setdefault(int(words[0]), {})[words[1]] = text
+        elif words[1] == "task":
+            suffix, _, content = text.partition(" ")
+            task = task_and_kind(suffix)
+            if task is not None:
+                tasks.setdefault(int(words[0]), {}).setdefault(task[0], {})[task[1]] = content
     markers = []
     for i in range(1, count + 1):
         files = found.get(i, {})
-        markers.append(parse_marker(files.get("start"), files.get("exit"), "array" in files))
+        markers.append(parse_marker(files.get("start"), files.get("exit"), tasks.get(i)))
     return markers

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from clusterjob.errors import TransientTransportError
 from clusterjob.marker_files import read_markers
-from clusterjob.markers import Marker
+from clusterjob.markers import Marker, array_marker
 from clusterjob.progress import StatusCounts, progress_display
 from clusterjob.status import COMPLETED, FAILED, PENDING, RUNNING, is_finished
 
@@ -30,7 +30,15 @@ if TYPE_CHECKING:  # pragma: no cover
     #: Status and detail (the scheduler's stderr, for the log) of each job asked about, by job ID.
     Answers = dict[str, tuple[int | None, str]]
 
-__all__ = ["WatchState", "as_completed", "next_pause", "poll", "poll_cycle", "wait_all"]
+__all__ = [
+    "WatchState",
+    "as_completed",
+    "next_pause",
+    "poll",
+    "poll_cycle",
+    "task_statuses_from_markers",
+    "wait_all",
+]
 
 logger = logging.getLogger("clusterjob")
 
@@ -124,16 +132,37 @@ def _read_markers(results: Sequence[AsyncResult]) -> None:
         return
     entries = [(str(r.marker_folder), str(r.marker_name)) for r in marked]
     for result, marker in zip(marked, read_markers(marked[0].transport, entries)):
-        _watch(result).marker = marker
-        if marker.array:
-            # Each task writes its own markers; until their aggregate is read, ask the scheduler.
-            logger.debug("job %s is an array: watched through the scheduler", result.job_id)
+        if result.task_ids:
+            marker = array_marker(result.task_ids, marker.tasks)
+        elif marker.array:
+            # Tasks write markers of their own, but which tasks there are is unknown.
+            logger.debug(
+                "job %s is an array of unknown tasks: watched by the scheduler", result.job_id
+            )
             _watch(result).plain = True
-        elif marker.exit_code is not None:
+            continue
+        _watch(result).marker = marker
+        if marker.exit_code is not None:
             result.exit_code = marker.exit_code  # before update_status, which caches it
             result.update_status(COMPLETED if marker.exit_code == 0 else FAILED)
         elif marker.started and result._status == PENDING:
             result.update_status(RUNNING)
+
+
+def task_statuses_from_markers(result: AsyncResult) -> dict[str, int]:
+    """Task ID -> status of the tasks of array ``result`` whose exit markers give an exit code.
+
+    One marker read; empty for a job without markers or without known task IDs.
+    """
+    if not (result.task_ids and result.marker_folder and result.marker_name):
+        return {}
+    entry = (result.marker_folder, result.marker_name)
+    tasks = dict(read_markers(result.transport, [entry])[0].tasks)
+    return {
+        task: COMPLETED if tasks[task].exit_code == 0 else FAILED
+        for task in result.task_ids
+        if task in tasks and tasks[task].exit_code is not None
+    }
 
 
 def _scheduler_due(result: AsyncResult, now: float) -> bool:

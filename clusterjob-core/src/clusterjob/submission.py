@@ -298,6 +298,7 @@ def _submit_now(
         "max_sleep_interval": jobscript.max_sleep_interval,
         "marker_folder": markers.folder if markers else None,
         "marker_name": markers.name if markers else None,
+        "task_ids": backend.array_task_ids(jobscript),
     }
     if cache_file:
         cache.atomic_write_json(

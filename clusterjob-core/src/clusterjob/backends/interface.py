@@ -55,7 +55,8 @@ class ClusterjobBackend(StatusQuery, TagLookup, ResourceOptions):
     * **Optional, with defaults that work:** :meth:`render_headers` (one line
       per resource by the documented rule; refuses ``after=``),
       ``replace_body_vars`` (from :attr:`job_vars`),
-      ``cmd_task_status``/``get_task_status`` (no per-task status).
+      ``cmd_task_status``/``get_task_status`` (no per-task status),
+      ``array_task_ids`` (arrays are watched through the scheduler).
 
     **Header lines**, as :meth:`resource_headers` makes them, in three steps
     that a subclass may each override:
@@ -245,6 +246,16 @@ class ClusterjobBackend(StatusQuery, TagLookup, ResourceOptions):
         return replace_core_variables(body, self.job_vars)
 
     # -- optional extensions (the base class provides working defaults) -----
+
+    def array_task_ids(self, jobscript: JobScript) -> list[str] | None:
+        """The task IDs of ``jobscript`` if it is an array job (None: not an array, or unknown).
+
+        Recorded at submission: with them, an array is watched through its
+        tasks' exit markers (:mod:`clusterjob.markers`); without them, through
+        the scheduler. :func:`~clusterjob.markers.parse_task_ranges` reads the
+        usual ``1-10``, ``0-15:4``, ``1,3,5-7`` specs.
+        """
+        return None
 
     def cmd_task_status(self, run: AsyncResult) -> Command | None:
         """Return a command listing the status of each task of an array job, or None."""
