@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from clusterjob import AsyncResult, JobScript, wait_all
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, RUNNING
+from clusterjob_slurm import SlurmBackend
 from helpers.waiting import TIMEOUT, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -123,3 +124,46 @@ def test_hostile_folder_and_job_names_stay_quoted(prefix: str, tmp_path: Path) -
     assert result.exit_code == 4
     assert (folder / HOSTILE / f"{result.marker_name}.exit").read_text() == "exit 4\n"
     assert not list(tmp_path.rglob("pwned"))
+
+
+def test_an_array_is_read_from_its_task_markers(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four tasks, task 3 exits 3: FAILED with exit code 3, per-task statuses from the markers,
+    and no more scheduler status commands than for a single job (SLURM agrees afterwards)."""
+    monkeypatch.setattr(AsyncResult, "scheduler_interval", 60.0)  # the default cadence
+    asked: list[str] = []
+    task_queries: list[str] = []
+    status_command = SlurmBackend.status_command
+    cmd_task_status = SlurmBackend.cmd_task_status
+
+    def counted(self, runs, finished=False):  # type: ignore[no-untyped-def]
+        asked.append("sacct" if finished else "squeue")
+        return status_command(self, runs, finished)
+
+    def counted_tasks(self, run):  # type: ignore[no-untyped-def]
+        task_queries.append(str(run.job_id))
+        return cmd_task_status(self, run)
+
+    monkeypatch.setattr(SlurmBackend, "status_command", counted)
+    monkeypatch.setattr(SlurmBackend, "cmd_task_status", counted_tasks)
+    body = 'sleep 1; [ "$SLURM_ARRAY_TASK_ID" != 3 ] || exit 3'
+    single = JobScript("sleep 1; exit 3", jobname=f"{prefix}-single").submit()
+    assert single.get(timeout=TIMEOUT) == FAILED
+    single_commands, asked[:] = len(asked), []
+
+    result = JobScript(body, jobname=f"{prefix}-array", array="1-4").submit()
+    assert result.task_ids == ["1", "2", "3", "4"]
+    assert (result.get(timeout=TIMEOUT), result.exit_code) == (FAILED, 3)
+    assert len(asked) <= single_commands, f"array: {asked}, single job: {single_commands}"
+    expected = {"1": COMPLETED, "2": COMPLETED, "3": FAILED, "4": COMPLETED}
+    assert result.task_status() == expected
+    assert task_queries == [], "every task has its exit marker: SLURM is not asked"
+
+    backend = SlurmBackend()
+
+    def slurm_says() -> dict[str, int]:
+        answer = result.transport.run(cmd_task_status(backend, result), check=False)
+        return backend.get_task_status(answer.stdout, result)
+
+    wait_for(lambda: slurm_says() == expected, "SLURM to report the same task statuses", 60)
