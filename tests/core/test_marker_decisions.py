@@ -246,6 +246,20 @@ def test_an_array_task_that_never_leaves_a_marker_waits_the_grace_for_the_schedu
     assert len(scheduler.asked) == 2
 
 
+def test_an_array_with_a_failed_task_is_never_completed(
+    scheduler: ScriptedScheduler, tmp_path: Path, clock: list[float]
+) -> None:
+    """Task 2 exited 3, task 1 left no marker: the scheduler's COMPLETED (after the grace) is
+    not taken as the array's success."""
+    result = array(scheduler, tmp_path, "28", 2)
+    mark_task(tmp_path, "28", 2, "exit 3")
+    scheduler.queue = {"28": COMPLETED}
+    poll([result])
+    clock[0] += AsyncResult.marker_grace
+    poll([result])
+    assert (result._status, result.exit_code) == (FAILED, 3)
+
+
 class TaskScheduler(ScriptedScheduler):
     """A scripted scheduler that also answers the per-task query, counting it."""
 

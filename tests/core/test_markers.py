@@ -280,10 +280,10 @@ BROKEN = Marker(started=True, incomplete=True)
     [
         ({}, Marker()),
         ({"1": EXITED_0, "2": EXITED_0, "3": EXITED_0}, Marker(started=True, exit_code=0)),
-        ({"1": EXITED_0, "2": EXITED_5, "3": EXITED_3}, Marker(started=True, exit_code=5)),
-        ({"1": EXITED_3, "2": EXITED_0, "3": EXITED_5}, Marker(started=True, exit_code=3)),
+        ({"1": EXITED_0, "2": EXITED_5, "3": EXITED_3}, Marker(True, 5, task_failure=5)),
+        ({"1": EXITED_3, "2": EXITED_0, "3": EXITED_5}, Marker(True, 3, task_failure=3)),
         ({"1": EXITED_0, "2": STARTED}, Marker(started=True)),
-        ({"1": EXITED_3, "3": EXITED_0}, Marker(started=True)),  # task 2 left no marker (yet)
+        ({"1": EXITED_3, "3": EXITED_0}, Marker(True, task_failure=3)),  # 2 left no marker (yet)
         ({"1": EXITED_0, "2": KILLED, "3": EXITED_0}, Marker(started=True, signal="TERM")),
         ({"1": BROKEN, "2": EXITED_0, "3": EXITED_0}, Marker(started=True, incomplete=True)),
         ({"1": EXITED_0, "2": EXITED_0, "3": EXITED_0, "9": EXITED_3}, Marker(True, 0)),
@@ -292,7 +292,8 @@ BROKEN = Marker(started=True, incomplete=True)
 def test_the_aggregate_marker_of_an_array(tasks: dict[str, Marker], aggregate: Marker) -> None:
     """Tasks 1-3: every task exited -> the first non-zero exit code in task order (a task
     outside the array does not count); any started -> started; a signal or broken marker ->
-    the scheduler is asked (``needs_scheduler``)."""
+    the scheduler is asked (``needs_scheduler``); a task that exited non-zero is recorded
+    (``task_failure``) even while others have not."""
     assert array_marker(["1", "2", "3"], list(tasks.items())) == aggregate
 
 

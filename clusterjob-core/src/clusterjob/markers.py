@@ -59,7 +59,8 @@ task exited -> its exit code is the first non-zero task exit code in task
 order (0 if all exited 0: COMPLETED, else FAILED); any task started ->
 RUNNING; a task whose marker records a signal or is incomplete -> the
 scheduler is asked at once; a task that never leaves a marker -> the
-scheduler decides after the same grace as for a single job. An array whose
+scheduler decides after the same grace as for a single job (but an array of
+which a task exited non-zero is never COMPLETED). An array whose
 task IDs are unknown (other backends, a spec that cannot be read) is watched
 through the scheduler. ``AsyncResult.task_status()`` reads the task markers
 first and asks the scheduler only about tasks without an exit code.
@@ -168,6 +169,8 @@ class Marker:
         array: tasks of an array job wrote markers of their own (``<name>.<task>.start``):
             their aggregate (:func:`array_marker`) says how the array is doing.
         tasks: the markers of those tasks, (task ID, marker) in task order.
+        task_failure: in an array's aggregate, the first non-zero exit code of the tasks
+            that exited (None: none did): the array failed, whatever else is unknown.
     """
 
     started: bool = False
@@ -176,6 +179,7 @@ class Marker:
     incomplete: bool = False
     array: bool = False
     tasks: tuple[tuple[str, Marker], ...] = ()
+    task_failure: int | None = None
 
     @property
     def needs_scheduler(self) -> bool:
@@ -301,7 +305,9 @@ def array_marker(task_ids: Sequence[str], tasks: Sequence[tuple[str, Marker]]) -
     Every task exited: the exit code is the first non-zero one in the order of
     ``task_ids`` (0: all exited 0). A task's signal or incomplete marker is the
     array's (the scheduler is asked); a task without a marker leaves the exit
-    code unknown (the scheduler decides after the grace, as for a single job).
+    code unknown (the scheduler decides after the grace, as for a single job; a
+    COMPLETED there still fails the array if a task exited non-zero:
+    :attr:`Marker.task_failure`).
     """
     by_task = dict(tasks)
     known = [by_task.get(task, Marker()) for task in task_ids]
@@ -314,6 +320,7 @@ def array_marker(task_ids: Sequence[str], tasks: Sequence[tuple[str, Marker]]) -
         exit_code=exit_code,
         signal=next((marker.signal for marker in known if marker.signal), None),
         incomplete=any(marker.incomplete for marker in known),
+        task_failure=next((code for code in codes if code), None),
     )
 
 

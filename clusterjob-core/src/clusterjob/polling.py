@@ -217,7 +217,8 @@ def _with_markers(result: AsyncResult, status: int | None, now: float) -> int | 
     neither the queue nor accounting knows after ``marker_grace``), and for a job it
     reports FAILED/CANCELLED without an exit marker (walltime, cancel, OOM,
     node failure). A COMPLETED without an exit marker is taken after
-    ``marker_grace`` (the marker brings the exit code, if it shows up).
+    ``marker_grace`` (the marker brings the exit code, if it shows up), unless
+    a task of the array exited non-zero (FAILED with that exit code).
     """
     watch = _watch(result)
     grace = result.marker_grace
@@ -237,6 +238,9 @@ def _with_markers(result: AsyncResult, status: int | None, now: float) -> int | 
         if now - watch.completed_since < grace:
             watch.next_check = watch.completed_since + grace
             return None
+    if status == COMPLETED and watch.marker.task_failure is not None:
+        result.exit_code = watch.marker.task_failure  # a task failed: so did the array
+        return FAILED
     if status == RUNNING and not watch.marker.started:
         _check_start_marker(result, watch, now)
     return status
