@@ -265,8 +265,9 @@ def test_squeue_and_sacct_printing_garbage_never_become_a_status(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="clusterjob")
     JobScript.cache_folder = str(tmp_path / "cache")
+    # Without exit markers every poll asks squeue/sacct: their answers are under test.
     result = JobScript("sleep 2", jobname=f"{prefix}-s", backend="slurm", rootdir=str(tmp_path), time="1",
-                       max_sleep_interval=1).submit(cache_id="s")  # fmt: skip
+                       max_sleep_interval=1, exit_markers=False).submit(cache_id="s")  # fmt: skip
     cached = Path(result.cache_file).read_bytes()
     path = os.environ["PATH"]
     shims = tmp_path / "shims"
