@@ -157,6 +157,22 @@ def test_a_job_without_a_qacct_record_gets_its_status_from_its_marker(
     assert wait_all([plain], timeout=10) == [PENDING], "without its marker the job's end is unknown"
 
 
+def test_an_array_job_is_read_from_its_task_markers(
+    sge: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """qsub -t 1-3, task 2 exits 3, and a qacct without records: the tasks' markers tell the
+    array FAILED with exit code 3, and each task's status, without Grid Engine being asked."""
+    fake_command(sge / "no-acct", "qacct", 'echo "error: job id $2 not found" >&2\nexit 1\n')
+    monkeypatch.setenv("PATH", path_first(sge / "no-acct"))
+    job = JobScript(
+        '[ "$SGE_TASK_ID" != 2 ] || exit 3', jobname="cj_sge_array", t="1-3", stdout="a.out"
+    )
+    result = submit(job)
+    assert result.task_ids == ["1", "2", "3"]
+    assert (result.get(timeout=TIMEOUT), result.exit_code) == (FAILED, 3)
+    assert result.task_status() == {"1": COMPLETED, "2": FAILED, "3": COMPLETED}
+
+
 def test_cancel_a_running_job(sge: Path) -> None:
     job = JobScript(
         "echo started\nsleep 600", jobname="cj_sge_cancel", stdout="c.out", stderr="c.err"

@@ -52,8 +52,9 @@ is the hook for array jobs: each task writes ``<name>.<task id>.exit``.
 **Arrays:** every task writes its own ``<name>.<task id>.start``/``.exit``,
 and the reader returns them with the job's (:attr:`Marker.tasks`, still one
 operation per host). Where the backend knows the array's task IDs at
-submission (``ClusterjobBackend.array_task_ids``; SLURM reads them from
-``array``, see :func:`parse_task_ranges`), :func:`array_marker` makes the
+submission (``ClusterjobBackend.array_task_ids``, from the resource of the
+backend's ``array_option``: SLURM ``--array``, Grid Engine and TORQUE ``-t``,
+PBS Pro ``-J``; see :func:`parse_task_ranges`), :func:`array_marker` makes the
 tasks' markers one marker of the whole array, read like a single job's: every
 task exited -> its exit code is the first non-zero task exit code in task
 order (0 if all exited 0: COMPLETED, else FAILED); any task started ->

@@ -86,6 +86,7 @@ class PbsBackend(ClusterjobBackend):
     """
 
     name = "pbs"
+    array_option: str | None = "-t"
     extension = "pbs"
     prefix = "#PBS"
     qsub = "qsub"

@@ -32,6 +32,7 @@ class PbsProBackend(PbsBackend):
     """
 
     name = "pbspro"
+    array_option: str | None = "-J"
     history_option = "-x"
     tag_variable = "CLUSTERJOB_TAG"
     layout_resources = {"nodes": "select", "ppn": "select", "threads": "select", "mem": "select"}
@@ -67,6 +68,7 @@ class LPbsBackend(PbsBackend):
     """
 
     name = "lpbs"
+    array_option = None  # LPBS runs single jobs only
     qsub = "lqsub"
     qstat = "lqstat"
     qdel = "lqdel"

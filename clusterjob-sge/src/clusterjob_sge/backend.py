@@ -87,6 +87,7 @@ class SgeBackend(ClusterjobBackend):
     """
 
     name = "sge"
+    array_option: str | None = "-t"
     extension = "sge"
     prefix = "#$"
     commands = ("qsub", "qstat", "qacct", "qdel")

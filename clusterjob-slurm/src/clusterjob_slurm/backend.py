@@ -32,7 +32,6 @@ from clusterjob.backends import (
 )
 from clusterjob.backends.output import find_job_id
 from clusterjob.errors import SubmitError
-from clusterjob.markers import parse_task_ranges
 from clusterjob.rendering import merged_value
 from clusterjob.walltime import Walltime
 
@@ -85,6 +84,7 @@ class SlurmBackend(ClusterjobBackend):
     """
 
     name = "slurm"
+    array_option: str | None = "--array"
     extension = "slr"
     prefix = "#SBATCH"
     commands = ("sbatch", "squeue", "sacct", "scancel")
@@ -235,12 +235,6 @@ class SlurmBackend(ClusterjobBackend):
         return statuses
 
     # -- arrays -------------------------------------------------------------------
-
-    def array_task_ids(self, jobscript: JobScript) -> list[str] | None:
-        """The tasks of the ``array`` resource (``-a``, ``--array``): ``1-10``, ``0-15:4``,
-        ``1,3,5-7``, a ``%N`` throttle ignored; None without one or for a spec sbatch must judge."""
-        key = self.key_setting(jobscript.resources, "--array")
-        return parse_task_ranges(jobscript.resources[key]) if key else None
 
     def cmd_task_status(self, run: AsyncResult) -> Command | None:
         """The controller's and accounting's records of every task of the array ``run``."""

@@ -19,6 +19,7 @@ from clusterjob.backends.tag_lookup import TagLookup
 from clusterjob.backends.variables import replace_core_variables
 from clusterjob.commands import Command
 from clusterjob.errors import ResourcesNotSupportedError
+from clusterjob.markers import parse_task_ranges
 from clusterjob.rendering import (
     PLAIN_VALUE,
     SubmissionContext,
@@ -247,15 +248,25 @@ class ClusterjobBackend(StatusQuery, TagLookup, ResourceOptions):
 
     # -- optional extensions (the base class provides working defaults) -----
 
+    #: The scheduler option that makes a job an array (SLURM ``--array``, Grid Engine and
+    #: TORQUE ``-t``, PBS Pro ``-J``), read by :meth:`array_task_ids`; None: not read.
+    array_option: str | None = None
+
     def array_task_ids(self, jobscript: JobScript) -> list[str] | None:
         """The task IDs of ``jobscript`` if it is an array job (None: not an array, or unknown).
 
         Recorded at submission: with them, an array is watched through its
         tasks' exit markers (:mod:`clusterjob.markers`); without them, through
-        the scheduler. :func:`~clusterjob.markers.parse_task_ranges` reads the
-        usual ``1-10``, ``0-15:4``, ``1,3,5-7`` specs.
+        the scheduler. The default reads the resource that sets
+        :attr:`array_option`, under any spelling, with
+        :func:`~clusterjob.markers.parse_task_ranges` (``1-10``, ``0-15:4``,
+        ``1,3,5-7``, a ``%N`` throttle ignored); a spec it cannot read is the
+        scheduler's to judge, and gives None.
         """
-        return None
+        if self.array_option is None:
+            return None
+        key = self.key_setting(jobscript.resources, self.array_option)
+        return parse_task_ranges(jobscript.resources[key]) if key else None
 
     def cmd_task_status(self, run: AsyncResult) -> Command | None:
         """Return a command listing the status of each task of an array job, or None."""
