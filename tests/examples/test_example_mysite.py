@@ -35,7 +35,8 @@ TIMEOUT = 240  # generous: the test machine may be busy with other schedulers' t
 def test_the_example_declares_its_build_system_and_what_it_imports() -> None:
     """It imports clusterjob_slurm, so it must depend on clusterjob-slurm, not only on core."""
     requires = {
-        re.split(r"[\s;<>=!~\[]", line, 1)[0].lower() for line in metadata.requires(DIST) or []
+        re.split(r"[\s;<>=!~\[]", line, maxsplit=1)[0].lower()
+        for line in metadata.requires(DIST) or []
     }
     assert {"clusterjob-core", "clusterjob-slurm"} <= requires
     entry_points = [
