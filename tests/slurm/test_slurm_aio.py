@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 from clusterjob import AsyncResult, JobScript, as_completed_async, polling
 from clusterjob.status import COMPLETED, FAILED
+from helpers.slurm import cancel_jobs_named
 
 pytestmark = pytest.mark.slurm
 
@@ -40,17 +40,7 @@ def prefix(
     JobScript.resources["queue"] = slurm_env.get("SLURM_PARTITION", "debug")
     name = f"cja{secrets.token_hex(3)}"
     yield name
-    queue = subprocess.run(
-        ["squeue", "-h", "-o", "%i|%j", "-u", str(os.getuid())],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    ours = [
-        line.split("|")[0] for line in queue.splitlines() if line.split("|")[-1].startswith(name)
-    ]
-    if ours:
-        subprocess.run(["scancel", *ours], check=False)
+    cancel_jobs_named(name)
 
 
 @pytest.fixture

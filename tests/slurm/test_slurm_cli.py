@@ -7,7 +7,6 @@ the test's unique name and is cancelled when the test ends.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from clusterjob.status import CANCELLED
 from helpers.results import job_result
+from helpers.slurm import cancel_jobs_named
 from helpers.waiting import TIMEOUT, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -45,15 +45,7 @@ def site(
         f"[Resources]\nqueue = {slurm_env.get('SLURM_PARTITION', 'debug')}\n"
     )
     yield prefix
-    lines = subprocess.run(
-        ["squeue", "-h", "-o", "%i|%j", "-u", str(os.getuid())],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.splitlines()
-    ids = [line.split("|")[0] for line in lines if line.split("|")[-1].startswith(prefix)]
-    if ids:
-        subprocess.run(["scancel", *ids], check=False)
+    cancel_jobs_named(prefix)
 
 
 def submit(prefix: str, cache_id: str, body: str, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -28,6 +28,7 @@ from helpers.commands import (
     write_executable,
 )
 from helpers.results import job_result, look_up_tag
+from helpers.slurm import cancel_jobs_named
 from helpers.waiting import TIMEOUT, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -65,10 +66,7 @@ class Cluster:
         return JobScript(body, jobname=self.name(label), **kwargs)
 
     def cleanup(self) -> None:
-        lines = sh("squeue", "-h", "-o", "%i|%j", "-u", str(os.getuid())).splitlines()
-        ids = [line.split("|")[0] for line in lines if line.split("|")[-1].startswith(self.prefix)]
-        if ids:
-            subprocess.run(["scancel", *ids], check=False)
+        cancel_jobs_named(self.prefix)
 
 
 @pytest.fixture

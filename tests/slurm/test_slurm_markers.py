@@ -9,7 +9,6 @@ is to the job's shell: a SIGKILL that leaves no exit marker.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from clusterjob import AsyncResult, JobScript, wait_all
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, RUNNING
 from clusterjob_slurm import SlurmBackend
+from helpers.slurm import cancel_jobs_named
 from helpers.waiting import TIMEOUT, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -41,15 +41,7 @@ def prefix(
     JobScript.resources["queue"] = slurm_env.get("SLURM_PARTITION", "debug")
     name = f"cjm{secrets.token_hex(3)}"
     yield name
-    lines = subprocess.run(
-        ["squeue", "-h", "-o", "%i|%j", "-u", str(os.getuid())],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    ids = [line.split("|")[0] for line in lines if line.split("|")[-1].startswith(name)]
-    if ids:
-        subprocess.run(["scancel", *ids], check=False)
+    cancel_jobs_named(name)
 
 
 def sacct_state(job_id: str) -> str:
