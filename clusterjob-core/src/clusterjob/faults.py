@@ -25,6 +25,20 @@ POINTS: tuple[str, ...] = (
     "during_cache_write",
 )
 
+#: The points ``submit_all()`` passes, in order, for each batch of jobs it submits
+#: together: the intents of the whole batch are durable (``after_intents``), its
+#: scripts are written (``after_write``), the scheduler is called once per array
+#: (``before_submit``, ``after_submit``), the results are written
+#: (``during_cache_write``, once per cache file).
+BATCH_POINTS: tuple[str, ...] = (
+    "after_prologue",
+    "after_intents",
+    "after_write",
+    "before_submit",
+    "after_submit",
+    "during_cache_write",
+)
+
 
 _passed: dict[str, int] = {}
 

@@ -80,6 +80,8 @@ def check_attribute(owner: str, name: str, value: Any) -> Any:
         return _positive_seconds(owner, name, value)
     if name == "exit_markers":
         return _boolean(owner, name, value)
+    if name == "max_array_size":
+        return _positive_count(owner, name, value)
     if name == "resources":
         if not isinstance(value, Mapping):
             raise ValueError(f"{owner}.resources must be a dict, not {value!r}")
@@ -100,6 +102,20 @@ def _positive_seconds(owner: str, name: str, value: Any) -> int | float:
     if isinstance(value, bool) or not 0 < number < float("inf"):
         raise ValueError(f"{owner}.{name} must be a positive number of seconds, not {value!r}")
     return int(number) if number == int(number) else number
+
+
+def _positive_count(owner: str, name: str, value: Any) -> int | None:
+    """A whole number of at least 1 (an INI file's text too), or None (unset)."""
+    value = _none_if_empty(value)
+    if value is None:
+        return None
+    try:
+        number = int(str(value).strip()) if not isinstance(value, bool) else 0
+    except ValueError:
+        number = 0
+    if number < 1 or (isinstance(value, float) and value != number):
+        raise ValueError(f"{owner}.{name} must be a whole number of at least 1, not {value!r}")
+    return number
 
 
 _BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True}
@@ -167,6 +183,7 @@ class JobScript(metaclass=_JobScriptMeta):
     max_sleep_interval: int | float = 900
     marker_folder: str | None = None
     exit_markers: bool = True
+    max_array_size: int | None = None
     ssh: str = "ssh"
     scp: str = "scp"
 

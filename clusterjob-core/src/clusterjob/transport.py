@@ -194,6 +194,20 @@ class Transport:
         """Copy a local file to ``remotefile`` on the transport's machine."""
         raise NotImplementedError
 
+    def write_files(
+        self, files: Sequence[tuple[str, str, bool]], folders: Sequence[str] = ()
+    ) -> None:
+        """Create ``folders``, then write ``files`` ((path, data, executable) each), in order.
+
+        What ``submit_all`` writes for a whole batch. Each file is written as
+        :meth:`write_file` writes one; a remote transport may do it all in a
+        few round trips instead of one per file.
+        """
+        for folder in folders:
+            self.mkdir(folder)
+        for path, data, executable in files:
+            self.write_file(path, data, executable=executable)
+
     def close(self) -> None:
         """Release connections kept open for reuse (nothing to do locally)."""
 

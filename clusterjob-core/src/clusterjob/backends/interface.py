@@ -268,6 +268,49 @@ class ClusterjobBackend(StatusQuery, TagLookup, ResourceOptions):
         key = self.key_setting(jobscript.resources, self.array_option)
         return parse_task_ranges(jobscript.resources[key]) if key else None
 
+    # -- packing jobs into arrays (``clusterjob.submit_all``) ----------------
+
+    #: The variable that holds an array task's index inside the job (SLURM
+    #: ``SLURM_ARRAY_TASK_ID``, Grid Engine ``SGE_TASK_ID``, TORQUE ``PBS_ARRAYID``,
+    #: PBS Pro ``PBS_ARRAY_INDEX``, LSF ``LSB_JOBINDEX``); None: jobs are never packed.
+    array_task_variable: ClassVar[str | None] = None
+    #: The most tasks one array may have where the site sets no limit of its own
+    #: (the scheduler's documented default); ``JobScript.max_array_size`` is the site's.
+    max_array_size: ClassVar[int] = 1000
+    #: Whether a job given only ``stdout`` gets its stderr in that file too (SLURM, LSF);
+    #: a packed job's redirections follow the same rule.
+    stderr_follows_stdout: ClassVar[bool] = False
+
+    def can_pack(self) -> bool:
+        """Whether ``submit_all`` may pack jobs into arrays of this backend.
+
+        Needs :attr:`array_task_variable` and :meth:`task_job_id`; the array's
+        own option comes from :meth:`array_resources`.
+        """
+        return self.array_task_variable is not None and self._overrides("task_job_id")
+
+    def array_resources(self, resources: dict[str, Any], first: int, last: int) -> dict[str, Any]:
+        """The resources of an array of tasks ``first`` to ``last`` (a copy, free to change).
+
+        The default sets :attr:`array_option` (``--array=1-10``, ``-t 1-10``,
+        ``-J 1-10``); LSF, which names the tasks in the job name, overrides it.
+        """
+        if self.array_option is None:
+            raise ResourcesNotSupportedError(f"backend {self.name!r} has no array option")
+        resources[self.array_option] = f"{first}-{last}"
+        return resources
+
+    def task_job_id(self, array_id: str, task: int) -> str:
+        """The ID by which the scheduler's commands know task ``task`` of array ``array_id``.
+
+        ``array_id`` is what :meth:`get_job_id` read from the array's
+        submission (and what the tag lookup finds); the ID returned must work
+        with :meth:`status_command`/:meth:`parse_status` and :meth:`cmd_cancel`
+        (which then cancels that task only): SLURM ``123_4``, Grid Engine
+        ``123.4``, PBS ``123[4]``, LSF ``123[4]``.
+        """
+        raise NotImplementedError(f"backend {self.name!r} cannot pack jobs into arrays")
+
     def cmd_task_status(self, run: AsyncResult) -> Command | None:
         """Return a command listing the status of each task of an array job, or None."""
         return None
