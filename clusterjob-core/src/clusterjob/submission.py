@@ -177,9 +177,18 @@ def _adopt_interrupted(
 
 
 def find_tagged_jobs(
-    backend: ClusterjobBackend, tag: str | None, transport: Transport, path: str
+    backend: ClusterjobBackend,
+    tag: str | None,
+    transport: Transport,
+    path: str,
+    answers: dict[str, CommandResult] | None = None,
 ) -> list[str]:
     """IDs of the jobs carrying ``tag`` ([]: provably none): the queue, then accounting if needed.
+
+    ``answers`` (command -> its result) lets many tags share one lookup: a
+    rerun after a crash of ``submit_all`` looks for the tags of a whole batch,
+    and most backends' lookup command is the same for every tag (all of the
+    user's jobs with their tags).
 
     Raises:
         SubmitError: when the backend cannot look up tags, or the scheduler's
@@ -190,7 +199,13 @@ def find_tagged_jobs(
         command = command_for(tag, transport.remote, finished) if tag else None
         if command is None or tag is None:
             break
-        found = parse(_run_lookup(transport, command, tag, path), tag, finished)
+        key = repr(command)
+        answer = answers.get(key) if answers is not None else None
+        if answer is None:
+            answer = _run_lookup(transport, command, tag, path)
+            if answers is not None:
+                answers[key] = answer
+        found = parse(answer, tag, finished)
         if found is not None:
             return found
     raise SubmitError(
