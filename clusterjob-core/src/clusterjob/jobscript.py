@@ -382,18 +382,33 @@ class JobScript(metaclass=_JobScriptMeta):
             transport = get_transport(self.remote, ssh=self.ssh, scp=self.scp)
         if folder:
             transport.mkdir(folder)
+        files = self.rendered_files(path, context, marker_lines)
+        transport.write_file(*files[0])
+        if after_script is not None:
+            after_script()
+        for file in files[1:]:
+            transport.write_file(*file)
+
+    def rendered_files(
+        self,
+        path: str | None = None,
+        context: SubmissionContext | None = None,
+        marker_lines: Sequence[str] = (),
+    ) -> list[tuple[str, str, bool]]:
+        """(path, contents, executable) of the job script and its auxiliary scripts, as
+        :meth:`write_files` writes them: the job script at ``path`` (default: in the job folder),
+        the auxiliary scripts beside it."""
+        if path is None:
+            path = posixpath.join(self.job_folder(), self.script_filename())
+        folder = posixpath.dirname(path)
         script = self.render_script(self.body, jobscript=True, context=context)
         if marker_lines:
             script = insert_marker_lines(script, marker_lines)
-        transport.write_file(path, script, executable=True)
-        if after_script is not None:
-            after_script()
+        files = [(path, script, True)]
         for aux_name, aux_body in self.aux_scripts.items():
-            transport.write_file(
-                posixpath.join(folder, aux_name) if folder else aux_name,
-                self.render_script(aux_body),
-                executable=True,
-            )
+            aux_path = posixpath.join(folder, aux_name) if folder else aux_name
+            files.append((aux_path, self.render_script(aux_body), True))
+        return files
 
     # -- submission ---------------------------------------------------------
 
