@@ -71,6 +71,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "clusterjob.async_result",
             "clusterjob.submission",
             "clusterjob.jobscript",
+            "clusterjob.packing",
+            "clusterjob.batch",
         ),
     ),
     (

@@ -12,6 +12,7 @@ import logging
 
 from clusterjob.aio import as_completed_async
 from clusterjob.async_result import AsyncResult
+from clusterjob.batch import submit_all
 from clusterjob.hookspecs import hookimpl
 from clusterjob.jobscript import JobScript
 from clusterjob.polling import as_completed, wait_all
@@ -23,6 +24,7 @@ __all__ = [
     "as_completed",
     "as_completed_async",
     "hookimpl",
+    "submit_all",
     "wait_all",
 ]
 
