@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from clusterjob.backends import (
     ClusterjobBackend,
@@ -23,9 +23,13 @@ from clusterjob.errors import ClusterjobError, SubmitError
 
 from clusterjob_sge.parsing import (
     STATUS_MAPPING,
+    AccountingRecord,
+    latest_task_records,
+    listed_jobs,
+    listed_tasks,
     parse_qacct,
     parse_qstat_j_blocks,
-    parse_qstat_xml,
+    parse_qstat_xml_entries,
     qacct_status,
 )
 from clusterjob_sge.resources import (
@@ -49,6 +53,8 @@ _TERSE_ID = re.compile(r"(\d+)(?:\.\d+-\d+:\d+)?")
 #: Without ``-terse`` (or from a wrapper): ``Your job 123 ("name") has been submitted``
 #: (``Your job-array 123.1-3:1 ("name") has been submitted`` for an array job).
 _VERBOSE_ID = re.compile(r"Your job(?:-array)? (\d+)(?:\.\S+)? \(.*\) has been submitted")
+#: The ID of one task of an array job (:meth:`SgeBackend.task_job_id`): ``123.4``.
+_TASK_ID = re.compile(r"(\d+)\.(\d+)")
 
 # qacct takes one job per call: one shell runs it for each job (the numbers are
 # arguments of sh, never part of the script text). Each record names its job.
@@ -88,6 +94,9 @@ class SgeBackend(ClusterjobBackend):
 
     name = "sge"
     array_option: str | None = "-t"
+    array_task_variable: ClassVar[str | None] = "SGE_TASK_ID"
+    #: ``max_aj_tasks`` of sge_conf(5), 75000 by default (``qconf -sconf | grep max_aj_tasks``).
+    max_array_size: ClassVar[int] = 75000
     extension = "sge"
     prefix = "#$"
     commands = ("qsub", "qstat", "qacct", "qdel")
@@ -165,8 +174,13 @@ class SgeBackend(ClusterjobBackend):
         return find_job_id(response, _VERBOSE_ID, _TERSE_ID)
 
     def cmd_cancel(self, run: AsyncResult) -> list[str]:
-        """``qdel <job number>``."""
-        return ["qdel", self._job_number(run.job_id)]
+        """``qdel <job number>``, or ``qdel 123.4`` for one task of an array (that task only)."""
+        task = _TASK_ID.fullmatch(str(run.job_id or "").strip())
+        return ["qdel", task.group(0) if task else self._job_number(run.job_id)]
+
+    def task_job_id(self, array_id: str, task: int) -> str:
+        """``123.4``: how qstat, qacct and qdel name task 4 of array job 123."""
+        return f"{self._job_number(array_id)}.{task}"
 
     # -- status ---------------------------------------------------------------
 
@@ -178,7 +192,7 @@ class SgeBackend(ClusterjobBackend):
         """
         if not finished:
             return ["qstat", "-xml"]
-        numbers = [self._job_number(run.job_id) for run in runs]
+        numbers = dict.fromkeys(self._job_number(run.job_id) for run in runs)
         return ["sh", "-c", _ACCOUNTING_MANY, "sh", *numbers]
 
     def parse_status(
@@ -187,24 +201,59 @@ class SgeBackend(ClusterjobBackend):
         """Job ID -> status (or None) for every job the result of :meth:`status_command` reports.
 
         Listing: the job's state (None if it is not listed: it has left the
-        queue, and clusterjob asks qacct; every job None if qstat failed).
+        queue, and clusterjob asks qacct; every job None if qstat failed). A
+        task ID (``123.4``) gets the state of the entry that lists the task:
+        qstat shows a running task on its own line and pending ones together
+        (``1-4:1``, ``3,4``).
         qacct: COMPLETED, FAILED or CANCELLED from ``failed`` and
         ``exit_status`` (None while the record is not written yet, "job id N
         not found" on stderr, which takes 1-3 s, or for a job deleted before
-        it ran: such a job has no record at all).
+        it ran: such a job has no record at all); of the task's own record for
+        a task ID.
         """
         if finished:
             records = parse_qacct(result.stdout)
             reported = {
                 number: qacct_status(records, number) for number in {r.jobnumber for r in records}
             }
-            return {**reported, **{j: qacct_status(records, self._job_number(j)) for j in job_ids}}
-        listing = (
-            parse_qstat_xml(result.stdout, self.status_mapping) if result.returncode == 0 else None
+            return {
+                **reported,
+                **{j: qacct_status(records, *self._number_and_task(j)) for j in job_ids},
+            }
+        entries = (
+            parse_qstat_xml_entries(result.stdout, self.status_mapping)
+            if result.returncode == 0
+            else None
         )
-        if listing is None:
+        if entries is None:
             return dict.fromkeys(job_ids)
-        return {**listing, **{job_id: listing.get(self._job_number(job_id)) for job_id in job_ids}}
+        listing = listed_jobs(entries)
+        tasks = listed_tasks(entries) if any(_TASK_ID.fullmatch(j) for j in job_ids) else {}
+        asked = {}
+        for job_id in job_ids:
+            number, task = self._number_and_task(job_id)
+            asked[job_id] = listing.get(number) if task is None else tasks.get((number, task))
+        return {**listing, **asked}
+
+    def parse_exit_codes(
+        self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
+    ) -> Mapping[str, int]:
+        """The job script's exit status from qacct, for a job or task that ended on its own.
+
+        Only where qacct's ``failed`` is 0: otherwise Grid Engine ended the
+        job (a limit, qdel: ``exit_status`` is then the signal's 128+N, not the
+        script's). A whole array job (its number, several task records) has no
+        one exit status here; its tasks' markers give it.
+        """
+        if not finished:
+            return {}
+        records = parse_qacct(result.stdout)
+        codes = {}
+        for job_id in job_ids:
+            counted = latest_task_records(records, *self._number_and_task(job_id))
+            if len(counted) == 1 and _ended_on_its_own(counted[0]):
+                codes[job_id] = counted[0].exit_status
+        return codes
 
     # -- crash safety: the tag rides as account string (-A, kept in qacct) and job context (-ac) --
 
@@ -246,12 +295,24 @@ class SgeBackend(ClusterjobBackend):
 
     # -- helpers ----------------------------------------------------------------
 
+    def _number_and_task(self, job_id: str) -> tuple[str, str | None]:
+        """``("123", "4")`` for the task ID ``123.4``; ``("123", None)`` for a job number."""
+        task = _TASK_ID.fullmatch(job_id.strip())
+        if task:
+            return task.group(1), task.group(2)
+        return self._job_number(job_id), None
+
     def _job_number(self, job_id: Any) -> str:
         """The numeric job number of a job ID (``123`` or ``123.1-3:1``)."""
         match = JOB_NUMBER.match(str(job_id or "").strip())
         if not match:
             raise ClusterjobError(f"{job_id!r} is not a Grid Engine job number")
         return match.group(1)
+
+
+def _ended_on_its_own(record: AccountingRecord) -> bool:
+    """Whether the record's ``exit_status`` is the job script's (Grid Engine did not end it)."""
+    return record.failed == 0 and record.status is not None
 
 
 def _tag_lookup_failed(tag: str, reason: str) -> SubmitError:

@@ -16,15 +16,21 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from clusterjob.backends.output import clean_output
+from clusterjob.markers import parse_task_ranges
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 
 __all__ = [
     "STATUS_MAPPING",
     "AccountingRecord",
+    "ListingEntry",
     "combine_active",
+    "latest_task_records",
+    "listed_jobs",
+    "listed_tasks",
     "parse_qacct",
     "parse_qstat_j_blocks",
     "parse_qstat_xml",
+    "parse_qstat_xml_entries",
     "qacct_status",
     "state_to_status",
 ]
@@ -122,15 +128,29 @@ def combine_active(statuses: list[int | None]) -> int | None:
     return FAILED if FAILED in statuses else CANCELLED
 
 
-def parse_qstat_xml(
-    response: str, mapping: Mapping[str, int] = STATUS_MAPPING
-) -> dict[str, int | None] | None:
-    """Job number -> status from a ``qstat -xml`` listing; None if it is no listing.
+@dataclass(frozen=True)
+class ListingEntry:
+    """One ``job_list`` entry of a ``qstat -xml`` listing.
 
-    An array job appears once per task (or task range); its entries are
-    combined by :func:`combine_active`. Jobs not in the listing are absent
-    from the result (they left the queue, or never were there). Text before
-    and after the document (a login banner) is ignored.
+    Attributes:
+        number: the job number.
+        tasks: the array tasks the entry stands for, as qstat writes them: one
+            task (``2``) for a running task, a list or range (``3,4``,
+            ``1-4:1``) for pending ones; ``''`` for a job that is not an array.
+        status: the status of its state (see :func:`state_to_status`).
+    """
+
+    number: str
+    tasks: str
+    status: int | None
+
+
+def parse_qstat_xml_entries(
+    response: str, mapping: Mapping[str, int] = STATUS_MAPPING
+) -> list[ListingEntry] | None:
+    """The entries of a ``qstat -xml`` listing, in its order; None if it is no listing.
+
+    Text before and after the document (a login banner) is ignored.
     """
     response = clean_output(response)
     start = response.find("<?xml")
@@ -147,14 +167,58 @@ def parse_qstat_xml(
         return None
     if root.tag != "job_info":
         return None
-    states: dict[str, list[int | None]] = {}
+    entries = []
     for entry in root.iter("job_list"):
         number = (entry.findtext("JB_job_number") or "").strip()
         state = entry.findtext("state")
         if not number or state is None:
             continue
-        states.setdefault(number, []).append(state_to_status(state, mapping))
+        tasks = (entry.findtext("tasks") or "").strip()
+        entries.append(ListingEntry(number, tasks, state_to_status(state, mapping)))
+    return entries
+
+
+def parse_qstat_xml(
+    response: str, mapping: Mapping[str, int] = STATUS_MAPPING
+) -> dict[str, int | None] | None:
+    """Job number -> status from a ``qstat -xml`` listing; None if it is no listing.
+
+    An array job appears once per task (or task range); its entries are
+    combined by :func:`combine_active`. Jobs not in the listing are absent
+    from the result (they left the queue, or never were there).
+    """
+    entries = parse_qstat_xml_entries(response, mapping)
+    return None if entries is None else listed_jobs(entries)
+
+
+def listed_jobs(entries: list[ListingEntry]) -> dict[str, int | None]:
+    """Job number -> status of every job of the listing, its tasks' entries combined."""
+    states: dict[str, list[int | None]] = {}
+    for entry in entries:
+        states.setdefault(entry.number, []).append(entry.status)
     return {number: combine_active(found) for number, found in states.items()}
+
+
+def listed_tasks(entries: list[ListingEntry]) -> dict[tuple[str, str], int | None]:
+    """(job number, task) -> status of every array task the listing shows.
+
+    Pending tasks share one entry (``1-4:1``; ``1,4`` once tasks 2 and 3 were
+    deleted), each running task has its own: every task of an entry gets the
+    entry's status. An entry whose task list cannot be read is skipped (its
+    tasks are unknown, then asked of qacct), with a warning.
+    """
+    tasks: dict[tuple[str, str], int | None] = {}
+    for entry in entries:
+        if not entry.tasks:
+            continue
+        ids = parse_task_ranges(entry.tasks)
+        if ids is None:
+            logger.warning(
+                "cannot read the tasks %r of Grid Engine job %s", entry.tasks, entry.number
+            )
+            continue
+        tasks.update(((entry.number, task), entry.status) for task in ids)
+    return tasks
 
 
 @dataclass(frozen=True)
@@ -247,26 +311,39 @@ def parse_qacct(response: str) -> list[AccountingRecord]:
     return records
 
 
-def qacct_status(records: list[AccountingRecord], job_id: str | None = None) -> int | None:
-    """How a job ended, from its accounting records; None if they do not tell.
+def latest_task_records(
+    records: list[AccountingRecord], job_number: str | None = None, task: str | None = None
+) -> list[AccountingRecord]:
+    """The record that counts for each task of a job (of task ``task`` only, if given).
 
     Only the latest submission counts (job numbers are reused after a wrap
     or a new cell: records are grouped by ``qsub_time`` and the group of the
     last record is taken). Within it, the last record of each task counts
-    (a rescheduled job has several). An array job is COMPLETED only if all
-    its recorded tasks are; else FAILED wins over CANCELLED.
+    (a rescheduled job has several).
     """
-    if job_id is not None:
-        records = [r for r in records if r.jobnumber == str(job_id)]
+    if job_number is not None:
+        records = [r for r in records if r.jobnumber == str(job_number)]
     if not records:
-        return None
+        return []
     latest = records[-1].qsub_time
     last_per_task: dict[str, AccountingRecord] = {}
     for record in records:
-        if record.qsub_time == latest:
+        if record.qsub_time == latest and (task is None or record.taskid == task):
             last_per_task[record.taskid] = record
-    statuses = [r.status for r in last_per_task.values()]
-    if any(s is None for s in statuses):
+    return list(last_per_task.values())
+
+
+def qacct_status(
+    records: list[AccountingRecord], job_id: str | None = None, task: str | None = None
+) -> int | None:
+    """How a job (or its task ``task``) ended, from its accounting records; None: they do not tell.
+
+    The records that count are those of :func:`latest_task_records`. An
+    array job is COMPLETED only if all its recorded tasks are; else FAILED
+    wins over CANCELLED.
+    """
+    statuses = [r.status for r in latest_task_records(records, job_id, task)]
+    if not statuses or any(s is None for s in statuses):
         return None
     if FAILED in statuses:
         return FAILED
