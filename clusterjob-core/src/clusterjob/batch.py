@@ -212,11 +212,15 @@ def _lock_budget(wanted: int) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = min(wanted, MAX_BATCH) + RESERVED_DESCRIPTORS
     if soft != resource.RLIM_INFINITY and soft < needed:
-        new_soft = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
-            logger.debug("raised the open-file limit from %d to %d for submit_all", soft, new_soft)
-            soft = new_soft
+        allowed = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        if allowed > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (allowed, hard))
+            except (ValueError, OSError) as exc:
+                logger.debug("cannot raise the open-file limit to %d: %s", allowed, exc)
+            else:
+                logger.debug("raised the open-file limit from %d to %d", soft, allowed)
+                soft = allowed
     if soft == resource.RLIM_INFINITY:
         return MAX_BATCH
     return max(1, min(MAX_BATCH, soft - RESERVED_DESCRIPTORS))

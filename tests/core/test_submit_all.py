@@ -1,0 +1,390 @@
+"""``submit_all``: packing into arrays, one flush per batch, adoption by tag, and its errors.
+
+Scheduler-free: SLURM's commands are stand-ins first on ``PATH`` (``sbatch`` keeps a
+copy of every script it is given and answers ``Submitted batch job <n>``, ``squeue``
+lists those jobs with their comments as the real one does for the tag lookup), and the
+array's script is run by ``sh`` with the variables SLURM would set. The real schedulers'
+tests are in tests/slurm, tests/sge and tests/pbs; the crash table in
+tests/remote/test_submit_all_exactly_once.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from clusterjob import AsyncResult, JobScript, submit_all, wait_all
+from clusterjob import batch as batch_module
+from clusterjob import cache as cache_module
+from clusterjob.errors import SchedulerError
+from clusterjob.status import COMPLETED
+from helpers.commands import FakeCommands
+
+#: ``sbatch``: keeps the script as submitted/<id>.sh, answers with the next job ID (from 100).
+SBATCH = """\
+n=$(( $(cat "$FAKE/counter" 2>/dev/null || echo 99) + 1 )); echo $n > "$FAKE/counter"
+cp "$1" "$FAKE/submitted/$n.sh"
+if [ -n "$REFUSE_ARRAYS" ] && grep -q -- --array "$1"; then
+  echo "sbatch: error: Batch job submission failed: Invalid job array specification" >&2; exit 1
+fi
+echo "Submitted batch job $n"
+"""
+
+#: ``squeue -o '%i|%k'``: every job sbatch took, an array as one pending row ``<id>_[1-N]``.
+SQUEUE = """\
+for f in "$FAKE"/submitted/*.sh; do
+  [ -f "$f" ] || continue
+  id=$(basename "$f" .sh)
+  tag=$(sed -n 's/^#SBATCH --comment=//p' "$f")
+  tasks=$(sed -n 's/^#SBATCH --array=//p' "$f")
+  if [ -n "$tasks" ]; then echo "${id}_[$tasks]|$tag"; else echo "$id|$tag"; fi
+done
+"""
+
+
+@pytest.fixture
+def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCommands:
+    (tmp_path / "fake" / "submitted").mkdir(parents=True)
+    fake = FakeCommands(tmp_path / "fake")
+    fake.script("sbatch", SBATCH)
+    fake.script("squeue", SQUEUE)
+    fake.command("scontrol", ("*", "AccountingStoreFlags    = job_comment\n", "", 0))
+    fake.command("sacct", ("*", "", "", 0))
+    monkeypatch.setenv("FAKE", str(tmp_path / "fake"))
+    monkeypatch.setenv("PATH", fake.environment()["PATH"])
+    JobScript.backend = "slurm"
+    JobScript.rootdir = str(tmp_path / "run")
+    JobScript.cache_folder = str(tmp_path / "cache")
+    return fake
+
+
+def sweep(count: int, **resources: object) -> list[JobScript]:
+    """A parameter sweep: its own name and body per job, the same resources."""
+    return [
+        JobScript(f"echo seed {seed}; exit {3 if seed == 2 else 0}", jobname=f"sim{seed}",
+                  **{"time": "10", **resources})
+        for seed in range(count)
+    ]  # fmt: skip
+
+
+def sbatch_calls(fake: FakeCommands) -> list[str]:
+    return [call for call in fake.calls() if call.startswith("sbatch")]
+
+
+def submitted_script(tmp_path: Path, job_id: str) -> str:
+    return (tmp_path / "fake" / "submitted" / f"{job_id}.sh").read_text()
+
+
+def test_a_sweep_goes_into_one_array_and_each_job_keeps_its_own_result(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    results = submit_all(sweep(4), cache_ids=[f"s{i}" for i in range(4)])
+
+    assert len(sbatch_calls(fake_slurm)) == 1
+    assert [r.job_id for r in results] == ["100_1", "100_2", "100_3", "100_4"]
+    assert [r.jobname for r in results] == ["sim0", "sim1", "sim2", "sim3"]
+    script = submitted_script(tmp_path, "100")
+    assert "#SBATCH --array=1-4" in script
+    assert "#SBATCH --job-name=sim" in script
+    tag = re.search(r"^#SBATCH --comment=(\S+)$", script, re.MULTILINE)
+    assert tag is not None
+    assert [r.marker_name for r in results] == [f"{tag.group(1)}.{k}" for k in range(1, 5)]
+    for i, result in enumerate(results):
+        record = json.loads(Path(str(result.cache_file)).read_text())
+        assert (record["state"], record["job_id"], record["cache_id"]) == (
+            "submitted", f"100_{i + 1}", f"s{i}",
+        )  # fmt: skip
+        assert AsyncResult.from_cache(str(result.cache_file)).job_id == result.job_id
+
+
+def run_array_task(tmp_path: Path, job_id: str, task: int) -> subprocess.CompletedProcess[str]:
+    """The array's script as SLURM runs task ``task``: in the submit folder, with its variables."""
+    script = tmp_path / "array-task.sh"
+    script.write_text(submitted_script(tmp_path, job_id))
+    env = {
+        **os.environ,
+        "SLURM_ARRAY_TASK_ID": str(task),
+        "SLURM_SUBMIT_DIR": str(tmp_path / "run"),
+    }
+    return subprocess.run(["sh", str(script)], cwd=tmp_path / "run", env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def test_an_array_task_runs_its_own_jobs_script_writes_its_output_and_markers(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    jobs = sweep(3)
+    for job in jobs:
+        job.resources["stdout"] = f"out/{job.resources['jobname']}.txt"
+    (tmp_path / "run" / "out").mkdir(parents=True)
+    results = submit_all(jobs)
+
+    task = run_array_task(tmp_path, "100", 3)
+    assert (task.returncode, task.stdout) == (3, "")  # sim2 exits 3; its output went to its file
+    assert (tmp_path / "run" / "out" / "sim2.txt").read_text() == "seed 2\n"
+    assert not (tmp_path / "run" / "out" / "sim0.txt").exists()
+    exit_marker = Path(str(results[2].marker_folder)) / f"{results[2].marker_name}.exit"
+    assert exit_marker.read_text() == "exit 3\n"
+    assert "#SBATCH --output=/dev/null" in submitted_script(tmp_path, "100")
+
+
+def test_stderr_goes_with_stdout_as_the_scheduler_would_send_it(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    jobs = [JobScript("echo to-err >&2", jobname=f"e{i}", stdout=f"e{i}.log") for i in range(2)]
+    submit_all(jobs)
+
+    run_array_task(tmp_path, "100", 2)
+    assert (tmp_path / "run" / "e1.log").read_text() == "to-err\n"
+
+
+def test_an_output_path_with_spaces_and_quotes_reaches_its_file(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    odd = "it's a $HOME; `x`.log"
+    jobs = [JobScript("echo hi", jobname=f"q{i}", stdout=f"plain{i}.log") for i in range(2)]
+    jobs[1].resources["stdout"] = odd.replace("$", "")
+    submit_all(jobs)
+
+    run_array_task(tmp_path, "100", 2)
+    assert (tmp_path / "run" / odd.replace("$", "")).read_text() == "hi\n"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda jobs: jobs[1].resources.update(time="20"), "other headers"),
+        (lambda jobs: jobs[1].resources.update(stdout="sim1-%j.out"), "a scheduler pattern"),
+        (lambda jobs: jobs[1].resources.update(array="1-3"), "already an array"),
+        (lambda jobs: setattr(jobs[1], "workdir", "elsewhere"), "another job folder"),
+        (lambda jobs: setattr(jobs[1], "shell", "/bin/tcsh"), "not a POSIX shell"),
+    ],
+)
+def test_a_job_that_cannot_share_the_array_is_submitted_on_its_own(
+    fake_slurm: FakeCommands, change: object, why: str
+) -> None:
+    jobs = sweep(3)
+    change(jobs)  # type: ignore[operator]
+    results = submit_all(jobs)
+
+    assert len(sbatch_calls(fake_slurm)) == 2, why
+    assert [r.job_id for r in results] == ["100_1", "101", "100_2"], why
+
+
+def test_pack_false_submits_one_by_one(fake_slurm: FakeCommands) -> None:
+    results = submit_all(sweep(3), pack=False)
+
+    assert len(sbatch_calls(fake_slurm)) == 3
+    assert [r.job_id for r in results] == ["100", "101", "102"]
+
+
+def test_arrays_are_cut_at_max_array_size_and_a_last_single_job_goes_alone(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    results = submit_all(sweep(5), max_array_size=2)
+
+    assert [r.job_id for r in results] == ["100_1", "100_2", "101_1", "101_2", "102"]
+    assert "--array=1-2" in submitted_script(tmp_path, "101")
+    assert "--array" not in submitted_script(tmp_path, "102")
+
+
+def test_the_sites_max_array_size_comes_from_the_ini_file_and_the_backend_has_a_default(
+    fake_slurm: FakeCommands, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ini = tmp_path / "site.ini"
+    ini.write_text("[Attributes]\nmax_array_size = 3\n")
+    JobScript.read_defaults(str(ini))
+    assert [r.job_id for r in submit_all(sweep(4))][-1] == "101"  # 3 + 1
+
+    JobScript.max_array_size = None
+    monkeypatch.setattr(type(sweep(1)[0]._get_backend()), "max_array_size", 2)
+    assert [r.job_id for r in submit_all(sweep(4), force=True)] == [
+        "102_1",
+        "102_2",
+        "103_1",
+        "103_2",
+    ]
+
+
+def test_a_rerun_returns_the_cached_results_without_asking_the_scheduler(
+    fake_slurm: FakeCommands,
+) -> None:
+    first = submit_all(sweep(3))
+    calls = len(fake_slurm.calls())
+    again = submit_all(sweep(3))
+
+    assert len(fake_slurm.calls()) == calls
+    assert [r.job_id for r in again] == [r.job_id for r in first]
+    assert all(r.resumed for r in again)
+
+
+def test_force_submits_again_and_the_same_cache_id_twice_is_one_job(
+    fake_slurm: FakeCommands,
+) -> None:
+    submit_all(sweep(2))
+    jobs = sweep(2)
+    results = submit_all([jobs[0], jobs[1], jobs[0]], cache_ids=["a", "b", "a"], force=True)
+
+    assert [r.job_id for r in results] == ["101_1", "101_2", "101_1"]
+    assert results[0] is results[2]
+
+
+def test_an_array_interrupted_after_sbatch_is_adopted_task_by_task(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    """Killed right after sbatch accepted the array: the rerun finds it by its tag (one
+    squeue for the whole batch) and submits nothing."""
+    killed = run_in_subprocess(tmp_path, "after_submit", count=4)
+    assert killed.returncode == -9, killed.stderr
+    intents = [json.loads(p.read_text()) for p in sorted((tmp_path / "cache").glob("*.cache"))]
+    assert {(i["state"], i["array_task"]) for i in intents} == {
+        ("submitting", k) for k in (1, 2, 3, 4)
+    }
+
+    results = submit_all(sweep(4), cache_ids=[f"s{i}" for i in range(4)])
+
+    assert [r.job_id for r in results] == ["100_1", "100_2", "100_3", "100_4"]
+    assert all(r.resumed for r in results)
+    assert len(sbatch_calls(fake_slurm)) == 1
+    assert len([c for c in fake_slurm.calls() if c.startswith("squeue")]) == 1
+
+
+def test_an_array_interrupted_before_sbatch_is_submitted_once_on_the_rerun(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    killed = run_in_subprocess(tmp_path, "after_intents", count=3)
+    assert killed.returncode == -9, killed.stderr
+
+    results = submit_all(sweep(3), cache_ids=[f"s{i}" for i in range(3)])
+
+    assert [r.job_id for r in results] == ["100_1", "100_2", "100_3"]
+    assert len(sbatch_calls(fake_slurm)) == 1
+
+
+def run_in_subprocess(tmp_path: Path, fault: str, count: int) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "from clusterjob import JobScript, submit_all\n"
+        "from test_submit_all import sweep\n"
+        "JobScript.backend = 'slurm'\n"
+        f"JobScript.rootdir = {str(tmp_path / 'run')!r}\n"
+        f"JobScript.cache_folder = {str(tmp_path / 'cache')!r}\n"
+        f"submit_all(sweep({count}), cache_ids=[f's{{i}}' for i in range({count})])\n"
+    )
+    env = {**os.environ, "CLUSTERJOB_FAULT_INJECT": fault}
+    here = Path(__file__).parent
+    return subprocess.run([sys.executable, "-c", code, str(here), str(here.parent)], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def test_a_refused_array_is_raised_after_the_other_jobs_were_submitted_and_cached(
+    fake_slurm: FakeCommands, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFUSE_ARRAYS", "1")
+    jobs = [*sweep(2), JobScript("echo alone", jobname="alone", time="99")]
+    with pytest.raises(SchedulerError, match="Invalid job array specification"):
+        submit_all(jobs, cache_ids=["a", "b", "c"])
+
+    assert sorted(p.name for p in (tmp_path / "cache").glob("*.cache")) == ["clusterjob.c.cache"]
+    monkeypatch.delenv("REFUSE_ARRAYS")
+    assert [r.job_id for r in submit_all(jobs, cache_ids=["a", "b", "c"])] == [
+        "102_1",
+        "102_2",
+        "101",
+    ]
+
+
+def test_a_batch_costs_two_flushes_whatever_its_size(
+    fake_slurm: FakeCommands, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flushes: list[int] = []
+    real = cache_module.flush_folders
+    monkeypatch.setattr(cache_module, "flush_folders",
+                        lambda folders, paths: (flushes.append(len(paths)), real(folders, paths)))  # fmt: skip
+    submit_all([*sweep(30), *sweep(1, time="99")], cache_ids=[str(i) for i in range(31)])
+
+    assert flushes == [31, 31]
+
+
+def test_one_flush_without_syncfs_still_makes_every_file_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(cache_module, "_syncfs", None)
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    cache_module.write_records({str(tmp_path / f"{i}.cache"): {"i": i} for i in range(3)})
+
+    assert len(synced) == 3 + 1  # every file, then its folder
+    assert json.loads((tmp_path / "2.cache").read_text())["i"] == 2
+
+
+def test_few_file_descriptors_split_the_jobs_into_batches_instead_of_failing(
+    fake_slurm: FakeCommands, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = batch_module.RESERVED_DESCRIPTORS + 3
+    monkeypatch.setattr(batch_module.resource, "getrlimit", lambda _: (limit, limit))
+    monkeypatch.setattr(batch_module.resource, "setrlimit", lambda *_: pytest.fail("raised"))
+    results = submit_all(sweep(7))
+
+    assert [r.job_id for r in results] == [
+        "100_1",
+        "100_2",
+        "100_3",
+        "101_1",
+        "101_2",
+        "101_3",
+        "102",
+    ]
+
+
+def test_on_local_each_job_runs_once_with_its_prologue_and_epilogue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    JobScript.backend = "local"
+    JobScript.cache_folder = str(tmp_path / "cache")
+    JobScript.max_sleep_interval = 0.2
+    jobs = [
+        JobScript(f"echo {i} >> ran", jobname=f"j{i}", prologue="echo {jobname} >> pro",
+                  epilogue="echo {jobname} >> epi")
+        for i in range(3)
+    ]  # fmt: skip
+    assert wait_all(submit_all(jobs), timeout=60) == [COMPLETED] * 3
+    assert wait_all(submit_all(jobs), timeout=60) == [COMPLETED] * 3
+
+    assert sorted((tmp_path / "ran").read_text().split()) == ["0", "1", "2"]
+    assert sorted((tmp_path / "pro").read_text().split()) == ["j0", "j1", "j2"]
+    assert sorted((tmp_path / "epi").read_text().split()) == ["j0", "j1", "j2"]
+
+
+def test_without_a_cache_folder_every_job_is_submitted(fake_slurm: FakeCommands) -> None:
+    JobScript.cache_folder = None
+    results = submit_all(sweep(2))
+
+    assert [(r.job_id, r.cache_file) for r in results] == [("100_1", None), ("100_2", None)]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: submit_all(sweep(2), cache_ids=["a"]), ValueError,
+         r"got 2 jobs but 1 cache_ids; give one per job \(None to derive it from the job\)"),
+        (lambda: submit_all([sweep(1)[0], "echo hi"]), TypeError,  # type: ignore[list-item]
+         r"submit_all\(\) takes JobScript objects; item 1 is 'echo hi'"),
+        (lambda: submit_all(sweep(2), max_array_size=0), ValueError,
+         r"max_array_size must be a whole number of at least 1, not 0"),
+        (lambda: submit_all(sweep(2), cache_ids=["a/b", None]), ValueError,
+         r"invalid cache_id 'a/b'"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_are_refused_before_anything_is_submitted(
+    fake_slurm: FakeCommands, call: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        call()  # type: ignore[operator]
+    assert sbatch_calls(fake_slurm) == []
