@@ -85,6 +85,12 @@ class SlurmBackend(ClusterjobBackend):
 
     name = "slurm"
     array_option: str | None = "--array"
+    array_task_variable = "SLURM_ARRAY_TASK_ID"
+    #: ``MaxArraySize`` defaults to 1001 (slurm.conf(5)): task indices 0 to 1000, so packed
+    #: arrays, whose tasks start at 1, have at most 1000.
+    max_array_size = 1000
+    #: sbatch writes stderr into the ``--output`` file unless ``--error`` is given.
+    stderr_follows_stdout = True
     extension = "slr"
     prefix = "#SBATCH"
     commands = ("sbatch", "squeue", "sacct", "scancel")
@@ -134,6 +140,7 @@ class SlurmBackend(ClusterjobBackend):
         return find_job_id(response, _SUBMITTED, _PARSABLE)
 
     def cmd_cancel(self, run: AsyncResult) -> Command:
+        """``scancel ID``; for a task ID (``123_4``) SLURM cancels that task only."""
         return ["scancel", str(run.job_id)]
 
     # -- resources ----------------------------------------------------------------
@@ -216,9 +223,12 @@ class SlurmBackend(ClusterjobBackend):
     ) -> Mapping[str, int | None]:
         """Status per job ID (and of every other job the output reports), by :attr:`status_mapping`.
 
-        A failed query tells nothing: ``squeue`` fails for a lone purged ID
-        (the job left the queue: ask ``sacct``), ``sacct`` when neither
-        accounting nor the job completion log answers.
+        An array task asked about by its ID (``123_4``, see :meth:`task_job_id`)
+        gets its own record's status, or that of the folded record of pending
+        tasks that holds it (``123_[2-5,7]``). A failed query tells nothing:
+        ``squeue`` fails for a lone purged ID (the job left the queue: ask
+        ``sacct``), ``sacct`` when neither accounting nor the job completion
+        log answers.
         """
         statuses: dict[str, int | None] = dict.fromkeys(job_ids)
         if result.returncode != 0:
@@ -234,7 +244,24 @@ class SlurmBackend(ClusterjobBackend):
         )
         return statuses
 
+    def parse_exit_codes(
+        self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
+    ) -> Mapping[str, int]:
+        """Exit status of the jobs and tasks that accounting says their script ended itself.
+
+        Only ``sacct`` (``finished``) prints it: ExitCode ``3:0`` of a FAILED or
+        COMPLETED record is 3. A job killed (signal, walltime, cancel) is left out.
+        """
+        if not finished or result.returncode != 0:
+            return {}
+        codes = queries.exit_codes(result.stdout)
+        return {job_id: codes[job_id] for job_id in job_ids if job_id in codes}
+
     # -- arrays -------------------------------------------------------------------
+
+    def task_job_id(self, array_id: str, task: int) -> str:
+        """``123_4``: the ID squeue, sacct and scancel know task 4 of array 123 by."""
+        return f"{array_id}_{task}"
 
     def cmd_task_status(self, run: AsyncResult) -> Command | None:
         """The controller's and accounting's records of every task of the array ``run``."""

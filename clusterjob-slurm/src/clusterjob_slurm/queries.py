@@ -40,6 +40,7 @@ __all__ = [
     "SQUEUE_FORMAT",
     "accounting_stores_comments",
     "accounting_tag_command",
+    "exit_codes",
     "expand_tasks",
     "finished_statuses",
     "queue_statuses",
@@ -177,14 +178,38 @@ def _is_composite(record: Record) -> bool:
     return record.job_id != record.base_id
 
 
-def _group(records: Sequence[Record]) -> dict[str, list[Record]]:
-    """Records per submitted job (base ID) and per full ID of composite records."""
-    grouped: dict[str, list[Record]] = {}
+def _own_ids(record: Record) -> list[str]:
+    """The IDs a composite record speaks for: each task of ``123_[5-7]`` (``123_5`` ...), or
+    its own (``123_4``, ``123+1``)."""
+    if record.task is not None and record.task.startswith("["):
+        return [f"{record.base_id}_{task}" for task in expand_tasks(record.task)]
+    return [record.job_id]
+
+
+def _group(records: Sequence[Record]) -> tuple[dict[str, list[Record]], dict[str, list[Record]]]:
+    """(records per submitted job (base ID), records per task or het component ID).
+
+    A folded record of pending tasks counts for each of its tasks, so a task
+    asked about by its own ID (``123_4``, as a job packed by ``submit_all``
+    is known) is found in ``123_[2-5,7]``.
+    """
+    by_base: dict[str, list[Record]] = {}
+    by_part: dict[str, list[Record]] = {}
     for record in records:
-        grouped.setdefault(record.base_id, []).append(record)
+        by_base.setdefault(record.base_id, []).append(record)
         if _is_composite(record):
-            grouped.setdefault(record.job_id, []).append(record)
-    return grouped
+            for part_id in _own_ids(record):
+                by_part.setdefault(part_id, []).append(record)
+    return by_base, by_part
+
+
+def _statuses(
+    grouped: Mapping[str, Sequence[Record]], mapping: Mapping[str, int]
+) -> dict[str, int | None]:
+    return {
+        job_id: aggregate(r.status_in(mapping) for r in records)
+        for job_id, records in grouped.items()
+    }
 
 
 def queue_statuses(
@@ -196,17 +221,14 @@ def queue_statuses(
     while its siblings may still run: a task that failed early can be gone
     when the last one completes. So an array (or het job) whose visible
     records are all finished is FAILED if one of them failed, and otherwise
-    unknown here (None): accounting, which keeps every task, decides.
+    unknown here (None): accounting, which keeps every task, decides. A
+    task's (or component's) own record is its status, whatever its siblings'.
     """
-    statuses: dict[str, int | None] = {}
-    for job_id, records in _group(parse_records(response)).items():
-        status = aggregate(r.status_in(mapping) for r in records)
-        if (
-            any(_is_composite(r) for r in records)
-            and status is not None
-            and status >= 0
-            and status != FAILED
-        ):
+    by_base, by_part = _group(parse_records(response))
+    statuses = _statuses(by_part, mapping)
+    for job_id, status in _statuses(by_base, mapping).items():
+        composite = any(_is_composite(r) for r in by_base[job_id])
+        if composite and status is not None and status >= 0 and status != FAILED:
             status = None
         statuses[job_id] = status
     return statuses
@@ -226,20 +248,44 @@ def finished_statuses(
     fields as "Unknown type ArrayJobId: N" on stderr); for an array it can
     only prove FAILED. A job without records is unknown: None, never COMPLETED.
     """
-    statuses: dict[str, int | None] = {}
     accounting, jobcomp = _records_by_width(result.stdout)
-    for job_id, records in _group(parse_records(accounting)).items():
-        statuses[job_id] = aggregate(r.status_in(mapping) for r in records)
+    by_base, by_part = _group(parse_records(accounting))
+    statuses = {**_statuses(by_part, mapping), **_statuses(by_base, mapping)}
     arrays = set(_ARRAY_MARK.findall(clean_output(result.stderr)))
-    for job_id, records in _group(parse_records(jobcomp)).items():
+    by_base, by_part = _group(parse_records(jobcomp))
+    for job_id, status in {**_statuses(by_part, mapping), **_statuses(by_base, mapping)}.items():
         if job_id in statuses:
             continue
-        status = aggregate(r.status_in(mapping) for r in records)
-        composite = job_id in arrays or any(_is_composite(r) for r in records)
+        composite = job_id in arrays or any(_is_composite(r) for r in by_base.get(job_id, ()))
         if composite and status != FAILED:
             status = None
         statuses[job_id] = status
     return statuses
+
+
+#: A job or one array task, as ``sacct -X`` prints them (not a folded range, not a het component).
+_JOB_OR_TASK = re.compile(r"^\d+(?:_\d+)?$")
+#: sacct's ExitCode ``status:signal`` of a script that exited by itself (no signal).
+_EXITED = re.compile(r"^(\d+):0$")
+#: The states in which the script ended by itself, so that ExitCode is its exit status
+#: (after a signal, a walltime or a cancel, sacct's ``0:0`` says nothing).
+_SCRIPT_ENDED = ("COMPLETED", "FAILED")
+
+
+def exit_codes(response: str) -> dict[str, int]:
+    """Exit status per job and array task ID (``123``, ``123_4``) in :func:`sacct_command` output.
+
+    Only accounting records are read: the job completion log (``sacct -c``)
+    lists an array's tasks under raw job IDs, one of which is the array's own.
+    """
+    accounting, _ = _records_by_width(response)
+    codes: dict[str, int] = {}
+    for line in accounting.splitlines():
+        job_id, state, _reason, exit_code = (field.strip() for field in line.split("|"))
+        exited = _EXITED.match(exit_code)
+        if _JOB_OR_TASK.match(job_id) and state in _SCRIPT_ENDED and exited:
+            codes[job_id] = int(exited.group(1))
+    return codes
 
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")

@@ -1,0 +1,302 @@
+"""Array tasks known by their own job IDs (``123_4``), as ``submit_all`` packs jobs into arrays.
+
+The scheduler-free tests read output captured from the test cluster (SLURM 22.05,
+``bash tests/slurm/capture_fixtures.sh tasks``): array 6013 of six tasks, submitted
+held with ``--comment=cj-fixture-tag``; task 2 exits 3, task 3 is cancelled while it
+runs, task 5 while it is still folded into the pending record (SLURM then drops it
+without a record anywhere), tasks 1, 4 and 6 complete. The ``slurm`` tests submit
+arrays to the real cluster.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clusterjob import JobScript, wait_all
+from clusterjob.backends import CommandResult
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+from clusterjob_slurm import SlurmBackend
+from clusterjob_slurm.queries import squeue_command
+from helpers.commands import FakeCommands, run_command
+from helpers.data import DataFolder
+from helpers.results import job_result, look_up_tag, ok
+from helpers.slurm import cancel_jobs_named
+from helpers.waiting import TIMEOUT, wait_for
+
+DATA = DataFolder(__file__)
+ARRAY = "6013"  #: the array of the captured fixtures
+TASKS = [f"{ARRAY}_{task}" for task in range(1, 7)]
+
+backend = SlurmBackend()
+
+
+def task_statuses(name: str, finished: bool = False) -> dict[str, int | None]:
+    """Status of each task of the fixture array, read from the captured output ``name``."""
+    found = backend.parse_status(ok(DATA.read(name)), TASKS, finished)
+    return {job_id.split("_")[1]: found[job_id] for job_id in TASKS}
+
+
+# -- the packing contract ------------------------------------------------------------
+
+
+def test_slurm_packs_jobs_into_arrays_of_at_most_1000_tasks() -> None:
+    """slurm.conf(5): MaxArraySize defaults to 1001, task indices run from 0 to 1000."""
+    assert backend.can_pack()
+    assert backend.array_task_variable == "SLURM_ARRAY_TASK_ID"
+    assert backend.max_array_size == 1000
+    assert backend.stderr_follows_stdout
+
+
+def test_task_job_id_is_array_id_underscore_task() -> None:
+    array_id = backend.get_job_id(DATA.read("sbatch_array.txt"))
+    assert array_id == ARRAY
+    assert backend.task_job_id(array_id, 4) == "6013_4"
+
+
+def test_array_resources_render_as_the_array_option() -> None:
+    resources = backend.array_resources({"jobname": "sweep"}, 1, 5)
+    job = JobScript("true", backend="slurm", **resources)
+    assert "#SBATCH --array=1-5" in str(job).splitlines()
+
+
+def test_a_task_is_asked_about_and_cancelled_by_its_own_id() -> None:
+    runs = [job_result(backend, job_id) for job_id in ("6013_2", "6013_5")]
+    assert backend.status_command(runs) == squeue_command(["6013_2", "6013_5"])
+    assert backend.status_command(runs)[-1] == "--jobs=6013_2,6013_5"
+    assert "-j" in backend.status_command(runs, finished=True)
+    assert "6013_2,6013_5" in backend.status_command(runs, finished=True)
+    assert backend.cmd_cancel(runs[0]) == ["scancel", "6013_2"]
+
+
+# -- statuses of tasks from squeue and sacct -------------------------------------------
+
+
+def test_tasks_folded_into_one_pending_record_are_each_pending() -> None:
+    """squeue -j 6013_2,6013_3,6013_5 prints one record ``6013_[2-3,5]`` for the three."""
+    found = backend.parse_status(ok(DATA.read("squeue_tasks_pending_folded.txt")), TASKS[1:5])
+    assert {job_id: found[job_id] for job_id in TASKS[1:5]} == {
+        "6013_2": PENDING,
+        "6013_3": PENDING,
+        "6013_4": None,  # not asked about, so not listed: squeue does not tell
+        "6013_5": PENDING,
+    }
+
+
+def test_running_failed_and_folded_tasks() -> None:
+    assert task_statuses("squeue_tasks_mixed.txt") == {
+        "1": RUNNING,
+        "2": FAILED,
+        **dict.fromkeys("3456", PENDING),  # 6013_[3-6]
+    }
+
+
+def test_a_task_cancelled_while_folded_is_unknown_never_guessed() -> None:
+    """scancel 6013_5 of a task still in the pending record drops it: no record in squeue or
+    in sacct, ever. Its status stays unknown (a ``cancel()`` through clusterjob records
+    CANCELLED itself); task 3, cancelled while running, is CANCELLED."""
+    assert task_statuses("squeue_tasks_after_cancel.txt") == {
+        "1": RUNNING,
+        "2": FAILED,
+        "3": CANCELLED,
+        "4": PENDING,
+        "5": None,
+        "6": PENDING,
+    }
+    assert task_statuses("sacct_tasks_finished.txt", finished=True)["5"] is None
+
+
+def test_a_completed_task_is_completed_whatever_its_siblings() -> None:
+    """Regression: a task's own record in squeue went through the rule for a whole array
+    (all visible tasks ended and none failed: unknown, ask accounting), so a COMPLETED task
+    asked about by its ID was unknown until the controller forgot it."""
+    assert task_statuses("squeue_tasks_finished.txt") == {
+        "1": COMPLETED,
+        "2": FAILED,
+        "3": CANCELLED,
+        "4": COMPLETED,
+        "5": None,
+        "6": COMPLETED,
+    }
+
+
+def test_the_whole_array_is_still_judged_by_all_its_tasks() -> None:
+    finished = ok(DATA.read("squeue_tasks_finished.txt"))
+    assert backend.parse_status(finished, [ARRAY])[ARRAY] == FAILED
+    completed = ok("6013_1|COMPLETED|None\n6013_4|COMPLETED|None\n")
+    assert backend.parse_status(completed, [ARRAY])[ARRAY] is None  # a task may be forgotten
+    assert backend.parse_status(completed, ["6013_1"])["6013_1"] == COMPLETED
+
+
+def test_tasks_from_accounting() -> None:
+    assert task_statuses("sacct_tasks_finished.txt", finished=True) == {
+        "1": COMPLETED,
+        "2": FAILED,
+        "3": CANCELLED,
+        "4": COMPLETED,
+        "5": None,
+        "6": COMPLETED,
+    }
+
+
+def test_tasks_folded_in_accounting_are_each_pending() -> None:
+    """sacct by time window (more jobs than can be listed) prints pending tasks folded."""
+    assert task_statuses("sacct_array_pending_folded.txt", finished=True) == {
+        "1": RUNNING,
+        "2": FAILED,
+        "3": CANCELLED,
+        **dict.fromkeys("456", PENDING),  # 6013_[4-6]
+    }
+
+
+def test_a_purged_task_asked_alone_is_unknown() -> None:
+    """squeue fails for a lone ID it does not know: the task is then looked up in sacct."""
+    purged = CommandResult(1, "", DATA.read("squeue_purged_task.stderr"))
+    assert backend.parse_status(purged, ["99999999_1"]) == {"99999999_1": None}
+
+
+# -- exit codes ------------------------------------------------------------------------
+
+
+def test_exit_codes_of_tasks_from_accounting() -> None:
+    """ExitCode ``3:0`` of FAILED task 2 is 3; the cancelled task 3 has none (its ``0:0`` says
+    nothing), nor the dropped task 5."""
+    result = ok(DATA.read("sacct_tasks_finished.txt"))
+    codes = backend.parse_exit_codes(result, TASKS, finished=True)
+    assert codes == {"6013_1": 0, "6013_2": 3, "6013_4": 0, "6013_6": 0}
+
+
+def test_exit_codes_of_jobs_killed_or_unlisted_are_unknown() -> None:
+    result = ok(DATA.read("sacct_mixed.txt"))  # 317 exits 2, 319 hits its walltime, 322 exits 0
+    codes = backend.parse_exit_codes(result, ["317", "318", "319", "322", "999"], finished=True)
+    assert codes == {"317": 2, "322": 0}
+
+
+def test_no_exit_codes_from_squeue_or_a_failed_sacct() -> None:
+    assert backend.parse_exit_codes(ok(DATA.read("squeue_tasks_finished.txt")), TASKS) == {}
+    failed = CommandResult(1, DATA.read("sacct_tasks_finished.txt"), "sacct: error")
+    assert backend.parse_exit_codes(failed, TASKS, finished=True) == {}
+
+
+def test_exit_codes_are_not_read_from_the_job_completion_log() -> None:
+    """``sacct -c`` lists array 10's tasks under raw IDs: record ``10`` is task 3 of array 10."""
+    result = ok(DATA.read("sacct_jobcomp.txt"), DATA.read("sacct_jobcomp.stderr"))
+    assert backend.parse_exit_codes(result, ["10", "3", "4"], finished=True) == {}
+
+
+# -- the tag lookup of crash recovery --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["squeue_tag_array_pending.txt", "squeue_tag_array_split.txt"])
+def test_tag_lookup_in_the_queue_finds_the_array_id(name: str) -> None:
+    """The dispatcher's ``--comment`` shows on the folded record and on every started task;
+    the lookup answers the array's ID, the one sbatch printed."""
+    found = backend.parse_tag_lookup(ok(DATA.read(name)), "cj-fixture-tag")
+    assert found == [backend.get_job_id(DATA.read("sbatch_array.txt"))] == [ARRAY]
+
+
+def test_tag_lookup_in_accounting_finds_the_array_id() -> None:
+    found = backend.parse_tag_lookup(ok(DATA.read("sacct_tag_array.txt")), "cj-fixture-tag", True)
+    assert found == [ARRAY]
+
+
+def test_tag_lookup_through_the_commands_finds_the_array_id(tmp_path: Path) -> None:
+    """The whole lookup as crash recovery runs it, over the captured squeue answer."""
+    commands = FakeCommands(tmp_path)
+    commands.script("squeue", f"cat '{DATA / 'squeue_tag_array_split.txt'}'\n")
+    assert look_up_tag(backend, "cj-fixture-tag", commands.run) == [ARRAY]
+    assert [call.split()[0] for call in commands.calls()] == ["squeue"]
+
+
+# -- on the real cluster ---------------------------------------------------------------
+
+TASK_SCRIPT = """\
+#!/bin/bash
+case $SLURM_ARRAY_TASK_ID in 2) exit 3 ;; 4) sleep 300 ;; *) sleep 1 ;; esac
+"""
+
+
+class Arrays:
+    """Per-test helper: a unique job-name prefix, arrays submitted by hand, the clean-up."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.prefix = f"cjt{secrets.token_hex(3)}"
+        self.tmp_path = tmp_path
+
+    def sbatch(self, *args: str) -> str:
+        """The array ID of ``sbatch ARGS`` of :data:`TASK_SCRIPT`, as clusterjob reads it."""
+        script = self.tmp_path / "tasks.sh"
+        script.write_text(TASK_SCRIPT)
+        done = subprocess.run(
+            ["sbatch", f"--job-name={self.prefix}-arr", "--output=/dev/null", *args, str(script)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=self.tmp_path,
+        )
+        array_id = backend.get_job_id(done.stdout)
+        assert array_id is not None, done.stdout
+        return array_id
+
+    def cleanup(self) -> None:
+        cancel_jobs_named(self.prefix)
+
+
+@pytest.fixture
+def arrays(slurm_env: dict[str, str], tmp_path: Path) -> Iterator[Arrays]:
+    helper = Arrays(tmp_path)
+    yield helper
+    helper.cleanup()
+
+
+def listed_tasks(array_id: str) -> list[str]:
+    """The task IDs the controller lists for ``array_id``, one per task (``squeue -r``)."""
+    answer = run_command(["squeue", "--states=all", "-r", "-h", "-o", "%i", "-j", array_id])
+    return sorted(answer.stdout.split())
+
+
+@pytest.mark.slurm
+def test_tasks_of_a_real_array_by_their_ids(arrays: Arrays) -> None:
+    """Held array of 4: every task PENDING from the folded record; the tag lookup finds the
+    array; cancel() of task 3 (folded) and of task 4 (running) ends those tasks only; task 2
+    FAILED with exit code 3 from accounting."""
+    tag = f"cj-{arrays.prefix}"
+    array_id = arrays.sbatch("--array=1-4", "--hold", f"--comment={tag}")
+    runs = [job_result(backend, backend.task_job_id(array_id, task)) for task in range(1, 5)]
+    assert [run.poll() for run in runs] == [PENDING] * 4
+    assert look_up_tag(backend, tag, run_command) == [array_id]
+
+    runs[2].cancel()
+    assert runs[2].status == CANCELLED
+    assert listed_tasks(array_id) == [f"{array_id}_{task}" for task in (1, 2, 4)]
+    subprocess.run(["scontrol", "release", array_id], check=True, capture_output=True)
+    wait_for(lambda: runs[3].poll() == RUNNING, "task 4 to run")
+    runs[3].cancel()
+    fresh = job_result(backend, runs[3].job_id)
+    wait_for(lambda: fresh.poll() == CANCELLED, "SLURM to report task 4 CANCELLED", timeout=60)
+    assert wait_all(runs[:2], timeout=TIMEOUT) == [COMPLETED, FAILED]
+    assert look_up_tag(backend, tag, run_command) == [array_id]
+
+    def exit_codes() -> dict[str, int]:
+        command = backend.status_command(runs, finished=True)
+        assert command is not None
+        result = run_command(command)
+        return dict(backend.parse_exit_codes(result, [run.job_id for run in runs], True))
+
+    wait_for(lambda: len(exit_codes()) == 2, "accounting to record tasks 1 and 2", timeout=60)
+    assert exit_codes() == {runs[0].job_id: 0, runs[1].job_id: 3}
+
+
+@pytest.mark.slurm
+def test_squeue_answers_for_many_tasks_in_one_folded_record(arrays: Arrays) -> None:
+    """A held array of 1000 tasks (SLURM's default limit), asked about by all 1000 task IDs in
+    one squeue: one record, every task PENDING."""
+    array_id = arrays.sbatch("--array=1-1000", "--hold")
+    job_ids = [backend.task_job_id(array_id, task) for task in range(1, 1001)]
+    result = run_command(squeue_command(job_ids))
+    assert result.stdout.splitlines() == [f"{array_id}_[1-1000]|PENDING|JobHeldUser"]
+    statuses = backend.parse_status(result, job_ids)
+    assert [statuses[job_id] for job_id in job_ids] == [PENDING] * 1000
