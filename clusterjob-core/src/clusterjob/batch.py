@@ -61,6 +61,7 @@ from clusterjob.submission import (
     default_cache_id,
     find_tagged_jobs,
     jobscript_transport,
+    read_job_id,
 )
 from clusterjob.transport import get_transport
 
@@ -507,17 +508,12 @@ def _submit_unit(unit: _Unit) -> list[tuple[_Job, AsyncResult]]:
     checkpoint("before_submit")
     answer = transport.run(command, cwd=job.job_folder())
     checkpoint("after_submit")
-    job_id = backend.get_job_id(answer.stdout)
-    if not job_id:
-        raise SubmitError(
-            f"could not read a job ID from the output of {command!r}: "
-            f"stdout={answer.stdout.strip()!r} stderr={answer.stderr.strip()!r}"
-            + (
-                "; the intents let the next submit_all() find the job by its tag"
-                if unit.tag
-                else ""
-            )
-        )
+    job_id = read_job_id(
+        backend,
+        command,
+        answer,
+        "the intents let the next submit_all() find the job by its tag" if unit.tag else "",
+    )
     now = time.time()
     done = []
     for task, (entry, record) in enumerate(zip(unit.jobs, unit.records), start=1):

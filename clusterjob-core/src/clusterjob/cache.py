@@ -86,26 +86,9 @@ def atomic_write_json(path: str, data: dict[str, Any], durable: bool = True) -> 
     """
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    payload = json.dumps({FORMAT_KEY: CACHE_FORMAT, **data}, indent=1, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cj-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        checkpoint("during_cache_write")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if not durable:
-        return
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _replace(path, folder, data, fsync=True)
+    if durable:
+        _fsync(folder)
 
 
 def write_records(records: Mapping[str, dict[str, Any]]) -> None:
@@ -125,18 +108,36 @@ def write_records(records: Mapping[str, dict[str, Any]]) -> None:
         if folder not in folders:
             os.makedirs(folder, exist_ok=True)
             folders.append(folder)
-        payload = json.dumps({FORMAT_KEY: CACHE_FORMAT, **data}, indent=1, sort_keys=True) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cj-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(payload)
-            checkpoint("during_cache_write")
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        _replace(path, folder, data, fsync=False)
     flush_folders(folders, list(records))
+
+
+def _replace(path: str, folder: str, data: dict[str, Any], fsync: bool) -> None:
+    """Write ``data`` to a temporary file in ``folder`` (``fsync``: to the disk), rename it to
+    ``path``."""
+    payload = json.dumps({FORMAT_KEY: CACHE_FORMAT, **data}, indent=1, sort_keys=True) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cj-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(payload)
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
+        checkpoint("during_cache_write")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _fsync(path: str) -> None:
+    """fsync a file or folder by name."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def flush_folders(folders: Sequence[str], paths: Sequence[str]) -> None:
@@ -161,18 +162,8 @@ def flush_folders(folders: Sequence[str], paths: Sequence[str]) -> None:
         else:
             return
         logger.debug("syncfs failed (errno %d); fsyncing each file", ctypes.get_errno())
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for folder in folders:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    for path in [*paths, *folders]:
+        _fsync(path)
 
 
 def _find_syncfs() -> Callable[[int], int] | None:

@@ -331,17 +331,14 @@ def _submit_now(
             os.unlink(cache_file)  # the scheduler refused the job: nothing to find later
         raise
     checkpoint("after_submit")
-    job_id = backend.get_job_id(answer.stdout)
-    if not job_id:
-        raise SubmitError(
-            f"could not read a job ID from the output of {command!r}: "
-            f"stdout={answer.stdout.strip()!r} stderr={answer.stderr.strip()!r}"
-            + (
-                f"; the intent in {cache_file} lets the next submit() find the job by its tag"
-                if cache_file
-                else ""
-            )
-        )
+    job_id = read_job_id(
+        backend,
+        command,
+        answer,
+        f"the intent in {cache_file} lets the next submit() find the job by its tag"
+        if cache_file
+        else "",
+    )
     result = _result_from(record, backend, job_id, cache_file)
     result.submitted_at = time.time()
     if cache_file:
@@ -355,6 +352,21 @@ def _submit_now(
     )
     _notify_submitted(result)
     return result
+
+
+def read_job_id(
+    backend: ClusterjobBackend, command: Command, answer: CommandResult, recovery: str
+) -> str:
+    """The job ID in the submit command's ``answer``; SubmitError naming the output and, if
+    there is one, the way the job will still be found (``recovery``)."""
+    job_id = backend.get_job_id(answer.stdout)
+    if not job_id:
+        raise SubmitError(
+            f"could not read a job ID from the output of {command!r}: "
+            f"stdout={answer.stdout.strip()!r} stderr={answer.stderr.strip()!r}"
+            + (f"; {recovery}" if recovery else "")
+        )
+    return job_id
 
 
 def _notify_submitted(result: AsyncResult) -> None:
