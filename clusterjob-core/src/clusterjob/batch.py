@@ -172,7 +172,10 @@ def submit_all(
         _submit_batch(batch, results, force, retry, pack, max_array_size)
     for index, first in same_file.items():
         results[index] = results[first]
-    return [result for result in results if result is not None]
+    done = [result for result in results if result is not None]
+    if len(done) != len(job_list):  # pragma: no cover - every path above sets each result or raises
+        raise AssertionError("submit_all() lost track of a job")
+    return done
 
 
 def _checked_ids(jobs: list[JobScript], cache_ids: Sequence[str | None] | None) -> list[str | None]:
