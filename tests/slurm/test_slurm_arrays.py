@@ -5,20 +5,22 @@ The scheduler-free tests read output captured from the test cluster (SLURM 22.05
 held with ``--comment=cj-fixture-tag``; task 2 exits 3, task 3 is cancelled while it
 runs, task 5 while it is still folded into the pending record (SLURM then drops it
 without a record anywhere), tasks 1, 4 and 6 complete. The ``slurm`` tests submit
-arrays to the real cluster.
+arrays to the real cluster, by hand (``sbatch --array``) and through ``submit_all``.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import clusterjob.polling
 import pytest
-from clusterjob import JobScript, wait_all
+from clusterjob import AsyncResult, JobScript, submit_all, wait_all
 from clusterjob.backends import CommandResult
-from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING, is_finished
 from clusterjob_slurm import SlurmBackend
 from clusterjob_slurm.queries import squeue_command
 from helpers.commands import FakeCommands, run_command
@@ -300,3 +302,143 @@ def test_squeue_answers_for_many_tasks_in_one_folded_record(arrays: Arrays) -> N
     assert result.stdout.splitlines() == [f"{array_id}_[1-1000]|PENDING|JobHeldUser"]
     statuses = backend.parse_status(result, job_ids)
     assert [statuses[job_id] for job_id in job_ids] == [PENDING] * 1000
+
+
+# -- submit_all on the real cluster ------------------------------------------------------
+
+
+class Sweep:
+    """Per-test helper: jobs with a unique name prefix, SLURM's commands logged, the clean-up."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.prefix = f"cjt{secrets.token_hex(3)}"
+        (tmp_path / "logged").mkdir()
+        self.commands = FakeCommands(tmp_path / "logged")
+        for name in ("sbatch", "squeue", "sacct", "scancel", "scontrol"):
+            real = shutil.which(name)
+            assert real is not None, f"{name} is not on PATH"
+            self.commands.script(name, f'exec {real} "$@"\n')  # logged, then the real one
+        monkeypatch.setenv("PATH", self.commands.environment()["PATH"])
+
+    def job(self, body: str, label: str, **attributes: object) -> JobScript:
+        """A job named ``<prefix>-<label>``; ``attributes`` fill the ``{placeholders}`` of ``body``."""
+        job = JobScript(body, jobname=f"{self.prefix}-{label}")
+        for key, value in attributes.items():
+            setattr(job, key, value)
+        return job
+
+    def calls(self, name: str) -> list[str]:
+        """The arguments of every call of SLURM's command ``name`` so far."""
+        return [call for call in self.commands.calls() if call.split()[0] == name]
+
+    def cleanup(self) -> None:
+        cancel_jobs_named(self.prefix)
+
+
+@pytest.fixture
+def sweep(
+    slurm_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Sweep]:
+    monkeypatch.chdir(tmp_path)
+    JobScript.backend = "slurm"
+    JobScript.rootdir = str(tmp_path / "run")
+    JobScript.cache_folder = str(tmp_path / "cache")
+    JobScript.max_sleep_interval = 1
+    JobScript.resources["queue"] = slurm_env.get("SLURM_PARTITION", "debug")
+    helper = Sweep(tmp_path, monkeypatch)
+    yield helper
+    helper.cleanup()
+
+
+BODY = (
+    "echo {value} from $SLURM_ARRAY_TASK_ID; echo {value} to stderr >&2; sleep {nap}; exit {code}"
+)
+
+
+def array_of(results: Sequence[AsyncResult]) -> str:
+    """The array ID the results' task IDs (``A_k``, k = 1, 2, ...) share."""
+    array_ids = {str(result.job_id).split("_")[0] for result in results}
+    assert len(array_ids) == 1, [result.job_id for result in results]
+    array_id = array_ids.pop()
+    assert [result.job_id for result in results] == [
+        backend.task_job_id(array_id, task) for task in range(1, len(results) + 1)
+    ]
+    return array_id
+
+
+@pytest.mark.slurm
+def test_submit_all_packs_a_sweep_into_arrays_with_each_jobs_own_status_output_and_cancel(
+    sweep: Sweep, tmp_path: Path
+) -> None:
+    """Five jobs of a sweep (their own names, bodies from placeholders; one exits 3, the first
+    runs until cancelled) and two that set stdout= (which cannot share the first array:
+    whether stdout is set is part of what an array's jobs share) go out in two sbatch calls.
+    Each job gets its own task's status and exit code (markers), its own output file, and
+    its cancel() ends its task alone: the siblings still under way finish as they would."""
+    jobs = [
+        sweep.job(
+            BODY, f"sweep{i}", value=f"v{i}", nap=300 if i == 0 else 1, code=3 if i == 2 else 0
+        )
+        for i in range(5)
+    ]
+    jobs += [sweep.job(BODY, f"out{i}", value=f"o{i}", nap=1, code=0) for i in range(2)]
+    for i, job in enumerate(jobs[5:]):
+        job.resources["stdout"] = f"out{i}.txt"
+    results = submit_all(jobs)
+
+    assert len(sweep.calls("sbatch")) == 2
+    array_id, out_array = array_of(results[:5]), array_of(results[5:])
+    assert [result.jobname for result in results] == [job.resources["jobname"] for job in jobs]
+    wait_for(lambda: results[0].poll() == RUNNING, "the long task to run")
+    results[0].cancel()
+    assert results[0].status == CANCELLED
+    assert not all(is_finished(result.status) for result in results[1:5])
+    assert wait_all(results[1:], timeout=TIMEOUT) == [
+        COMPLETED, FAILED, COMPLETED, COMPLETED, COMPLETED, COMPLETED,
+    ]  # fmt: skip
+    assert [result.exit_code for result in results[1:]] == [0, 3, 0, 0, 0, 0]
+    fresh = job_result(backend, results[0].job_id)  # SLURM agrees, not only our own bookkeeping
+    wait_for(lambda: fresh.poll() == CANCELLED, "SLURM to report the task CANCELLED", timeout=60)
+
+    run = tmp_path / "run"
+    for task in range(2, 6):
+        output = (run / f"slurm-{array_id}_{task}.out").read_text()
+        assert output == f"v{task - 1} from {task}\nv{task - 1} to stderr\n"
+    for i in range(2):  # stderr follows stdout into the job's own file, as sbatch sends it
+        assert (run / f"out{i}.txt").read_text() == f"o{i} from {i + 1}\no{i} to stderr\n"
+    assert not list(run.glob(f"slurm-{out_array}_*.out"))
+    for result in results:  # each job's cache file knows its task
+        assert AsyncResult.from_cache(str(result.cache_file)).job_id == result.job_id
+
+
+@pytest.mark.slurm
+def test_wait_all_over_an_array_asks_slurm_as_often_as_over_one_job(
+    sweep: Sweep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without exit markers (so that SLURM is asked every cycle), each poll cycle over the
+    five tasks of one array costs what one job costs: one squeue, at most one sacct."""
+    jobs = [
+        sweep.job(BODY, f"cost{i}", value=i, nap=2, code=0, exit_markers=False) for i in range(5)
+    ]
+    for job in jobs:
+        job.resources["stdout"] = "/dev/null"
+    results = submit_all(jobs)
+    array_of(results)
+    real_poll = clusterjob.polling.poll
+
+    def poll_marking_cycles(results):  # type: ignore[no-untyped-def]
+        with sweep.commands.log.open("a") as log:
+            log.write("cycle\n")
+        return real_poll(results)
+
+    monkeypatch.setattr(clusterjob.polling, "poll", poll_marking_cycles)
+    assert wait_all(results, timeout=TIMEOUT) == [COMPLETED] * 5
+    log = sweep.commands.log.read_text()
+    cycles = [
+        [call.split()[0] for call in calls.splitlines()] for calls in log.split("cycle\n")[1:]
+    ]
+    assert len(cycles) >= 2
+    for names in cycles:
+        assert names.count("squeue") == 1 and names.count("sacct") <= 1, cycles
+        assert set(names) <= {"squeue", "sacct"}, cycles
+    print(f"{len(cycles)} cycles, {sum(map(len, cycles))} SLURM commands for 5 packed jobs")

@@ -10,6 +10,14 @@ How a status is found (one poll cycle, any number of jobs):
    asked instead. A job neither knows is reported as unknown (None): core
    keeps its last status and says so; it is never taken as COMPLETED.
 
+A job that ``submit_all`` packed into an array is known by its task's ID
+(``123_4``, :meth:`SlurmBackend.task_job_id`) to all three commands and to
+``scancel``, which then cancels that task alone. Both queries print pending
+tasks folded into one record (``123_[4-9,12]``), which counts for each task.
+A task cancelled while still folded leaves no record at all (SLURM 22.05): it
+stays unknown unless its ``cancel()`` went through clusterjob, which records
+CANCELLED.
+
 See :mod:`clusterjob_slurm.states` for the state mapping and how arrays are
 aggregated, :mod:`clusterjob_slurm.queries` for the exact commands.
 """
