@@ -1,9 +1,10 @@
-"""The tutorial's SLURM section runs on the real SLURM cluster, as a reader would run it.
+"""The tutorial's SLURM sections run on the real SLURM cluster, as a reader would run them.
 
 ``test_docs_code_blocks.py`` runs the tutorial without a scheduler, so its SLURM
-submission opts out (``# not run: needs a SLURM cluster ...``). Here the page runs in
-order again up to the end of that section, this time with those blocks too, on the
-cluster that ``tests/schedulers/slurm.sh`` starts. Blocks that opt out for another
+submissions opt out (``# not run: needs a SLURM cluster ...``): the job of section 5
+and the sweep packed into an array of section 10. Here the whole page runs in order
+again, this time with those blocks too, on the cluster that
+``tests/schedulers/slurm.sh`` starts. Blocks that opt out for another
 reason (a remote login node) stay out; ``tests/remote/test_tutorial_remote.py`` runs
 the remote section with :func:`run_tutorial` too.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 from clusterjob import JobScript
-from clusterjob.status import COMPLETED
+from clusterjob.status import CANCELLED, COMPLETED
 
 pytestmark = pytest.mark.slurm
 
@@ -55,12 +56,12 @@ def line_of_heading(heading: str, text: str) -> int:
 
 def run_tutorial(
     monkeypatch: pytest.MonkeyPatch,
-    until: str,
+    until: str | None,
     also_run: Sequence[str],
     replace: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run the tutorial's python blocks in order up to the heading ``until``, in the
-    current folder, and return their namespace.
+    """Run the tutorial's python blocks in order up to the heading ``until`` (None: to
+    the end), in the current folder, and return their namespace.
 
     A block that opts out runs when its reason starts with one of ``also_run``; a
     text of ``replace`` is replaced in the blocks that opted out (a test host for the
@@ -68,7 +69,7 @@ def run_tutorial(
     """
     reader = load_beside("test_docs_code_blocks", monkeypatch)
     text = (ROOT / PAGE).read_text(encoding="utf-8")
-    end = line_of_heading(until, text)
+    end = line_of_heading(until, text) if until else text.count("\n") + 2
     blocks = [b for b in reader.code_blocks(PAGE, text) if b.language == "python" and b.line < end]
     for reason in also_run:
         assert any((b.reason_not_to_run() or "").startswith(reason) for b in blocks), (
@@ -94,17 +95,30 @@ def run_tutorial(
     return module.__dict__
 
 
-def test_the_tutorial_runs_on_slurm_up_to_its_remote_section(
+def test_the_tutorial_runs_on_slurm_but_for_its_remote_section(
     slurm_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Section 5's job, and section 10's sweep: one array, each task its own job and status."""
     partition = slurm_env.get("SLURM_PARTITION", "debug")
     assert re.search(f'queue="{partition}"', (ROOT / PAGE).read_text(encoding="utf-8")), (
         f"the tutorial's SLURM job must use the test cluster's partition {partition!r}"
     )
     monkeypatch.chdir(tmp_path)
     JobScript.max_sleep_interval = 2  # the jobs take seconds: do not wait minutes between polls
-    namespace = run_tutorial(monkeypatch, until="## 6.", also_run=[NEEDS_SLURM])
+    sweep = tmp_path / "sweep"  # the rootdir of section 10's jobs, with their program
+    sweep.mkdir()
+    (sweep / "simulate.py").write_text('import sys\nprint("seed", sys.argv[-1])\n')
+    namespace = run_tutorial(monkeypatch, until=None, also_run=[NEEDS_SLURM])
     result = namespace["result"]
     assert result.backend.name == "slurm" and result.status == COMPLETED
     (output,) = tmp_path.glob(f"hello-{result.job_id}.out")
     assert output.read_text().startswith(f"Hello from {result.job_id} on ")
+    sims = namespace["results"]
+    array = sims[0].job_id.split("_")[0]
+    assert [r.job_id for r in sims] == [f"{array}_{task}" for task in (1, 2, 3)]
+    assert [r.jobname for r in sims] == ["sim-0", "sim-1", "sim-2"]
+    assert [r.status for r in sims] == [COMPLETED, CANCELLED, COMPLETED]
+    assert [(sweep / f"sim-{seed}.out").read_text() for seed in (0, 2)] == [
+        "seed 0\n",
+        "seed 2\n",
+    ]
