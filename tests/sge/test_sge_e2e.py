@@ -2,14 +2,14 @@
 
 The cell: queue ``all.q`` with one slot per CPU, parallel environment ``smp``
 (``allocation_rule $pe_slots``), scheduling every second and accounting
-flushed at once. Waits are generous polls, never timed assertions.
+flushed at once. Waits are generous polls, never timed assertions. The ``sge`` fixture
+(tests/sge/conftest.py) puts its commands first on PATH and the jobs in a fresh folder.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,25 +27,6 @@ from helpers.results import job_result
 from helpers.waiting import TIMEOUT, wait_for
 
 pytestmark = [pytest.mark.sge, pytest.mark.slow]
-
-
-@pytest.fixture
-def sge(sge_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Grid Engine's commands first on PATH (never slurm-wlm-torque's qsub); jobs in a fresh folder."""
-    monkeypatch.setenv("SGE_ROOT", sge_env["SGE_ROOT"])
-    monkeypatch.setenv("SGE_CELL", sge_env["SGE_CELL"])
-    monkeypatch.setenv("PATH", path_first(sge_env.get("SGE_BIN", "/usr/bin")))
-    qsub = shutil.which("qsub")
-    assert qsub is not None
-    banner = subprocess.run(
-        [qsub, "-help"], capture_output=True, text=True, check=False
-    ).stdout.splitlines()[:1]
-    assert banner and banner[0].startswith("SGE"), f"{qsub} is not Grid Engine's qsub: {banner}"
-    tmp_path.chmod(0o755)
-    JobScript.rootdir = str(tmp_path)
-    JobScript.backend = "sge"
-    JobScript.max_sleep_interval = 2
-    return tmp_path
 
 
 def qstat_j(job_id: str) -> subprocess.CompletedProcess[str]:
