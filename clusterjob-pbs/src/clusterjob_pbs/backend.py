@@ -25,7 +25,14 @@ from clusterjob.rendering import cannot_express, megabytes, merged_value
 from clusterjob.status import COMPLETED, PENDING, RUNNING
 from clusterjob.walltime import Walltime
 
-from clusterjob_pbs.qstat import QstatJob, finished_status, parse_qstat_full, sequence_number
+from clusterjob_pbs.qstat import (
+    QstatJob,
+    array_of_subjob,
+    finished_status,
+    parse_qstat_full,
+    sequence_number,
+    subjob_id,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
@@ -83,6 +90,26 @@ class PbsBackend(ClusterjobBackend):
             job's inherited environment with a login environment. Set
             ``tag_variable = "CLUSTERJOB_TAG"`` (e.g. in a subclass) on a real
             TORQUE server to enable crash recovery.
+        array_task_variable: the variable with an array task's index, which
+            ``submit_all`` needs to pack jobs into one array. None for ``pbs``:
+            on SLURM's TORQUE wrappers ``qsub -t 1-N`` does submit an array
+            (its tasks see only ``SLURM_ARRAY_TASK_ID``), but ``qstat`` knows
+            no task by an array-style ID (it matches SLURM's own job IDs
+            only) and ``qdel 123_4`` or ``qdel 123[4]`` deletes the whole
+            array (the wrapper reads the ID as the number 123), so a task
+            could be neither watched nor cancelled alone; jobs are submitted
+            one by one. Set ``array_task_variable = "PBS_ARRAYID"`` (with
+            :attr:`tag_variable`, in a subclass) on a real TORQUE server:
+            :meth:`task_job_id` and :attr:`max_array_size` follow TORQUE's arrays.
+            There, pack jobs that leave stdout/stderr unset: TORQUE appends
+            ``-<k>`` to an array's ``-o``/``-e`` paths for element k (server
+            ``job_clone``), so the ``/dev/null`` an array gets when its jobs
+            name their own files becomes ``/dev/null-<k>``, which it cannot write.
+        max_array_size: 300, TORQUE's default ``idle_slot_limit`` (TORQUE 6.1
+            Administrator Guide, server parameters): the server creates at most
+            that many queued tasks of an array at once, so in arrays of up to
+            300 tasks every task has its own ``qstat`` record from the start.
+            The server's own ``max_job_array_size`` has no default limit.
     """
 
     name = "pbs"
@@ -95,6 +122,8 @@ class PbsBackend(ClusterjobBackend):
     commands = ("qsub", "qstat", "qdel")
     history_option: str | None = None
     tag_variable: str | None = None
+    array_task_variable: ClassVar[str | None] = None
+    max_array_size: ClassVar[int] = 300
     #: ``qsub`` splits directive lines like a shell command line: other values are double-quoted.
     plain_value = re.compile(r"[A-Za-z0-9_.,:=/@%+\-\[\]]+")
     #: The ``-l`` resource each layout key is written into (see :meth:`node_resources`).
@@ -155,8 +184,30 @@ class PbsBackend(ClusterjobBackend):
         return find_job_id(response, _JOB_ID)
 
     def cmd_cancel(self, run: AsyncResult) -> Command:
-        """``qdel <id>``."""
+        """``qdel <id>``; for an array task (``123[4].server``) that task only."""
         return [self.qdel, str(run.job_id)]
+
+    def task_job_id(self, array_id: str, task: int) -> str:
+        """``123[4].server``: task 4 of the array that ``qsub`` printed as ``123[].server``.
+
+        TORQUE and PBS Professional name an array's tasks so, and ``qstat``
+        and ``qdel`` take that name for one task (see
+        :func:`~clusterjob_pbs.qstat.subjob_id`).
+
+        Raises:
+            SubmitError: if ``array_id`` has no ``[]``: that ``qsub`` did not
+                answer as TORQUE or PBS Professional do for an array (SLURM's
+                TORQUE wrappers print a bare number), so its tasks cannot be named.
+        """
+        own_id = subjob_id(array_id, task)
+        if own_id is None:
+            raise SubmitError(
+                f"{self.qsub} printed {array_id!r} for an array job, not an array ID such as "
+                f"'123[].server': backend {self.name!r} cannot name its tasks (SLURM's TORQUE "
+                "wrappers answer so; use the 'slurm' backend there). Check the jobs with qstat; "
+                "submit_all(..., pack=False) submits them one by one"
+            )
+        return own_id
 
     # -- status ---------------------------------------------------------------
 
@@ -372,6 +423,10 @@ class PbsBackend(ClusterjobBackend):
     ) -> list[str]:
         """IDs of the jobs whose ``Variable_List`` has ``<tag_variable>=<tag>``.
 
+        An array's tasks carry its ``Variable_List``: a task listed with the
+        tag (``123[4].server``) stands for its array, ``123[].server``, the ID
+        ``qsub`` printed for it (and each array is named once).
+
         Raises:
             SubmitError: if the result cannot prove that no job carries the
                 tag (``qstat`` failed, or shows no ``Variable_List`` for a job of ours).
@@ -379,7 +434,8 @@ class PbsBackend(ClusterjobBackend):
         text = clean_output(result.stdout)  # a window title glued to the user's name
         jobs = parse_qstat_full(text)
         variable = self.tag_variable or ""
-        found = [job.job_id for job in jobs if job.variables().get(variable) == tag]
+        tagged = [job.job_id for job in jobs if job.variables().get(variable) == tag]
+        found = list(dict.fromkeys(array_of_subjob(job_id) or job_id for job_id in tagged))
         if found:
             return found
         if result.returncode != 0:

@@ -37,9 +37,11 @@ __all__ = [
     "PBS_PRO_SUBSTATES",
     "SIGNAL_EXIT_BASE",
     "QstatJob",
+    "array_of_subjob",
     "finished_status",
     "parse_qstat_full",
     "sequence_number",
+    "subjob_id",
 ]
 
 logger = logging.getLogger("clusterjob.pbs")
@@ -62,6 +64,10 @@ SIGTERM = 15
 PBS_PRO_SUBSTATES = {"91": CANCELLED, "92": COMPLETED, "93": FAILED}
 
 _JOB_ID_LINE = re.compile(r"^Job Id:\s*(\S+)\s*$")
+
+#: An array job's ID as ``qsub`` prints it (``123[].server``), and a task's (``123[4].server``).
+_ARRAY_ID = re.compile(r"(\d+)\[\](.*)")
+_SUBJOB_ID = re.compile(r"(\d+)\[(\d+)\](.*)")
 
 
 @dataclass
@@ -111,6 +117,24 @@ def sequence_number(job_id: str) -> str:
     ``qstat`` records by this part.
     """
     return job_id.strip().split(".", 1)[0]
+
+
+def subjob_id(array_id: str, index: int) -> str | None:
+    """The ID of task ``index`` of the array ``array_id``: ``('123[].srv', 4)`` -> ``'123[4].srv'``.
+
+    TORQUE (``qsub -t``) and PBS Professional (``qsub -J``) print an array's
+    ID with empty brackets and name its tasks with the index in them (TORQUE
+    Administrator Guide, "Job arrays"; PBS Professional Reference Guide,
+    qstat "Job Identifier Operands"). None if ``array_id`` is not an array's ID.
+    """
+    match = _ARRAY_ID.fullmatch(array_id.strip())
+    return f"{match.group(1)}[{index}]{match.group(2)}" if match else None
+
+
+def array_of_subjob(job_id: str) -> str | None:
+    """The array a task belongs to: ``'123[4].srv'`` -> ``'123[].srv'``; None for any other ID."""
+    match = _SUBJOB_ID.fullmatch(job_id.strip())
+    return f"{match.group(1)}[]{match.group(3)}" if match else None
 
 
 def parse_qstat_full(text: str) -> list[QstatJob]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from clusterjob.backends import ResourcesNotSupportedError
-from clusterjob.status import COMPLETED, RUNNING
+from clusterjob.status import CANCELLED, COMPLETED, RUNNING
 
-from clusterjob_pbs.backend import PbsBackend
-from clusterjob_pbs.qstat import QstatJob
+from clusterjob_pbs.backend import FINISHED_STATES, PbsBackend
+from clusterjob_pbs.qstat import QstatJob, array_of_subjob
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping, Sequence
@@ -18,6 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.jobscript import JobScript
 
 __all__ = ["LPbsBackend", "PbsProBackend"]
+
+logger = logging.getLogger("clusterjob.pbs")
 
 
 class PbsProBackend(PbsBackend):
@@ -29,12 +32,21 @@ class PbsProBackend(PbsBackend):
     F`` with ``substate`` and ``Exit_status``); jobs carry the crash-recovery
     tag in ``-v CLUSTERJOB_TAG=…``, visible in ``qstat -x -f``'s
     ``Variable_List``.
+
+    Packed into arrays by ``submit_all`` (``-J 1-N``, the task's index in
+    ``$PBS_ARRAY_INDEX``), each job is a subjob ``123[k].server`` of the array
+    ``123[].server`` that ``qsub`` printed: ``qstat -x -f`` and ``qdel`` take
+    that ID for one subjob (PBS Professional Reference Guide, qstat and qdel,
+    "Job Identifier Operands"). ``max_array_size`` is the server's default
+    ``max_array_size``, 10000 subjobs (Reference Guide, "Server Attributes").
     """
 
     name = "pbspro"
     array_option: str | None = "-J"
     history_option = "-x"
     tag_variable = "CLUSTERJOB_TAG"
+    array_task_variable: ClassVar[str | None] = "PBS_ARRAY_INDEX"
+    max_array_size: ClassVar[int] = 10000
     layout_resources = {"nodes": "select", "ppn": "select", "threads": "select", "mem": "select"}
 
     def node_resources(self, resources: dict[str, Any]) -> list[str]:
@@ -53,6 +65,28 @@ class PbsProBackend(PbsBackend):
         if mem is not None:
             chunk.append(f"mem={mem}mb")
         return ["select=" + ":".join(chunk)] if len(chunk) > 1 else []
+
+    def job_status(self, job: QstatJob) -> int | None:
+        """The status of one record; a finished subjob without a record of its own is CANCELLED.
+
+        The server keeps a job for a subjob only once it runs; asked about
+        another subjob, ``qstat`` shows the array's own attributes under the
+        subjob's ID, with the subjob's state (Q, or X once it is gone) but
+        the array's ``substate`` and ``Exit_status`` (OpenPBS
+        ``status_subjob``). Such a record has no ``array_index``. With job
+        history, which ``qstat -x`` reads, every subjob that ran keeps its own
+        record (substate 91/92/93, its own ``Exit_status``), so an X without
+        one never ran: it was deleted while queued.
+        """
+        if job.state in FINISHED_STATES and _stands_in_for_subjob(job):
+            logger.debug("subjob %s ended without running (qdel while queued)", job.job_id)
+            return CANCELLED
+        return super().job_status(job)
+
+
+def _stands_in_for_subjob(job: QstatJob) -> bool:
+    """Whether a record listed under a subjob's ID shows its array's attributes, not its own."""
+    return array_of_subjob(job.job_id) is not None and job.get("array_index") is None
 
 
 class LPbsBackend(PbsBackend):
