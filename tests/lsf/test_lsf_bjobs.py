@@ -6,7 +6,7 @@ Fixture files in ``data/``, named after what they show:
   <name>.", IBM Spectrum LSF 10.1 Command Reference, bsub);
   ``bsub_after_site_banner.txt`` with the lines a site's esub printed before it.
 * ``bjobs_o_*``: ``bjobs -a -noheader -o "jobid stat exit_code exit_reason
-  delimiter='|'"`` (IBM Spectrum LSF 10.1 Command Reference, bjobs -o:
+  job_name delimiter='|'"`` (IBM Spectrum LSF 10.1 Command Reference, bjobs -o:
   custom fields, ``delimiter=``, ``-noheader``; a field without a value is
   ``-``), with the job states of "bjobs: JOB STATUS" and the termination
   reasons of "Termination reasons displayed by bacct, bhist, and bjobs"
@@ -89,7 +89,13 @@ def test_get_job_id(fixture: str, job_id: str | None) -> None:
 
 def test_status_and_cancel_commands() -> None:
     backend = LsfBackend()
-    bjobs = ["bjobs", "-a", "-noheader", "-o", "jobid stat exit_code exit_reason delimiter='|'"]
+    bjobs = [
+        "bjobs",
+        "-a",
+        "-noheader",
+        "-o",
+        "jobid stat exit_code exit_reason job_name delimiter='|'",
+    ]
     job_12, job_1, job_2 = (job_result(backend, job_id) for job_id in ("12", "1", "2"))
     assert backend.cmd_status(job_12) == [*bjobs, "12"]
     assert backend.cmd_status(job_12, finished=True) == [*bjobs, "12"]
@@ -102,7 +108,8 @@ def test_status_and_cancel_commands() -> None:
 
 def test_every_documented_state() -> None:
     """IBM Spectrum LSF 10.1 Command Reference, bjobs "JOB STATUS": PEND PSUSP WAIT PROV RUN USUSP
-    SSUSP UNKWN ZOMBI DONE EXIT, in bjobs -o "jobid stat exit_code exit_reason delimiter='|'" lines."""
+    SSUSP UNKWN ZOMBI DONE EXIT, in bjobs -o "jobid stat exit_code exit_reason job_name delimiter='|'"
+    lines."""
     backend = LsfBackend()
     ids = [str(n) for n in range(2001, 2012)]
     statuses = backend.parse_status(ok(DATA.read("bjobs_o_every_state.txt")), ids)

@@ -7,7 +7,7 @@ import logging
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from clusterjob.backends import (
     ClusterjobBackend,
@@ -25,7 +25,15 @@ from clusterjob.rendering import cannot_express, megabytes, merged_value
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from clusterjob.walltime import Walltime
 
-from clusterjob_lsf.bjobs import STATUS_FORMAT, TAG_FORMAT, BjobsRecord, killed_by_user, parse_bjobs
+from clusterjob_lsf.bjobs import (
+    STATUS_FORMAT,
+    TAG_FORMAT,
+    BjobsRecord,
+    array_id,
+    killed_by_user,
+    parse_bjobs,
+    parse_job_id,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.async_result import AsyncResult
@@ -42,6 +50,10 @@ _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 #: options).
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted\b.*")
 _NO_JOBS = re.compile(r"No (?:unfinished |matching )?job found", re.IGNORECASE)
+#: What LSF refuses in the name of a job array (IBM Spectrum LSF 10.1, "Job arrays": a-z A-Z
+#: 0-9 . - _), and the most characters of the whole ``name[index_list]`` specification.
+_NOT_IN_ARRAY_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_ARRAY_SPEC = 255
 
 
 class LsfBackend(ClusterjobBackend):
@@ -61,6 +73,11 @@ class LsfBackend(ClusterjobBackend):
     """
 
     name = "lsf"
+    array_task_variable: ClassVar[str | None] = "LSB_JOBINDEX"
+    #: MAX_JOB_ARRAY_SIZE of lsb.params: 1000 by default (bsub -J), also the largest index.
+    max_array_size: ClassVar[int] = 1000
+    #: ``bsub -o`` without ``-e``: the job's stderr goes to the output file too (bsub -o).
+    stderr_follows_stdout: ClassVar[bool] = True
     extension = "lsf"
     prefix = "#BSUB"
     commands = ("bsub", "bjobs", "bkill")
@@ -115,21 +132,42 @@ class LsfBackend(ClusterjobBackend):
         return find_job_id(response, _SUBMITTED)
 
     def cmd_cancel(self, run: AsyncResult) -> Command:
-        """``bkill <id>``."""
+        """``bkill <id>``; ``bkill 1240[3]`` kills that element of the array only."""
         return ["bkill", str(run.job_id)]
+
+    # -- arrays (``clusterjob.submit_all``) ---------------------------------------
+
+    def array_resources(self, resources: dict[str, Any], first: int, last: int) -> dict[str, Any]:
+        """The job name becomes the array's ``name[first-last]`` (``#BSUB -J "name[1-10]"``).
+
+        LSF has no array option: the index list is part of the name. Characters
+        an array name may not hold become ``_``, and the name is shortened so that
+        the whole specification keeps to LSF's 255 characters.
+        """
+        indices = f"[{first}-{last}]"
+        name = _NOT_IN_ARRAY_NAME.sub("_", str(resources.get("jobname") or "array"))
+        resources["jobname"] = name[: _MAX_ARRAY_SPEC - len(indices)] + indices
+        return resources
+
+    def task_job_id(self, array_id: str, task: int) -> str:
+        """``1240[3]``: how bjobs and bkill name element 3 of job array 1240."""
+        return f"{array_id}[{task}]"
 
     # -- status ---------------------------------------------------------------
 
     def status_command(self, runs: Sequence[AsyncResult], finished: bool = False) -> Command | None:
-        """``bjobs -a -noheader -o "jobid stat exit_code exit_reason delimiter='|'" <id>...``.
+        """``bjobs -a -noheader -o <STATUS_FORMAT> <id>...``: ID, state, exit code, reason, name.
 
         The same command serves running and finished jobs (so there is no
         ``finished`` query): ``-a`` includes jobs that finished recently
         (until mbatchd cleans them, after ``CLEAN_PERIOD``, one hour by default).
+        Elements of an array (``1240[3]``) are asked for by the array's ID,
+        once: bjobs then lists each element.
         """
         if finished:
             return None
-        return ["bjobs", "-a", "-noheader", "-o", STATUS_FORMAT, *(str(run.job_id) for run in runs)]
+        job_ids = dict.fromkeys(array_id(str(run.job_id)) for run in runs)
+        return ["bjobs", "-a", "-noheader", "-o", STATUS_FORMAT, *job_ids]
 
     def parse_status(
         self, result: CommandResult, job_ids: Sequence[str], finished: bool = False
@@ -138,13 +176,19 @@ class LsfBackend(ClusterjobBackend):
 
         ``bjobs`` reports the jobs it does not know on stderr (``Job <1236>
         is not found``) and exits non-zero, and still lists the others: the
-        listed records count whatever the exit code.
+        listed records count whatever the exit code. An array's own ID gets
+        one status for all its elements (:func:`_array_status`).
         """
         listed = {
             job_id: self.record_status(record)
             for job_id, record in parse_bjobs(result.stdout).items()
         }
-        return {**dict.fromkeys(job_ids), **listed}
+        elements: dict[str, list[int | None]] = {}
+        for job_id, status in listed.items():
+            if job_id != array_id(job_id):
+                elements.setdefault(array_id(job_id), []).append(status)
+        arrays = {job_id: _array_status(statuses) for job_id, statuses in elements.items()}
+        return {**dict.fromkeys(job_ids), **arrays, **listed}
 
     def record_status(self, record: BjobsRecord) -> int | None:
         """Status code of one ``bjobs`` record: ``status_mapping``, EXIT refined."""
@@ -276,6 +320,10 @@ class LsfBackend(ClusterjobBackend):
     ) -> list[str]:
         """IDs of the jobs whose description contains ``tag`` as a word.
 
+        A job array is listed once per element, all with the array's
+        description: its ID comes once, without an index (``1240``, also where
+        ``LSB_BJOBS_DISPLAY_ENH=Y`` prints ``1240[3]``).
+
         Raises:
             SubmitError: if the result is neither a job listing nor LSF's
                 "No job found" (on stderr), so that no job is provably absent.
@@ -284,15 +332,25 @@ class LsfBackend(ClusterjobBackend):
         found = []
         for line in output_lines(result.stdout):  # a window title glued to a line must not hide it
             job_id, sep, description = line.partition("|")
-            if sep and job_id.strip().isdigit():
+            parsed = parse_job_id(job_id)
+            if sep and parsed:
                 listed = True
                 if tag in description.split():
-                    found.append(job_id.strip())
+                    found.append(parsed[0])
         if found or listed or _NO_JOBS.search(result.stderr) or _NO_JOBS.search(result.stdout):
-            return found
+            return list(dict.fromkeys(found))
         raise SubmitError(
             f"cannot tell whether the interrupted submission tagged {tag} reached LSF: "
             f"bjobs exited with {result.returncode}: "
             f"{(result.stderr or result.stdout).strip()[-300:]!r}. "
             "Check with bjobs, then submit again with force=True"
         )
+
+
+def _array_status(statuses: list[int | None]) -> int | None:
+    """One status for the elements of a job array: running or pending while any is; once all
+    ended, FAILED if any failed, else CANCELLED if any was killed, else COMPLETED."""
+    for status in (RUNNING, PENDING, None, FAILED, CANCELLED):
+        if status in statuses:
+            return status
+    return COMPLETED
