@@ -163,3 +163,22 @@ def queued_numbers(name_prefix: str) -> list[str]:
             if entry.findtext("JB_name", "").startswith(name_prefix)
         }
     )
+
+
+@pytest.mark.ssh
+def test_jobs_packed_over_ssh(sge: Path, sshd_env: dict[str, str]) -> None:
+    """Through the loopback sshd: one qsub for the array, each task runs its own script (found
+    by its absolute path on the remote) and writes its own output."""
+    JobScript.remote = sshd_env["SSH_HOST"]
+    JobScript.ssh = f"ssh -F {sshd_env['SSH_CONFIG']}"
+    JobScript.scp = f"scp -F {sshd_env['SSH_CONFIG']}"
+    jobs = [
+        JobScript(body, jobname=f"cj_sgessh_{k}", stdout=f"ssh{k}.out")
+        for k, body in enumerate(["echo remote-$CLUSTERJOB_NAME", "exit 4"], start=1)
+    ]
+    results = submit_all(jobs)
+    number = str(results[0].job_id).partition(".")[0]
+    assert [r.job_id for r in results] == [f"{number}.1", f"{number}.2"]
+    assert wait_all(results, timeout=TIMEOUT) == [COMPLETED, FAILED]
+    assert [r.exit_code for r in results] == [0, 4]
+    assert (sge / "ssh1.out").read_text() == "remote-cj_sgessh\n"  # $JOB_NAME: the array's name
