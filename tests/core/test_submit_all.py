@@ -133,6 +133,19 @@ def test_an_array_task_runs_its_own_jobs_script_writes_its_output_and_markers(
     assert "#SBATCH --output=/dev/null" in submitted_script(tmp_path, "100")
 
 
+def test_a_packed_job_sees_its_own_name_as_clusterjob_name(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    jobs = [
+        JobScript("echo $CLUSTERJOB_NAME", jobname=f"it's {i}", stdout=f"n{i}.log")
+        for i in range(2)
+    ]
+    submit_all(jobs)
+
+    run_array_task(tmp_path, "100", 2)
+    assert (tmp_path / "run" / "n1.log").read_text() == "it's 1\n"
+
+
 def test_stderr_goes_with_stdout_as_the_scheduler_would_send_it(
     fake_slurm: FakeCommands, tmp_path: Path
 ) -> None:

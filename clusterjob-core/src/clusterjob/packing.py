@@ -20,8 +20,11 @@ with the backend's array option for tasks ``1..N`` and a common name
 (:func:`array_name`), then a ``case`` on the task's index that, for task
 ``k``, sends stdout/stderr to job ``k``'s own files and ``exec``\\ s job
 ``k``'s own script, which was written as ``submit()`` writes it (its headers
-are comments there). Job ``k``'s exit markers are named ``<tag>.<k>``: the
-marker lines append the task index by themselves (:mod:`clusterjob.markers`).
+are comments there), with the scheduler's job-name variable set to job
+``k``'s name, so that ``$CLUSTERJOB_NAME`` is the job's own, as without
+packing (``$CLUSTERJOB_ID`` is the scheduler's ID of the task). Job ``k``'s
+exit markers are named ``<tag>.<k>``: the marker lines append the task index
+by themselves (:mod:`clusterjob.markers`).
 """
 
 from __future__ import annotations
@@ -148,8 +151,16 @@ def dispatcher_body(members: Sequence[JobScript], backend: ClusterjobBackend) ->
         f"# clusterjob: {len(members)} jobs packed by submit_all; task k runs job k's own script",
         f'case "${{{variable}:-}}" in',
     ]
+    name_variable = backend.job_vars.get("CLUSTERJOB_NAME")
     for task, job in enumerate(members, start=1):
-        lines.append(f"{task}) {_redirections(job, backend, workdir)}exec {_script(job)} ;;")
+        own_name = (
+            f"{name_variable}={shlex.quote(str(job.resources['jobname']))} "
+            if name_variable
+            else ""
+        )
+        lines.append(
+            f"{task}) {_redirections(job, backend, workdir)}{own_name}exec {_script(job)} ;;"
+        )
     lines += [
         f'*) echo "clusterjob: array task ${{{variable}:-}} has no job" >&2; exit 1 ;;',
         "esac",
