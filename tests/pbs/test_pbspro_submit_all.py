@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from clusterjob import JobScript, submit_all
+from clusterjob.polling import poll
 from clusterjob.status import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from helpers.commands import FakeCommands
 from helpers.data import DataFolder
@@ -118,6 +119,19 @@ def test_a_sweep_is_one_qsub_of_an_array_and_each_subjob_reports_its_own_status(
     ]
     asked = [job_id for call in calls(fake_pbspro, "qstat") for job_id in call.split()[3:]]
     assert sorted(set(asked)) == [r.job_id for r in results]  # subjobs, never the array 1244[]
+
+
+def test_a_poll_of_the_whole_array_is_one_qstat(fake_pbspro: FakeCommands) -> None:
+    """Watching an array costs what watching one job does: one ``qstat -x -f`` per poll cycle,
+    naming every unfinished subjob."""
+    results = submit_all(sweep(6, exit_markers=False))
+
+    poll(results)
+
+    assert calls(fake_pbspro, "qstat") == [
+        "qstat -x -f " + " ".join(f"1244[{k}].pbsserver" for k in range(1, 7))
+    ]
+    assert [r.status for r in results[:3]] == [COMPLETED, FAILED, RUNNING]
 
 
 def run_subjob(tmp_path: Path, number: int, index: int) -> subprocess.CompletedProcess[str]:
