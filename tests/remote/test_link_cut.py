@@ -77,8 +77,9 @@ def test_wait_all_resumes_after_the_link_is_cut_for_ten_seconds(
 def test_submitting_and_polling_100_jobs_uses_one_tcp_connection(
     over_proxy, link, prefix: str, tmp_path: Path, slurm_jobs, report: dict[str, list[str]]
 ) -> None:
-    """100 held SLURM jobs: submitted from 8 threads, polled batched and one by one, cancelled,
-    waited for. A poll cycle reads the jobs' exit markers with one ssh command; the batched
+    """100 held SLURM jobs: submitted from 8 threads (one ssh command each: the script, its
+    folder, the marker folder's probe and sbatch travel together), polled batched and one by
+    one, cancelled, waited for. A poll cycle reads the jobs' exit markers with one ssh command; the batched
     cycle also asks squeue once, and the single polls that follow only read markers (the
     scheduler is not due again for a minute)."""
     calls = tmp_path / "ssh-calls"
@@ -113,6 +114,7 @@ def test_submitting_and_polling_100_jobs_uses_one_tcp_connection(
         f"{connections} TCP connection(s) accepted by sshd"
     )
     assert (batched_calls, polled_calls - batched_calls) == (2, 100)
+    assert submitted_calls == 100, "one ssh command per submit(): files, folders, probe, sbatch"
     assert connections == 1
 
 
@@ -122,18 +124,21 @@ def test_submitting_and_polling_100_jobs_uses_one_tcp_connection(
 def test_link_lost_during_the_sbatch_call_keeps_the_intent_and_the_rerun_submits_once(
     over_proxy, reached: bool, prefix: str, tmp_path: Path, slurm_jobs
 ) -> None:
-    """ssh fails on the scheduler call (the ssh command that runs sbatch; before it come the
-    folders, the script and the marker folder): whether or not sbatch ran, one job."""
+    """ssh fails on the scheduler call (the one ssh command that writes the folders, the script
+    and the marker folder and runs sbatch; it reads its script on stdin): whether or not
+    sbatch ran, one job."""
     from clusterjob.errors import TransientTransportError
 
     failed = tmp_path / "failed-once"
-    run_then_fail = 'ssh "$@" >/dev/null 2>&1; ' if reached else ""
+    run_then_fail = f'ssh "$@" < "{tmp_path}/stdin.$$" >/dev/null 2>&1; ' if reached else ""
     wrapper = fake_command(
         tmp_path,
         "flaky-ssh",
-        f'case "$*" in *sbatch*) if [ ! -e {failed} ]; then touch {failed}; {run_then_fail}'
-        'echo "client_loop: send disconnect: Connection reset by peer" >&2; exit 255; fi;; esac\n'
-        'exec ssh "$@"\n',
+        f'cat > "{tmp_path}/stdin.$$"\n'
+        f'if grep -q sbatch "{tmp_path}/stdin.$$" && [ ! -e {failed} ]; then touch {failed}; '
+        f"{run_then_fail}"
+        'echo "client_loop: send disconnect: Connection reset by peer" >&2; exit 255; fi\n'
+        f'exec ssh "$@" < "{tmp_path}/stdin.$$"\n',
     )
     job = JobScript(
         "true",

@@ -5,6 +5,8 @@ Also the documented prologue/epilogue rsync examples, run as written.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import pwd
 import shutil
@@ -252,6 +254,45 @@ def test_rsync_prologue_and_epilogue_with_ssh_options_on_slurm(
     assert (HOME / remote_home_folder / "inputs" / "input.txt").exists()
     assert (tmp_path / "inputs" / "output.txt").read_text() == "TO THE CLUSTER\n"
     assert not (local_home / remote_home_folder).exists()
+
+
+def test_each_submit_over_ssh_is_one_ssh_command(
+    remote, local_over_ssh, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job folder, the script and its auxiliary script, the marker folder's probe and the
+    submission travel in one ssh command per ``submit()`` (there were about two); an unwritable
+    marker folder costs one warning and no extra command, and its jobs carry no markers."""
+    calls = tmp_path / "ssh-calls"
+    calls.touch()
+    wrapper = fake_command(tmp_path, "counting-ssh", f'echo "$$" >> {calls}\nexec ssh "$@"\n')
+    JobScript.cache_folder = str(tmp_path / "cache")
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "remote" / "file").write_text("")
+
+    def job(i: int, **attributes: str) -> JobScript:
+        return JobScript(
+            "./aux.sh > id.txt", jobname=f"one{i}", backend="local", remote=remote.host,
+            ssh=f"{wrapper} -F {remote.config}", rootdir=str(tmp_path / "remote"),
+            workdir=f"w{i % 2}", aux_scripts={"aux.sh": "echo $CLUSTERJOB_ID"},
+            max_sleep_interval=1, **attributes,
+        )  # fmt: skip
+
+    results = [job(i).submit(cache_id=f"one{i}") for i in range(6)]
+    assert len(calls.read_text().splitlines()) == 6
+    with caplog.at_level(logging.WARNING, logger="clusterjob"):
+        unmarked = [
+            job(i, marker_folder=str(tmp_path / "remote" / "file" / "m")).submit(cache_id=f"u{i}")
+            for i in range(6, 9)
+        ]
+    assert len(calls.read_text().splitlines()) == 9
+    warnings = [r.getMessage() for r in caplog.records if "exit markers" in r.getMessage()]
+    assert len(warnings) == 1 and "Not a directory" in warnings[0], warnings
+    assert [r.marker_name for r in unmarked] == [None] * 3
+    assert all(r.marker_name for r in results)
+    assert wait_all(results + unmarked, timeout=120) == [COMPLETED] * 9
+    for i, result in enumerate(results + unmarked):
+        assert (tmp_path / "remote" / f"w{i % 2}" / "id.txt").exists()
+        assert json.loads(Path(result.cache_file).read_text())["marker_name"] == result.marker_name
 
 
 def test_running_status_comes_over_ssh(remote, local_over_ssh, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import threading
 import uuid
@@ -24,6 +25,7 @@ from clusterjob.transport import (
     remote_path,
 )
 from clusterjob.utils import run_cmd, upload_file
+from helpers.commands import fake_command
 
 pytestmark = pytest.mark.ssh
 
@@ -237,3 +239,114 @@ def test_status_and_wait_while_the_link_is_cut(
         JobScript("sleep 4", jobname="cut", backend="local").submit(cache_id="cut").job_id
         == result.job_id
     )
+
+
+# -- files and the command in one round trip -------------------------------------------
+
+
+def _counting(remote, tmp_path: Path) -> tuple[SshTransport, Path]:
+    """A fresh transport whose ssh commands are logged, one line each, to the returned file."""
+    calls = tmp_path / "ssh-calls"
+    wrapper = fake_command(tmp_path, "counting-ssh", f'echo "$$" >> {calls}\nexec ssh "$@"\n')
+    calls.touch()
+    return SshTransport(remote.host, ssh=f"{wrapper} -F {remote.config}", scp=remote.scp), calls
+
+
+def _ssh_commands(calls: Path) -> int:
+    return len(calls.read_text().splitlines())
+
+
+def test_files_folders_probe_and_command_travel_in_one_ssh_command(
+    remote, tmp_path: Path, canaries
+) -> None:
+    """Every byte of every file arrives: no final line break, NUL, an empty file, a line that
+    looks like a here-document delimiter, more than the 128 KiB of one argument, hostile names."""
+    ssh, calls = _counting(remote, tmp_path)
+    folder = str(tmp_path / "remote" / canaries.names(newlines=False)[0])
+    contents = [
+        "#!/bin/sh\necho job\n",
+        "no line break at the end $(touch x) 'q' \"d\" %s %% \\ \u00fcn\u00ef",
+        "a\0b\n",
+        "",
+        "CJ_EOF_0123456789abcdef\nEOF\n'EOF'\n",
+        "x" * 200_000 + "\n",
+        "y" * 200_000,
+    ]
+    names = canaries.names()[: len(contents)]
+    files = [
+        (f"{folder}/{name}", data, i == 0) for i, (name, data) in enumerate(zip(names, contents))
+    ]
+    probe = [f"{folder}/markers", str(tmp_path / "remote" / "file" / "markers")]
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "remote" / "file").write_text("")
+    answer, unwritable = ssh.run_with_files(
+        ["sh", "-c", 'pwd; cat; echo "to stderr" >&2'], cwd=folder, files=files, folders=[folder],
+        probe=probe,
+    )  # fmt: skip
+    assert _ssh_commands(calls) == 1
+    assert (answer.stdout, answer.stderr) == (folder + "\n", "to stderr\n")  # cat read /dev/null
+    for (path, data, executable), name in zip(files, names):
+        assert Path(path).read_bytes() == data.encode("utf-8"), name
+        assert stat.S_IMODE(os.stat(path).st_mode) == (0o755 if executable else 0o644)
+    assert (Path(folder) / "markers").is_dir()
+    assert list(unwritable) == [probe[1]] and "Not a directory" in unwritable[probe[1]]
+    assert [p.name for p in Path(folder).rglob("*") if p.name.startswith(".cj-")] == []
+    assert ssh.probe_folders(probe) == unwritable  # remembered: no second probe
+    assert _ssh_commands(calls) == 1
+    assert canaries.fired() == []
+
+
+def test_a_file_that_cannot_be_written_is_named_and_the_command_does_not_run(
+    remote, tmp_path: Path
+) -> None:
+    ssh, calls = _counting(remote, tmp_path)
+    (tmp_path / "file").write_text("")
+    ran = tmp_path / "ran"
+    with pytest.raises(SchedulerError) as info:
+        ssh.run_with_files(
+            ["touch", str(ran)], files=[(str(tmp_path / "ok"), "ok\n", False),
+                                        (str(tmp_path / "file" / "job.sh"), "x\n", True)],
+        )  # fmt: skip
+    assert not isinstance(info.value, TransientTransportError)
+    message = str(info.value)
+    assert message.startswith(f"command 'write {tmp_path}/file/job.sh' on cjtest failed with exit")
+    assert "cannot create" in message and "#clusterjob" not in message
+    assert not ran.exists() and (tmp_path / "ok").read_text() == "ok\n"
+    assert [p.name for p in tmp_path.iterdir() if ".cj-" in p.name] == []
+    with pytest.raises(
+        SchedulerError, match=rf"command 'mkdir -p -- {tmp_path}/file/sub' on cjtest"
+    ):
+        ssh.write_files([], folders=[str(tmp_path / "file" / "sub")])
+    assert _ssh_commands(calls) == 2
+
+
+def test_the_command_of_a_round_trip_keeps_its_exit_codes(remote, tmp_path: Path) -> None:
+    """255 from the command is its answer, not a broken link; 127 names the host's PATH."""
+    ssh = _transport(remote)
+    files = [(str(tmp_path / "f"), "f\n", False)]
+    with pytest.raises(SchedulerError) as info:
+        ssh.run_with_files("echo out; exit 255", files=files)
+    assert not isinstance(info.value, TransientTransportError) and info.value.returncode == 255
+    assert info.value.output == "out\n"
+    with pytest.raises(SchedulerError, match="PATH there is '") as missing:
+        ssh.run_with_files(["cj-no-such-command"], files=files)
+    assert missing.value.returncode == 127
+
+
+def test_writing_many_files_takes_one_ssh_command_per_chunk(
+    remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ssh, calls = _counting(remote, tmp_path)
+    files = [
+        (str(tmp_path / f"w{i // 100}" / f"job{i}.sh"), f"echo {i}\n" * 20, True)
+        for i in range(1000)
+    ]
+    folders = [str(tmp_path / f"w{i}") for i in range(10)]
+    ssh.write_files(files, folders)
+    assert _ssh_commands(calls) == 1
+    assert all(Path(path).read_text() == data for path, data, _ in files)
+    monkeypatch.setattr(transport_module, "SCRIPT_CHUNK", 64 * 1024)
+    ssh.write_files([(p, d.upper(), x) for p, d, x in files], folders)
+    script_bytes = sum(len(d) + 2 * len(p) + 120 for p, d, _ in files)
+    assert 1 < _ssh_commands(calls) - 1 <= script_bytes // (64 * 1024) + 2
+    assert all(Path(path).read_text() == data.upper() for path, data, _ in files)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,6 @@ from clusterjob.errors import SchedulerError, TransientTransportError
 from clusterjob.markers import (
     DEFAULT_MARKER_FOLDER,
     MARKER_KINDS,
-    READER_NAME,
     Marker,
     marker_lines,
     marker_path,
@@ -43,15 +42,19 @@ from clusterjob.transport import Transport, get_transport
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.jobscript import JobScript
 
-__all__ = ["MarkerPlan", "marker_folder_of", "plan_markers", "read_markers"]
+__all__ = [
+    "MarkerPlan",
+    "marker_folder_of",
+    "marker_plan",
+    "plan_markers",
+    "read_markers",
+    "usable_markers",
+]
 
 logger = logging.getLogger("clusterjob")
 
 #: Jobs whose markers one remote command reads (keeps the command line far below 128 KiB).
 READ_BATCH = 500
-
-#: Creates the folder and proves it writable ($1 folder, $2 marker name).
-_PROBE_SCRIPT = 'mkdir -p -- "$1" && printf "probe\\n" > "$1/$2.probe" && rm -f -- "$1/$2.probe"'
 
 #: Folders this process warned about (one warning per folder, not one per job).
 _warned: set[tuple[str | None, str]] = set()
@@ -84,11 +87,34 @@ def marker_folder_of(jobscript: JobScript) -> str:
 def plan_markers(jobscript: JobScript, name: str) -> MarkerPlan | None:
     """The markers of ``jobscript`` submitted under ``name``, their folder ready; None: no markers.
 
-    None with ``exit_markers=False``, for a script that does not run under a
-    POSIX shell, and (with one warning per folder) where the folder cannot be
-    created or written.
+    :func:`marker_plan`, with its folder created and proved writable by
+    :meth:`~clusterjob.transport.Transport.probe_folders` (remembered per
+    process: the folder of a thousand jobs costs one probe); None (with one
+    warning per folder) where the folder cannot be created or written.
     Raises TransientTransportError when the remote cannot be reached (the
     submission could not go through either).
+    """
+    plan = marker_plan(jobscript, name)
+    if plan is None:
+        return None
+    transport = get_transport(jobscript.remote, ssh=jobscript.ssh, scp=jobscript.scp)
+    try:
+        unwritable = transport.probe_folders([plan.folder])
+    except TransientTransportError:
+        raise
+    except SchedulerError as exc:
+        unwritable = {plan.folder: exc.stderr.strip() or str(exc)}
+    return usable_markers(plan, jobscript.remote, unwritable)
+
+
+def marker_plan(jobscript: JobScript, name: str) -> MarkerPlan | None:
+    """The markers of ``jobscript`` submitted under ``name``, without touching their folder.
+
+    None with ``exit_markers=False``, for a script that does not run under a
+    POSIX shell, and (with one warning per folder) for a folder the job's
+    shell cannot name (``~user``). Whoever submits then proves the folder
+    writable (:func:`plan_markers`, or a probe in the round trip of the
+    submission, see :func:`usable_markers`).
     """
     if not jobscript.exit_markers:
         return None
@@ -98,33 +124,27 @@ def plan_markers(jobscript: JobScript, name: str) -> MarkerPlan | None:
         logger.debug("job %s runs under %s: no exit markers", name, shebang)
         return None
     folder = marker_folder_of(jobscript)
-    transport = get_transport(jobscript.remote, ssh=jobscript.ssh, scp=jobscript.scp)
     try:
         lines = marker_lines(folder, name)
-        _prepare_folder(transport, folder, name)
-    except TransientTransportError:
-        raise
-    except (OSError, SchedulerError, ValueError) as exc:
-        _warn_once(jobscript.remote, folder, exc)
+    except ValueError as exc:
+        _warn_once(jobscript.remote, folder, str(exc))
         return None
     return MarkerPlan(folder, name, tuple(lines))
 
 
-def _prepare_folder(transport: Transport, folder: str, name: str) -> None:
-    """Create ``folder``, write and remove a probe file in it; OSError/SchedulerError on failure."""
-    if transport.remote:
-        transport.run(["sh", "-c", _PROBE_SCRIPT, READER_NAME, folder, name])
-        return
-    os.makedirs(folder, exist_ok=True)
-    probe = marker_path(folder, name, "probe")
-    with open(probe, "w", encoding="utf-8") as out:
-        out.write("probe\n")
-    os.unlink(probe)
+def usable_markers(
+    plan: MarkerPlan | None, remote: str | None, unwritable: Mapping[str, str]
+) -> MarkerPlan | None:
+    """``plan``, or None (one warning per folder) if its folder is among ``unwritable``
+    (folder -> why, as :meth:`~clusterjob.transport.Transport.probe_folders` returns it)."""
+    if plan is None or plan.folder not in unwritable:
+        return plan
+    _warn_once(remote, plan.folder, unwritable[plan.folder])
+    return None
 
 
-def _warn_once(remote: str | None, folder: str, exc: Exception) -> None:
+def _warn_once(remote: str | None, folder: str, reason: str) -> None:
     where = f"{folder} on {remote}" if remote else folder
-    reason = exc.stderr.strip() if isinstance(exc, SchedulerError) else str(exc)
     if (remote, folder) in _warned:
         logger.debug("marker folder %s still unusable (%s)", where, reason)
         return

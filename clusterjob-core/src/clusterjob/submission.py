@@ -8,10 +8,17 @@ The order of events, and why:
    ``force``/``retry``); an *intent* left by an interrupted submission is
    resolved by asking the scheduler for the job carrying the intent's tag —
    found: adopted; provably absent: submitted below.
-3. Prologue, job script and auxiliary scripts are written (rerunning them
-   after a crash is harmless: no job exists yet).
+3. The prologue runs; on this machine the job script and auxiliary scripts
+   are written (rerunning that after a crash is harmless: no job exists yet).
 4. The intent (with a fresh tag) is made durable, then the scheduler is called
    with the tag attached, then the result replaces the intent.
+
+On a remote, the scripts, the job folder, the marker folder's probe and the
+scheduler call travel in one ssh round trip
+(:meth:`~clusterjob.transport.Transport.run_with_files`), so there the
+intent is made durable before the scripts are written: a crash in between
+leaves an intent whose tag the scheduler provably does not know, and the
+next ``submit()`` submits the job.
 """
 
 from __future__ import annotations
@@ -34,11 +41,11 @@ from clusterjob.errors import (
     TransientTransportError,
 )
 from clusterjob.faults import checkpoint
-from clusterjob.marker_files import plan_markers
+from clusterjob.marker_files import MarkerPlan, marker_plan, usable_markers
 from clusterjob.plugins import get_registry
 from clusterjob.rendering import SubmissionContext
 from clusterjob.status import CANCELLED, FAILED
-from clusterjob.transport import Transport, get_transport
+from clusterjob.transport import FileSpec, Transport, get_transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.backends import ClusterjobBackend
@@ -285,50 +292,41 @@ def _submit_now(
     context = _submission_context(
         backend, _new_tag(cache_id) if cache_file and cache_id else None, _job_ids(after)
     )
-    markers = plan_markers(
+    transport = get_transport(jobscript.remote, ssh=jobscript.ssh, scp=jobscript.scp)
+    markers, probe = _markers_before_submission(
         jobscript,
+        transport,
         context.tag if context and context.tag else _new_tag(str(jobscript.resources["jobname"])),
     )
     job = copy.copy(jobscript)
     job.filename = jobscript.script_filename()
-    job.write_files(
-        after_script=lambda: checkpoint("after_write"),
-        context=context,
-        marker_lines=markers.lines if markers else (),
-    )
-    checkpoint("after_upload")
-
-    record: dict[str, Any] = {
-        "cache_id": cache_id,
-        "tag": context.tag if context else None,
-        "backend": backend.name,
-        "remote": jobscript.remote,
-        "rootdir": jobscript.rootdir,
-        "workdir": jobscript.workdir,
-        "ssh": jobscript.ssh,
-        "scp": jobscript.scp,
-        "jobname": jobscript.resources["jobname"],
-        "prologue": prologue,
-        "epilogue": epilogue,
-        "max_sleep_interval": jobscript.max_sleep_interval,
-        "marker_folder": markers.folder if markers else None,
-        "marker_name": markers.name if markers else None,
-        "task_ids": backend.array_task_ids(jobscript),
-    }
+    files = job.rendered_files(context=context, marker_lines=markers.lines if markers else ())
+    folder = job.job_folder()
+    folders = [folder] if folder else []
+    if not transport.remote:
+        _write_in_steps(transport, files, folders)
+    record = _record(jobscript, backend, cache_id, context, markers, prologue, epilogue)
     if cache_file:
         cache.atomic_write_json(
             cache_file, {**record, "state": "submitting", "intent_at": time.time()}
         )
+    if transport.remote:
+        checkpoint("after_write")  # the files travel with the scheduler call, in one round trip
+        checkpoint("after_upload")
     checkpoint("before_submit")
-    transport = jobscript_transport(record)
     command = backend.cmd_submit(job)
     try:
-        answer = transport.run(command, cwd=job.job_folder())
+        if transport.remote:
+            answer, unwritable = transport.run_with_files(command, folder, files, folders, probe)
+            markers = usable_markers(markers, transport.remote, unwritable)
+            record.update(_marker_fields(markers))
+        else:
+            answer = transport.run(command, cwd=folder)
     except TransientTransportError:
         raise  # the job may or may not exist: the intent stays, the next submit() finds out
     except SchedulerError:
         if cache_file:
-            os.unlink(cache_file)  # the scheduler refused the job: nothing to find later
+            os.unlink(cache_file)  # no job (a script not written, or refused): nothing to find
         raise
     checkpoint("after_submit")
     job_id = read_job_id(
@@ -352,6 +350,69 @@ def _submit_now(
     )
     _notify_submitted(result)
     return result
+
+
+def _markers_before_submission(
+    jobscript: JobScript, transport: Transport, name: str
+) -> tuple[MarkerPlan | None, list[str]]:
+    """The markers of the job, and the folders still to probe in the submission's round trip.
+
+    On this machine, and for a remote folder whose probe is remembered, the
+    folder's fate is known now (an unwritable one: no markers); a remote
+    folder not probed yet is probed in the round trip that submits, and
+    until then its lines are in the script (they fail silently in a folder
+    that cannot be written).
+    """
+    markers = marker_plan(jobscript, name)
+    probe = transport.unprobed([markers.folder]) if markers and transport.remote else []
+    if markers and not probe:
+        markers = usable_markers(
+            markers, transport.remote, transport.probe_folders([markers.folder])
+        )
+    return markers, probe
+
+
+def _write_in_steps(transport: Transport, files: list[FileSpec], folders: list[str]) -> None:
+    """Write the job script, then the auxiliary scripts (the fault points between them)."""
+    transport.write_files(files[:1], folders)
+    checkpoint("after_write")
+    transport.write_files(files[1:])
+    checkpoint("after_upload")
+
+
+def _marker_fields(markers: MarkerPlan | None) -> dict[str, str | None]:
+    return {
+        "marker_folder": markers.folder if markers else None,
+        "marker_name": markers.name if markers else None,
+    }
+
+
+def _record(
+    jobscript: JobScript,
+    backend: ClusterjobBackend,
+    cache_id: str | None,
+    context: SubmissionContext | None,
+    markers: MarkerPlan | None,
+    prologue: str,
+    epilogue: str,
+) -> dict[str, Any]:
+    """What the cache file says about the submission (the intent's, then the result's fields)."""
+    return {
+        "cache_id": cache_id,
+        "tag": context.tag if context else None,
+        "backend": backend.name,
+        "remote": jobscript.remote,
+        "rootdir": jobscript.rootdir,
+        "workdir": jobscript.workdir,
+        "ssh": jobscript.ssh,
+        "scp": jobscript.scp,
+        "jobname": jobscript.resources["jobname"],
+        "prologue": prologue,
+        "epilogue": epilogue,
+        "max_sleep_interval": jobscript.max_sleep_interval,
+        **_marker_fields(markers),
+        "task_ids": backend.array_task_ids(jobscript),
+    }
 
 
 def read_job_id(

@@ -25,6 +25,21 @@ raises :class:`~clusterjob.errors.TransientTransportError`, which is never a
 statement about a job (pollers retry; see :mod:`clusterjob.polling`). A
 command that was not found (exit 127) gets the host name and its ``PATH``
 added to the error.
+
+Writing files and submitting in one round trip
+(:meth:`Transport.run_with_files`, :meth:`Transport.write_files`): the
+login shell is given only ``exec /bin/sh -s``, and the script arrives on
+stdin (no limit on its size but the few MiB of a chunk, see
+:data:`SCRIPT_CHUNK`). It is one ``{ ... }`` group, so ``sh`` runs nothing
+unless all of it arrived. Names are quoted as above; each file's contents are
+a quoted here-document (its delimiter chosen at random and checked not to
+occur in the file), or, for a file that does not end in a line break or
+holds a NUL byte, ``printf`` formats of octal escapes. Every file is written
+to a temporary name beside its target and renamed into place. Which step
+failed, and which folder could not be written, come back as marked lines on
+stderr (removed locally), so a failed write is never mistaken for the
+command's own failure; the command runs with stdin from ``/dev/null``, in
+its folder, and its exit code is reported as above.
 """
 
 from __future__ import annotations
@@ -36,6 +51,7 @@ import logging
 import os
 import posixpath
 import re
+import secrets
 import shlex
 import socket
 import stat
@@ -75,8 +91,16 @@ CONTROL_PERSIST = os.environ.get("CLUSTERJOB_SSH_CONTROL_PERSIST", "600")
 #: ssh cannot reach the remote; the pauses between them double from 1 s.
 IDEMPOTENT_ATTEMPTS = 4
 
-#: Seconds during which a remote folder this process created is taken to exist.
+#: Seconds during which a remote folder this process created is taken to exist,
+#: and a folder's probe (:meth:`Transport.probe_folders`) is taken to hold.
 MKDIR_MEMORY = 60.0
+
+#: Bytes of script one ssh command carries at most when many files are written
+#: (a file larger than that goes alone); the remote ``sh`` holds a chunk in memory.
+SCRIPT_CHUNK = 4 * 1024 * 1024
+
+#: A file to write: (path, contents, executable).
+FileSpec = tuple[str, str, bool]
 
 #: A unix socket path has at most 107 bytes; ssh adds ``.`` and 16 random
 #: characters while creating it, and ``%C`` is 40 hex digits.
@@ -85,6 +109,12 @@ _MAX_CONTROL_DIR = 107 - 1 - 40 - 17
 #: Last line the remote wrapper writes to stderr when the command exited 255 or 127.
 _MARK = "#clusterjob-exit"
 _MARK_LINE = re.compile(r"(?:\n)?" + re.escape(_MARK) + r" (\d+)(?: ([^\n]*))?\n?\Z")
+#: Last line on stderr of a stdin script whose step ``N`` (a folder or a file) failed.
+_STEP_MARK = "#clusterjob-step-failed"
+_STEP_LINE = re.compile(r"\n?" + re.escape(_STEP_MARK) + r" (\d+)\n?\Z")
+#: A line on stderr of a stdin script: probe ``N`` succeeded, or failed and why.
+_PROBE_MARK = "#clusterjob-probe"
+_PROBE_LINE = re.compile(r"\n?" + re.escape(_PROBE_MARK) + r" (\d+) (ok|failed)(?: ([^\n]*))?\n")
 
 #: ssh failures that waiting will not cure (told to the user; not retried at submission).
 _PERMANENT_SSH_FAILURES = {
@@ -103,7 +133,7 @@ _PERMANENT_SSH_FAILURES = {
 #: exit-code report; the report is one line on stderr, removed again locally.
 _WRAPPER = """(
 @CMD@
-)
+)@STDIN@
 cj_rc=$?
 case $cj_rc in
 255) printf '\\n%s 255\\n' '@MARK@' >&2 ;;
@@ -140,8 +170,122 @@ def encode_for_login_shell(script: str) -> str:
     three-digit octal escapes (``%`` and ``\\`` too), inside single quotes:
     nothing in it is special to sh, bash, zsh, csh/tcsh or fish.
     """
-    encoded = "".join(chr(b) if b in _SAFE_BYTES else f"\\{b:03o}" for b in script.encode("utf-8"))
+    encoded = _octal(script.encode("utf-8"))
     return "exec /bin/sh -c 'exec /bin/sh -c \"$(printf '\\''" + encoded + "'\\'')\" clusterjob'"
+
+
+def _octal(data: bytes) -> str:
+    """``data`` as a ``printf`` format: safe characters as they are, every other byte ``\\ooo``."""
+    return "".join(chr(b) if b in _SAFE_BYTES else f"\\{b:03o}" for b in data)
+
+
+def _wrapped(script: str, stdin: str) -> str:
+    """``script`` in :data:`_WRAPPER` (its exit code reported), stdin redirected by ``stdin``."""
+    return _WRAPPER.replace("@MARK@", _MARK).replace("@STDIN@", stdin).replace("@CMD@", script)
+
+
+def _in_folder(cmd: Sequence[str] | str, cwd: str) -> str:
+    script = shell_command(cmd)
+    return f"cd -- {remote_path(cwd)} && {script}" if cwd else script
+
+
+#: Opens the group of a stdin script and defines ``cj_fail N``: it removes the
+#: temporary file of the step that failed, reports step N and exits with its code.
+_SCRIPT_START = (
+    "{\ncj_t=\n"
+    'cj_fail() { cj_rc=$?; [ -z "$cj_t" ] || rm -f -- "$cj_t"; '
+    "printf '\\n%s %s\\n' '" + _STEP_MARK + '\' "$1" >&2; exit "$cj_rc"; }\n'
+)
+
+#: Bytes of a file per ``printf`` of octal escapes (at most 4 times as long: far
+#: below the 128 KiB of one argument, should ``printf`` not be built into ``sh``).
+_PRINTF_CHUNK = 16 * 1024
+
+
+def _folder_step(index: int, folder: str) -> str:
+    target = remote_path(folder)
+    return f"[ -d {target} ] || mkdir -p -- {target} || cj_fail {index}\n"
+
+
+def _file_step(index: int, path: str, data: str, executable: bool) -> str:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
+    target = remote_path(path)
+    start = f"cj_t={target}.cj-$$.tmp\n"
+    finish = (
+        f' && chmod -- {"755" if executable else "644"} "$cj_t"'
+        f' && mv -f -- "$cj_t" {target} || cj_fail {index}\n'
+    )
+    if data.endswith("\n") and "\0" not in data:
+        end = _delimiter(data)
+        return f"{start}cat > \"$cj_t\" <<'{end}'{finish}{data}{end}\n"
+    raw = data.encode("utf-8")
+    printfs = "; ".join(
+        f"printf '{_octal(raw[i : i + _PRINTF_CHUNK])}'" for i in range(0, len(raw), _PRINTF_CHUNK)
+    )
+    return f'{start}{{ {printfs or ":"}; }} > "$cj_t"{finish}'
+
+
+def _delimiter(data: str) -> str:
+    """A here-document delimiter that does not occur in ``data``."""
+    while True:
+        end = f"CJ_EOF_{secrets.token_hex(8)}"
+        if end not in data:
+            return end
+
+
+def _probe_step(index: int, folder: str, probe_name: str) -> str:
+    """Create ``folder``, write and remove a probe file in it; report the outcome on stderr."""
+    target = remote_path(folder)
+    probe = f"{target}/{probe_name}"
+    return (
+        f"if cj_e=$( {{ {{ [ -d {target} ] || mkdir -p -- {target}; }} && "
+        f"printf 'probe\\n' > {probe} && rm -f -- {probe}; }} 2>&1 )\n"
+        f"then printf '\\n%s %s ok\\n' '{_PROBE_MARK}' {index} >&2\n"
+        f"else printf '\\n%s %s failed %s\\n' '{_PROBE_MARK}' {index} "
+        "\"$(printf '%s' \"$cj_e\" | tr '\\n' ' ')\" >&2\nfi\n"
+    )
+
+
+def _stdin_script(steps: Sequence[str], command: str | None) -> str:
+    """The steps, then ``command`` (run with stdin from /dev/null), as one ``{ ... }`` group."""
+    tail = _wrapped(command, stdin=" </dev/null") if command is not None else "exit 0\n"
+    return _SCRIPT_START + "".join(steps) + tail + "}\n"
+
+
+def _chunks(steps: Sequence[str], size: int) -> Iterator[list[str]]:
+    """``steps`` in order, in lists of at most ``size`` characters (a larger step alone)."""
+    chunk: list[str] = []
+    length = 0
+    for step in steps:
+        if chunk and length + len(step) > size:
+            yield chunk
+            chunk, length = [], 0
+        chunk.append(step)
+        length += len(step)
+    if chunk:
+        yield chunk
+
+
+def _write_steps(files: Sequence[FileSpec], folders: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The steps that create ``folders`` and write ``files``, and what each step is (messages)."""
+    steps = [_folder_step(i, folder) for i, folder in enumerate(folders)]
+    descriptions = [f"mkdir -p -- {shlex.quote(folder)}" for folder in folders]
+    for path, data, executable in files:
+        steps.append(_file_step(len(steps), path, data, executable))
+        descriptions.append(f"write {shlex.quote(path)}")
+    return steps, descriptions
+
+
+def _take_probes(stderr: str) -> tuple[str, dict[int, str]]:
+    """``stderr`` without the probe lines; probe index -> why it failed ('' if it did not)."""
+    answers: dict[int, str] = {}
+
+    def take(match: re.Match[str]) -> str:
+        reason = (match.group(3) or "").strip() or "the probe failed"
+        answers[int(match.group(1))] = "" if match.group(2) == "ok" else reason
+        return ""
+
+    return _PROBE_LINE.sub(take, stderr), answers
 
 
 def _append_line(text: str, line: str) -> str:
@@ -160,6 +304,10 @@ class Transport:
     """Runs commands and writes files somewhere; see :func:`get_transport`."""
 
     remote: str | None = None
+
+    def __init__(self) -> None:
+        #: folder -> (when it was probed, why it is not writable: '' if it is)
+        self._probed: dict[str, tuple[float, str]] = {}
 
     def run(
         self,
@@ -207,6 +355,59 @@ class Transport:
             self.mkdir(folder)
         for path, data, executable in files:
             self.write_file(path, data, executable=executable)
+
+    def probe_folders(self, folders: Sequence[str]) -> dict[str, str]:
+        """Create each of ``folders`` and prove it writable (a probe file written and removed).
+
+        Returns the folders that are not writable, each with the reason. The
+        answer for a folder is remembered for :data:`MKDIR_MEMORY` seconds,
+        so the folder of a thousand jobs is probed once, not per job.
+        Raises TransientTransportError when a remote cannot be reached.
+        """
+        unknown = self.unprobed(folders)
+        if unknown:
+            self._remember_probes(self._probe(unknown))
+        return {folder: self._probed[folder][1] for folder in folders if self._probed[folder][1]}
+
+    def unprobed(self, folders: Sequence[str]) -> list[str]:
+        """The folders among ``folders`` whose probe is not remembered (each once, in order)."""
+        now = time.monotonic()
+        return [
+            folder
+            for folder in dict.fromkeys(folders)
+            if folder not in self._probed or now - self._probed[folder][0] >= MKDIR_MEMORY
+        ]
+
+    def run_with_files(
+        self,
+        cmd: Sequence[str] | str,
+        cwd: str = "",
+        files: Sequence[FileSpec] = (),
+        folders: Sequence[str] = (),
+        probe: Sequence[str] = (),
+    ) -> tuple[CommandResult, dict[str, str]]:
+        """:meth:`write_files`, :meth:`probe_folders` of ``probe``, then :meth:`run` of ``cmd``.
+
+        What one ``submit()`` does: on a remote all of it is one round trip
+        (see the module docstring). Returns the command's result and the
+        probed folders that are not writable (with the reason); a folder
+        that is not writable does not stop the command. Raises
+        SchedulerError if a file cannot be written (the command is then not
+        run) or the command fails, TransientTransportError when the remote
+        cannot be reached (the command may or may not have run).
+        """
+        self.write_files(files, folders)
+        unwritable = self.probe_folders(probe)
+        return self.run(cmd, cwd=cwd), unwritable
+
+    def _probe(self, folders: Sequence[str]) -> dict[str, str]:
+        """Probe each folder; folder -> why it is not writable ('' if it is)."""
+        raise NotImplementedError
+
+    def _remember_probes(self, answers: dict[str, str]) -> None:
+        now = time.monotonic()
+        for folder, reason in answers.items():
+            self._probed[folder] = (now, reason)
 
     def close(self) -> None:
         """Release connections kept open for reuse (nothing to do locally)."""
@@ -297,6 +498,19 @@ class LocalTransport(Transport):
     def mkdir(self, path: str) -> None:
         os.makedirs(os.path.expanduser(path), mode=0o750, exist_ok=True)
 
+    def _probe(self, folders: Sequence[str]) -> dict[str, str]:
+        answers = {}
+        for folder in folders:
+            try:
+                os.makedirs(os.path.expanduser(folder), exist_ok=True)
+                fd, probe = tempfile.mkstemp(dir=os.path.expanduser(folder), prefix=".cj-probe-")
+                os.close(fd)
+                os.unlink(probe)
+                answers[folder] = ""
+            except OSError as exc:
+                answers[folder] = str(exc)
+        return answers
+
     def upload(self, localfile: str, remotefile: str) -> None:
         with open(localfile, encoding="utf-8") as src:
             self.write_file(remotefile, src.read(), executable=os.access(localfile, os.X_OK))
@@ -363,6 +577,7 @@ class SshTransport(Transport):
     """
 
     def __init__(self, remote: str, ssh: str = "ssh", scp: str = "scp") -> None:
+        super().__init__()
         self.remote = remote
         self.host: str = remote
         self.ssh = [os.path.expanduser(w) for w in shlex.split(ssh)] or ["ssh"]
@@ -390,7 +605,7 @@ class SshTransport(Transport):
         script = shell_command(cmd)
         if cwd:
             script = f"cd -- {remote_path(cwd)} && {script}"
-        return encode_for_login_shell(_WRAPPER.replace("@MARK@", _MARK).replace("@CMD@", script))
+        return encode_for_login_shell(_wrapped(script, stdin=""))
 
     @contextlib.contextmanager
     def _first_contact(self) -> Iterator[None]:
@@ -531,6 +746,87 @@ class SshTransport(Transport):
             return
         self.run(f"mkdir -p -- {remote_path(path)}", attempts=IDEMPOTENT_ATTEMPTS)
         self._made[path] = time.monotonic()
+
+    def write_files(self, files: Sequence[FileSpec], folders: Sequence[str] = ()) -> None:
+        """Create ``folders`` and write ``files`` with one round trip per :data:`SCRIPT_CHUNK`.
+
+        Retried while the remote cannot be reached (writing twice is harmless).
+        Raises SchedulerError naming the folder or file that could not be written.
+        """
+        steps, descriptions = _write_steps(files, folders)
+        for chunk in _chunks(steps, SCRIPT_CHUNK):
+            result, _ = self._run_script(
+                _stdin_script(chunk, None), f"write {len(files)} file(s)", descriptions, (),
+                IDEMPOTENT_ATTEMPTS,
+            )  # fmt: skip
+            self._finish(result.cmd, result, check=True)
+        self._remember_folders(folders)
+
+    def run_with_files(
+        self,
+        cmd: Sequence[str] | str,
+        cwd: str = "",
+        files: Sequence[FileSpec] = (),
+        folders: Sequence[str] = (),
+        probe: Sequence[str] = (),
+    ) -> tuple[CommandResult, dict[str, str]]:
+        """All of :meth:`Transport.run_with_files` in one ssh command (never retried: ``cmd``
+        may have run when the link broke)."""
+        steps, descriptions = _write_steps(files, folders)
+        name = f".cj-probe-{secrets.token_hex(4)}"
+        steps += [_probe_step(i, folder, name) for i, folder in enumerate(probe)]
+        result, probed = self._run_script(
+            _stdin_script(steps, _in_folder(cmd, cwd)), cmd, descriptions, probe, attempts=1
+        )
+        self._remember_folders(folders)
+        return self._finish(cmd, result, check=True), {f: why for f, why in probed.items() if why}
+
+    def _probe(self, folders: Sequence[str]) -> dict[str, str]:
+        name = f".cj-probe-{secrets.token_hex(4)}"
+        steps = [_probe_step(i, folder, name) for i, folder in enumerate(folders)]
+        result, probed = self._run_script(
+            _stdin_script(steps, None), "probe folders", [], folders, IDEMPOTENT_ATTEMPTS
+        )
+        self._finish(result.cmd, result, check=True)
+        return probed
+
+    def _run_script(
+        self,
+        script: str,
+        cmd: Sequence[str] | str,
+        steps: Sequence[str],
+        probes: Sequence[str],
+        attempts: int,
+    ) -> tuple[CommandResult, dict[str, str]]:
+        """Run a stdin script (see :func:`_stdin_script`); its result without the marked lines,
+        and probed folder -> why it is not writable ('' if it is), remembered.
+
+        Raises SchedulerError for a step that failed (``steps[N]`` names it).
+        """
+        argv = [*self.ssh, *self.options(), "--", self.host, "exec /bin/sh -s"]
+        logger.debug("run a script of %d bytes on %s for %r", len(script), self.remote, cmd)
+        result = self._retrying(
+            attempts,
+            f"run {shell_command(cmd)[:60]!r}",
+            lambda: self._ssh(argv, cmd, script, False, None),
+        )
+        stderr, answers = _take_probes(result.stderr)
+        failed = _STEP_LINE.search(stderr) if result.returncode != 0 else None
+        if failed is not None:
+            step = steps[int(failed.group(1))]
+            raise SchedulerError(
+                result.returncode, step, result.stdout, stderr[: failed.start()], remote=self.remote
+            )
+        probed = {
+            folder: answers.get(i, "the probe gave no answer") for i, folder in enumerate(probes)
+        }
+        self._remember_probes(probed)
+        return replace(result, stderr=stderr), probed
+
+    def _remember_folders(self, folders: Sequence[str]) -> None:
+        now = time.monotonic()
+        for folder in folders:
+            self._made[folder] = now
 
     def upload(self, localfile: str, remotefile: str) -> None:
         """Copy with ``scp``; a remote name scp might mangle goes through ssh instead.
