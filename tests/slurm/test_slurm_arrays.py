@@ -294,9 +294,13 @@ def test_tasks_of_a_real_array_by_their_ids(arrays: Arrays) -> None:
 
 @pytest.mark.slurm
 def test_squeue_answers_for_many_tasks_in_one_folded_record(arrays: Arrays) -> None:
-    """A held array of 1000 tasks (SLURM's default limit), asked about by all 1000 task IDs in
-    one squeue: one record, every task PENDING."""
-    array_id = arrays.sbatch("--array=1-1000", "--hold")
+    """A held array of 1000 tasks (SLURM's default limit, SlurmBackend.max_array_size: 1-1001
+    is refused), asked about by all 1000 task IDs in one squeue: one record, every task
+    PENDING."""
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        arrays.sbatch("--array=1-1001", "--hold")
+    assert "Invalid job array specification" in refused.value.stderr
+    array_id = arrays.sbatch(f"--array=1-{backend.max_array_size}", "--hold")
     job_ids = [backend.task_job_id(array_id, task) for task in range(1, 1001)]
     result = run_command(squeue_command(job_ids))
     assert result.stdout.splitlines() == [f"{array_id}_[1-1000]|PENDING|JobHeldUser"]
