@@ -295,6 +295,25 @@ def test_each_submit_over_ssh_is_one_ssh_command(
         assert json.loads(Path(result.cache_file).read_text())["marker_name"] == result.marker_name
 
 
+def test_write_over_ssh_is_one_ssh_command(remote, tmp_path: Path) -> None:
+    calls = tmp_path / "ssh-calls"
+    calls.touch()
+    wrapper = fake_command(tmp_path, "counting-ssh", f'echo "$$" >> {calls}\nexec ssh "$@"\n')
+    job = JobScript(
+        "echo {jobname}", jobname="written", backend="slurm", remote=remote.host,
+        ssh=f"{wrapper} -F {remote.config}", rootdir=str(tmp_path / "new" / "folder"),
+        aux_scripts={"a.sh": "echo a", "b.sh": "echo b\n"},
+    )  # fmt: skip
+    job.write()
+    assert len(calls.read_text().splitlines()) == 1
+    folder = tmp_path / "new" / "folder"
+    assert (folder / "written.slr").read_text() == str(job)
+    assert [(folder / name).read_text() for name in ("a.sh", "b.sh")] == [
+        "#!/bin/bash\necho a",
+        "#!/bin/bash\necho b\n",
+    ]
+
+
 def test_running_status_comes_over_ssh(remote, local_over_ssh, tmp_path: Path) -> None:
     job = JobScript("sleep 30", jobname="running", backend="local", remote=remote.host, ssh=remote.ssh,
                     rootdir=str(tmp_path), max_sleep_interval=1)  # fmt: skip

@@ -9,7 +9,7 @@ import posixpath
 import re
 import shutil
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from clusterjob import submission
@@ -363,11 +363,11 @@ class JobScript(metaclass=_JobScriptMeta):
     def write_files(
         self,
         filename: str | None = None,
-        after_script: Callable[[], None] | None = None,
         context: SubmissionContext | None = None,
         marker_lines: Sequence[str] = (),
     ) -> None:
-        """:meth:`write`, calling ``after_script`` between the job script and the auxiliary scripts.
+        """:meth:`write`: the folder and every file with one
+        :meth:`~clusterjob.transport.Transport.write_files` (one round trip on a remote).
 
         The job script is rendered with the submission ``context`` (see :meth:`render_script`);
         ``marker_lines`` go after its leading block (see :mod:`clusterjob.markers`).
@@ -380,14 +380,9 @@ class JobScript(metaclass=_JobScriptMeta):
             folder = self.job_folder()
             path = posixpath.join(folder, self.script_filename())
             transport = get_transport(self.remote, ssh=self.ssh, scp=self.scp)
-        if folder:
-            transport.mkdir(folder)
-        files = self.rendered_files(path, context, marker_lines)
-        transport.write_file(*files[0])
-        if after_script is not None:
-            after_script()
-        for file in files[1:]:
-            transport.write_file(*file)
+        transport.write_files(
+            self.rendered_files(path, context, marker_lines), [folder] if folder else []
+        )
 
     def rendered_files(
         self,
