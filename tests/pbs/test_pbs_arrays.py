@@ -151,6 +151,21 @@ def test_torque_server_packs_elements_named_by_index() -> None:
     assert backend.cmd_cancel(job_result(backend, element)) == ["qdel", element]
 
 
+def test_torque_array_output_discarded_by_its_jobs_is_left_to_the_default_paths() -> None:
+    """TORQUE appends -<k> to an array's -o/-e paths for element k (server job_clone, as the
+    element names 189[k] and the default <name>.o189-<k> show): /dev/null would become the
+    unwritable /dev/null-<k>, so the array's own output keeps TORQUE's default files. PBS
+    Professional replaces only ^array_index^ in a subjob's paths: /dev/null stays."""
+    discarded = {"jobname": "cj_sweep", "stdout": "/dev/null", "stderr": "/dev/null"}
+    assert TorqueServerBackend().array_resources(dict(discarded), 1, 3) == {
+        "jobname": "cj_sweep",
+        "-t": "1-3",
+    }
+    assert PbsProBackend().array_resources(dict(discarded), 1, 3) == {**discarded, "-J": "1-3"}
+    named = {"jobname": "cj_sweep", "stdout": "all.out"}  # not what submit_all writes: kept
+    assert TorqueServerBackend().array_resources(dict(named), 1, 3) == {**named, "-t": "1-3"}
+
+
 def test_torque_element_statuses() -> None:
     """TORQUE 6 qstat -f of array elements: C with exit_status 0 / 3 / 271 (256 + SIGTERM: qdel),
     R, Q."""

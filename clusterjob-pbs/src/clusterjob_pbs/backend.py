@@ -100,11 +100,8 @@ class PbsBackend(ClusterjobBackend):
             could be neither watched nor cancelled alone; jobs are submitted
             one by one. Set ``array_task_variable = "PBS_ARRAYID"`` (with
             :attr:`tag_variable`, in a subclass) on a real TORQUE server:
-            :meth:`task_job_id` and :attr:`max_array_size` follow TORQUE's arrays.
-            There, pack jobs that leave stdout/stderr unset: TORQUE appends
-            ``-<k>`` to an array's ``-o``/``-e`` paths for element k (server
-            ``job_clone``), so the ``/dev/null`` an array gets when its jobs
-            name their own files becomes ``/dev/null-<k>``, which it cannot write.
+            :meth:`task_job_id`, :attr:`max_array_size` and
+            :meth:`array_resources` follow TORQUE's arrays.
         max_array_size: 300, TORQUE's default ``idle_slot_limit`` (TORQUE 6.1
             Administrator Guide, server parameters): the server creates at most
             that many queued tasks of an array at once, so in arrays of up to
@@ -124,6 +121,9 @@ class PbsBackend(ClusterjobBackend):
     tag_variable: str | None = None
     array_task_variable: ClassVar[str | None] = None
     max_array_size: ClassVar[int] = 300
+    #: Whether the server appends ``-<k>`` to an array's ``-o``/``-e`` paths for its task k
+    #: (TORQUE, server ``job_clone``); PBS Professional keeps them as given.
+    indexes_array_output_paths: ClassVar[bool] = True
     #: ``qsub`` splits directive lines like a shell command line: other values are double-quoted.
     plain_value = re.compile(r"[A-Za-z0-9_.,:=/@%+\-\[\]]+")
     #: The ``-l`` resource each layout key is written into (see :meth:`node_resources`).
@@ -186,6 +186,23 @@ class PbsBackend(ClusterjobBackend):
     def cmd_cancel(self, run: AsyncResult) -> Command:
         """``qdel <id>``; for an array task (``123[4].server``) that task only."""
         return [self.qdel, str(run.job_id)]
+
+    def array_resources(self, resources: dict[str, Any], first: int, last: int) -> dict[str, Any]:
+        """The array option (``-t first-last``); a ``/dev/null`` output left to the default.
+
+        Where :attr:`indexes_array_output_paths` (TORQUE), the ``/dev/null``
+        an array gets when its jobs name their own files would become
+        ``/dev/null-<k>``, which task k cannot write (TORQUE keeps such output
+        as undelivered and mails the owner). Without ``-o``/``-e``, task k
+        writes ``<name>.o<seq>-<k>`` in the submit folder, empty but for what
+        a job writes before its own redirection.
+        """
+        resources = super().array_resources(resources, first, last)
+        if self.indexes_array_output_paths:
+            for key in ("stdout", "stderr"):
+                if resources.get(key) == "/dev/null":
+                    del resources[key]
+        return resources
 
     def task_job_id(self, array_id: str, task: int) -> str:
         """``123[4].server``: task 4 of the array that ``qsub`` printed as ``123[].server``.

@@ -47,6 +47,8 @@ class PbsProBackend(PbsBackend):
     tag_variable = "CLUSTERJOB_TAG"
     array_task_variable: ClassVar[str | None] = "PBS_ARRAY_INDEX"
     max_array_size: ClassVar[int] = 10000
+    #: A subjob's paths are the array's, with only ``^array_index^`` replaced (qsub -J).
+    indexes_array_output_paths: ClassVar[bool] = False
     layout_resources = {"nodes": "select", "ppn": "select", "threads": "select", "mem": "select"}
 
     def node_resources(self, resources: dict[str, Any]) -> list[str]:
