@@ -354,8 +354,10 @@ def sweep(
     helper.cleanup()
 
 
+#: What a job of the sweeps runs: where it is, who it is, then its own exit code.
 BODY = (
-    "echo {value} from $SLURM_ARRAY_TASK_ID; echo {value} to stderr >&2; sleep {nap}; exit {code}"
+    "echo {value} from $SLURM_ARRAY_TASK_ID as $CLUSTERJOB_NAME; echo $CLUSTERJOB_ID > {value}.id; "
+    "echo {value} to stderr >&2; sleep {nap}; exit {code}"
 )
 
 
@@ -404,13 +406,26 @@ def test_submit_all_packs_a_sweep_into_arrays_with_each_jobs_own_status_output_a
     fresh = job_result(backend, results[0].job_id)  # SLURM agrees, not only our own bookkeeping
     wait_for(lambda: fresh.poll() == CANCELLED, "SLURM to report the task CANCELLED", timeout=60)
 
-    run = tmp_path / "run"
-    for task in range(2, 6):
+    run, name = tmp_path / "run", f"{sweep.prefix}-sweep"
+    for task in range(2, 6):  # $CLUSTERJOB_NAME is the job's own name, not the array's
         output = (run / f"slurm-{array_id}_{task}.out").read_text()
-        assert output == f"v{task - 1} from {task}\nv{task - 1} to stderr\n"
+        assert output == f"v{task - 1} from {task} as {name}{task - 1}\nv{task - 1} to stderr\n"
     for i in range(2):  # stderr follows stdout into the job's own file, as sbatch sends it
-        assert (run / f"out{i}.txt").read_text() == f"o{i} from {i + 1}\no{i} to stderr\n"
+        output = (run / f"out{i}.txt").read_text()
+        assert output == f"o{i} from {i + 1} as {sweep.prefix}-out{i}\no{i} to stderr\n"
     assert not list(run.glob(f"slurm-{out_array}_*.out"))
+
+    # $CLUSTERJOB_ID is SLURM_JOB_ID: the task's raw job ID (srun needs it as it is), which
+    # for the array's last task is the array's own ID.
+    raw_ids = {
+        str(r.job_id): (run / f"v{i}.id").read_text().strip() for i, r in enumerate(results[:5])
+    }
+
+    def raw_ids_in_accounting() -> dict[str, str]:
+        command = ["sacct", "-X", "-n", "-P", "-o", "JobID,JobIDRaw", "-j", array_id]
+        return dict(line.split("|") for line in run_command(command).stdout.split())
+
+    wait_for(lambda: raw_ids_in_accounting() == raw_ids, "sacct to list the tasks", timeout=60)
     for result in results:  # each job's cache file knows its task
         assert AsyncResult.from_cache(str(result.cache_file)).job_id == result.job_id
 
