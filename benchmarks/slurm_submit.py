@@ -12,12 +12,17 @@ of the shared machine hits all of them alike:
 All jobs are submitted held (``--hold``), so the benchmark measures submission
 and not a busy node, and are cancelled at the end.
 
-    python benchmarks/slurm_submit.py [--jobs 200] [--rounds 8]
+Then, over SSH (the loopback sshd of the tests), the ssh commands that
+``--ssh-jobs`` cached ``submit()`` calls cost, counted by a wrapper given as
+the ``ssh`` attribute, from a fresh master connection (target: <= 1.05 per job).
+
+    python benchmarks/slurm_submit.py [--jobs 200] [--rounds 8] [--ssh-jobs 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import secrets
 import subprocess
@@ -27,9 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clusterjob import JobScript
+from clusterjob.transport import close_all
 from slurm_cleanup import cancel_prefix  # next to this script
 
 BODY = "echo hello from $CLUSTERJOB_ID\n"
+
+#: Where ``tests/schedulers/sshd.sh`` writes how to reach the loopback sshd.
+SSH_CONFIG = "/var/tmp/clusterjob-test/sshd/ssh_config"
 
 
 def raw_submit(folder: Path, name: str) -> str:
@@ -55,19 +64,54 @@ def clusterjob_submit(folder: Path, name: str) -> str:
     return result.job_id  # type: ignore[union-attr]
 
 
+def ssh_round_trips(
+    folder: Path, prefix: str, jobs: int, host: str, config: str
+) -> tuple[int, float]:
+    """(ssh commands, seconds) of ``jobs`` cached ``submit()`` calls over ssh into one folder."""
+    log = folder / "ssh-calls.log"
+    log.write_text("")
+    wrapper = folder / "counting-ssh"
+    wrapper.write_text(f'#!/bin/sh\necho ssh >> "{log}"\nexec ssh "$@"\n')
+    wrapper.chmod(0o755)
+    close_all()  # a fresh master connection: its set-up is counted too
+    before = len(log.read_text().splitlines())
+    JobScript.cache_folder = str(folder / "ssh-cache")
+    start = time.perf_counter()
+    try:
+        for i in range(jobs):
+            JobScript(
+                BODY, jobname=f"{prefix}-ssh{i}", backend="slurm", rootdir=str(folder / "ssh"),
+                hold=True, stdout="/dev/null", remote=host, ssh=f"{wrapper} -F {config}",
+                scp=f"scp -F {config}",
+            ).submit(cache_id=f"ssh{i}")  # fmt: skip
+    finally:
+        JobScript.cache_folder = None
+    seconds = time.perf_counter() - start
+    commands = len(log.read_text().splitlines()) - before
+    close_all()
+    return commands, seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--jobs", type=int, default=200, help="jobs per method")
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--ssh-jobs", type=int, default=50, help="submit() over ssh (0: skip)")
+    parser.add_argument("--ssh-host", default=os.environ.get("SSH_HOST", "cjtest"))
+    parser.add_argument("--ssh-config", default=os.environ.get("SSH_CONFIG", SSH_CONFIG))
+    parser.add_argument(
+        "--folder", default=None, help="where scripts and cache go (default: a folder in $TMPDIR)"
+    )
     args = parser.parse_args()
     prefix = f"cjbench{secrets.token_hex(3)}"
     per_round = args.jobs // args.rounds
     totals = {"raw sbatch loop": 0.0, "clusterjob": 0.0, "clusterjob + cache": 0.0}
     counter = 0
+    ssh: tuple[int, float] | None = None
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(dir=args.folder) as tmp:
             folder = Path(tmp)
             cache = folder / "cache"
 
@@ -94,6 +138,8 @@ def main() -> None:
                         counter += 1
                         method(folder, f"{prefix}-{counter}")
                     totals[label] += time.perf_counter() - start
+            if args.ssh_jobs:
+                ssh = ssh_round_trips(folder, prefix, args.ssh_jobs, args.ssh_host, args.ssh_config)
     finally:
         cancelled = cancel_prefix(prefix)
     n = per_round * args.rounds
@@ -112,6 +158,14 @@ def main() -> None:
         print(
             f"{label}: ratio {ratio:.3f}x vs raw sbatch loop; "
             f"target <= 1.15x: {'met' if ratio <= 1.15 else 'MISSED'}"
+        )
+    if ssh is not None:
+        commands, seconds = ssh
+        per_job = commands / args.ssh_jobs
+        print(
+            f"submit() over ssh: {args.ssh_jobs} cached jobs, {commands} ssh commands, "
+            f"{seconds:.2f} s: {per_job:.2f} ssh round trips per job; "
+            f"target <= 1.05: {'met' if per_job <= 1.05 else 'MISSED'}"
         )
 
 
