@@ -416,7 +416,7 @@ def test_submit_all_packs_a_sweep_into_arrays_with_each_jobs_own_status_output_a
     assert not list(run.glob(f"slurm-{out_array}_*.out"))
 
     # $CLUSTERJOB_ID is SLURM_JOB_ID: the task's raw job ID (srun needs it as it is), which
-    # for the array's last task is the array's own ID.
+    # for the task that starts last is the array's own ID.
     raw_ids = {
         str(r.job_id): (run / f"v{i}.id").read_text().strip() for i, r in enumerate(results[:5])
     }
@@ -461,3 +461,22 @@ def test_wait_all_over_an_array_asks_slurm_as_often_as_over_one_job(
         assert names.count("squeue") == 1 and names.count("sacct") <= 1, cycles
         assert set(names) <= {"squeue", "sacct"}, cycles
     print(f"{len(cycles)} cycles, {sum(map(len, cycles))} SLURM commands for 5 packed jobs")
+
+
+@pytest.mark.slurm
+def test_a_job_submitted_after_a_packed_job_waits_for_that_task_only(
+    sweep: Sweep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``after=[result]`` of a packed job is ``afterok:A_k``: SLURM holds the dependent job
+    for task k alone, and gives up on it (DependencyNeverSatisfied: CANCELLED) if that task
+    failed, whatever its siblings did."""
+    # A job that never starts writes no marker: only SLURM tells. Ask it every 5 s, not 60 s.
+    monkeypatch.setattr(AsyncResult, "scheduler_interval", 5.0)
+    jobs = [sweep.job(BODY, f"parent{i}", value=f"p{i}", nap=3, code=i) for i in range(2)]
+    parents = submit_all(jobs)
+    array_of(parents)
+    children = [
+        sweep.job("true", f"child{i}").submit(after=[parent]) for i, parent in enumerate(parents)
+    ]
+    assert wait_all(children, timeout=TIMEOUT) == [COMPLETED, CANCELLED]
+    assert [parent.status for parent in parents] == [COMPLETED, FAILED]
