@@ -50,10 +50,7 @@ from clusterjob import JobScript, submit_all
 from clusterjob.transport import close_all
 from slurm_cleanup import cancel_prefix  # next to this script
 from slurm_markers import SHIM
-from slurm_submit import BODY, raw_submit
-
-#: Where ``tests/schedulers/sshd.sh`` writes how to reach the loopback sshd.
-SSH_CONFIG = "/var/tmp/clusterjob-test/sshd/ssh_config"
+from slurm_submit import BODY, SSH_CONFIG, raw_submit
 
 
 def max_array_size() -> int:
