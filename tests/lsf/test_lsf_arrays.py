@@ -138,8 +138,9 @@ def test_submit_all_sends_one_array_to_bsub_and_polls_its_elements_with_one_bjob
     assert "#BSUB -o /dev/null" in script.splitlines()
     assert f"#BSUB -Jd {results[0].tag}" in script.splitlines()
     assert 'case "${LSB_JOBINDEX:-}" in' in script
-    assert f'2) exec >"${{LS_SUBCWD:-.}}"/sweep_2.out 2>&1; exec {tmp_path}/sweep_2.lsf ;;' in (
-        script
+    assert (
+        f'2) exec >"${{LS_SUBCWD:-.}}"/sweep_2.out 2>&1; LSB_JOBNAME=sweep_2 exec {tmp_path}/sweep_2.lsf ;;'
+        in (script)
     )
     assert fake.calls().count("bsub ") == 1
     assert wait_all(results, timeout=30) == [COMPLETED, FAILED, COMPLETED, CANCELLED]
