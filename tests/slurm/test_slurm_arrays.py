@@ -278,7 +278,7 @@ def test_tasks_of_a_real_array_by_their_ids(arrays: Arrays) -> None:
     wait_for(lambda: runs[3].poll() == RUNNING, "task 4 to run")
     runs[3].cancel()
     fresh = job_result(backend, runs[3].job_id)
-    wait_for(lambda: fresh.poll() == CANCELLED, "SLURM to report task 4 CANCELLED", timeout=60)
+    wait_for(lambda: fresh.poll() == CANCELLED, "SLURM to report task 4 CANCELLED")
     assert wait_all(runs[:2], timeout=TIMEOUT) == [COMPLETED, FAILED]
     assert look_up_tag(backend, tag, run_command) == [array_id]
 
@@ -288,7 +288,7 @@ def test_tasks_of_a_real_array_by_their_ids(arrays: Arrays) -> None:
         result = run_command(command)
         return dict(backend.parse_exit_codes(result, [run.job_id for run in runs], True))
 
-    wait_for(lambda: len(exit_codes()) == 2, "accounting to record tasks 1 and 2", timeout=60)
+    wait_for(lambda: len(exit_codes()) == 2, "accounting to record tasks 1 and 2")
     assert exit_codes() == {runs[0].job_id: 0, runs[1].job_id: 3}
 
 
@@ -404,7 +404,7 @@ def test_submit_all_packs_a_sweep_into_arrays_with_each_jobs_own_status_output_a
     ]  # fmt: skip
     assert [result.exit_code for result in results[1:]] == [0, 3, 0, 0, 0, 0]
     fresh = job_result(backend, results[0].job_id)  # SLURM agrees, not only our own bookkeeping
-    wait_for(lambda: fresh.poll() == CANCELLED, "SLURM to report the task CANCELLED", timeout=60)
+    wait_for(lambda: fresh.poll() == CANCELLED, "SLURM to report the task CANCELLED")
 
     run, name = tmp_path / "run", f"{sweep.prefix}-sweep"
     for task in range(2, 6):  # $CLUSTERJOB_NAME is the job's own name, not the array's
@@ -425,7 +425,7 @@ def test_submit_all_packs_a_sweep_into_arrays_with_each_jobs_own_status_output_a
         command = ["sacct", "-X", "-n", "-P", "-o", "JobID,JobIDRaw", "-j", array_id]
         return dict(line.split("|") for line in run_command(command).stdout.split())
 
-    wait_for(lambda: raw_ids_in_accounting() == raw_ids, "sacct to list the tasks", timeout=60)
+    wait_for(lambda: raw_ids_in_accounting() == raw_ids, "sacct to list the tasks")
     for result in results:  # each job's cache file knows its task
         assert AsyncResult.from_cache(str(result.cache_file)).job_id == result.job_id
 
