@@ -11,10 +11,6 @@ keep the suite short; the table is printed at the end of the session.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +20,16 @@ from typing import Any
 
 import pytest
 from clusterjob.faults import POINTS
+from helpers.exactly_once import (
+    WORKFLOW_SETUP,
+    cached_job_id,
+    fixture_or_reason,
+    last_json_line,
+    local_jobs,
+    run_workflow,
+    scheduler_marks,
+    start_workflow,
+)
 
 #: The documented points, plus the write of the result (the second cache write of a job).
 INJECTION_POINTS = (*POINTS, "during_cache_write@2")
@@ -33,26 +39,8 @@ JOBS = 2
 #: The points a job has reached the scheduler by (``during_cache_write`` alone is the intent, written before).
 AFTER_THE_SCHEDULER_CALL = ("after_submit", "during_cache_write@2")
 
-WORKFLOW = textwrap.dedent(
+WORKFLOW = WORKFLOW_SETUP + textwrap.dedent(
     """
-    import json, sys
-    from clusterjob import JobScript, wait_all
-    cfg = json.loads(sys.argv[1])
-    JobScript.backend = cfg["backend"]
-    JobScript.rootdir = cfg["rootdir"]
-    JobScript.cache_folder = cfg["cache"]
-    JobScript.max_sleep_interval = 2
-    if cfg["remote"]:
-        JobScript.remote, JobScript.ssh, JobScript.scp = cfg["remote"], cfg["ssh"], cfg["scp"]
-    if cfg["remote_runner"]:  # the local backend on the remote: see local_runner_on_the_remote (conftest.py)
-        from clusterjob.backends.local import LocalBackend
-
-        class LocalOnTheRemote(LocalBackend):
-            @staticmethod
-            def _runner(remote):
-                return cfg["remote_runner"] if remote else LocalBackend._runner(remote)
-
-        JobScript.register_backend(LocalOnTheRemote(), name="local")
     results = []
     for i in range(cfg["jobs"]):
         job = JobScript("echo $CLUSTERJOB_ID >> ran", jobname=f"{cfg['prefix']}-{i}", workdir=f"w{i}", time="1",
@@ -63,29 +51,6 @@ WORKFLOW = textwrap.dedent(
         print(json.dumps({"statuses": statuses, "ids": [r.job_id for r in results]}))
     """
 )
-
-
-def run_workflow(
-    folder: Path, cfg: dict[str, Any], fault: str | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("CLUSTERJOB_FAULT_INJECT", None)
-    env["CLUSTERJOB_LOCAL_SPOOL"] = str(folder / "spool")
-    if fault:
-        env["CLUSTERJOB_FAULT_INJECT"] = fault
-    return subprocess.run(
-        [sys.executable, "-c", WORKFLOW, json.dumps(cfg)], env=env, cwd=folder, capture_output=True, text=True,
-        timeout=timeout, check=False,
-    )  # fmt: skip
-
-
-def local_jobs(folder: Path, prefix: str) -> dict[str, list[str]]:
-    jobs: dict[str, list[str]] = {}
-    for meta in sorted((folder / "spool").glob("*/meta.json")):
-        data = json.loads(meta.read_text())
-        if data["name"].startswith(prefix):
-            jobs.setdefault(data["name"], []).append(data["job_id"])
-    return jobs
 
 
 @dataclass
@@ -122,7 +87,7 @@ class Outcome:
         for i in range(JOBS):
             name = f"{self.prefix}-{i}"
             on_scheduler = self.jobs.get(name, [])
-            cached = _cached_job_id(self.folder / "cache", f"job{i}")
+            cached = cached_job_id(self.folder / "cache", f"job{i}")
             waited = self.ids[i] if i < len(self.ids) else None
             if not on_scheduler or cached not in on_scheduler or waited != cached:
                 lost += 1
@@ -136,22 +101,6 @@ class Outcome:
             f" jobs after crash={after_crash}  after rerun={total}/{JOBS}  duplicates={self.duplicates}  lost={self.lost}"
             + (f"  ERROR: {self.error}" if self.error else "")
         )
-
-
-def _cached_job_id(cache: Path, cache_id: str) -> str | None:
-    path = cache / f"clusterjob.{cache_id}.cache"
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
-    return record.get("job_id") if record.get("state") == "submitted" else None
-
-
-def _needed(request: pytest.FixtureRequest, name: str) -> Any:
-    """Fixture ``name``, or the error text if its scheduler is not running."""
-    try:
-        return request.getfixturevalue(name)
-    except BaseException as exc:  # noqa: BLE001 - pytest.fail() of a missing scheduler: reported per scenario
-        return f"{name} is not available: {exc}"
 
 
 @pytest.fixture(scope="module")
@@ -173,9 +122,13 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
                     Outcome(backend, where, point, f"cjx{uuid.uuid4().hex[:6]}", folder)
                 )
     slurm_jobs = (
-        _needed(request, "slurm_jobs") if any(o.backend == "slurm" for o in scenarios) else None
+        fixture_or_reason(request, "slurm_jobs")
+        if any(o.backend == "slurm" for o in scenarios)
+        else None
     )
-    remote = _needed(request, "remote") if any(o.where == "ssh" for o in scenarios) else None
+    remote = (
+        fixture_or_reason(request, "remote") if any(o.where == "ssh" for o in scenarios) else None
+    )
     remote_runner = request.getfixturevalue("remote_runner")
 
     def count(outcome: Outcome) -> dict[str, list[str]]:
@@ -204,13 +157,13 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             ),
             "wait": 0,
         }
-        crashed = run_workflow(outcome.folder, cfg, fault=outcome.point)
+        crashed = run_workflow(WORKFLOW, outcome.folder, cfg, fault=outcome.point)
         outcome.crash_rc, outcome.crash_stderr = crashed.returncode, crashed.stderr
         outcome.jobs_after_crash = count(outcome)
-        rerun = run_workflow(outcome.folder, {**cfg, "wait": 240})
+        rerun = run_workflow(WORKFLOW, outcome.folder, {**cfg, "wait": 240})
         outcome.rerun_rc, outcome.rerun_stderr = rerun.returncode, rerun.stderr
         if rerun.returncode == 0:
-            answer = json.loads(rerun.stdout.strip().splitlines()[-1])
+            answer = last_json_line(rerun.stdout)
             outcome.statuses, outcome.ids = answer["statuses"], answer["ids"]
         outcome.jobs = count(outcome)
 
@@ -227,20 +180,8 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 SCENARIOS = [f"{b}-{w}-{p}" for b, w in MODES for p in INJECTION_POINTS]
 
 
-def _marks(scenario: str) -> list[pytest.MarkDecorator]:
-    backend, where, _ = scenario.split("-", 2)
-    return [
-        m
-        for m, needed in (
-            (pytest.mark.slurm, backend == "slurm"),
-            (pytest.mark.ssh, where == "ssh"),
-        )
-        if needed
-    ]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", [pytest.param(s, marks=_marks(s)) for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", [pytest.param(s, marks=scheduler_marks(s)) for s in SCENARIOS])
 def test_sigkill_at_each_step_then_rerun_gives_exactly_one_job(
     outcomes: dict[str, Outcome], scenario: str
 ) -> None:
@@ -282,23 +223,10 @@ def test_eight_processes_running_the_same_workflow_submit_each_cache_id_once(
         remote.close_masters()
         before = link.accepted
         cfg.update(remote=remote.proxy_host, ssh=remote.ssh, scp=remote.scp)
-    env = {**os.environ, "CLUSTERJOB_LOCAL_SPOOL": str(tmp_path / "spool")}
-    env.pop("CLUSTERJOB_FAULT_INJECT", None)
-    command = [sys.executable, "-c", WORKFLOW, json.dumps(cfg)]
-    procs = [
-        subprocess.Popen(
-            command,
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(8)
-    ]
+    procs = [start_workflow(WORKFLOW, tmp_path, cfg) for _ in range(8)]
     outputs = [proc.communicate(timeout=300) for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * 8, [err for _, err in outputs]
-    answers = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    answers = [last_json_line(out) for out, _ in outputs]
     assert all(answer["statuses"] == [0, 0, 0] for answer in answers)
     ids = answers[0]["ids"]
     assert all(answer["ids"] == ids for answer in answers)
