@@ -300,8 +300,13 @@ def test_a_refused_array_is_raised_after_the_other_jobs_were_submitted_and_cache
 ) -> None:
     monkeypatch.setenv("REFUSE_ARRAYS", "1")
     jobs = [*sweep(2), JobScript("echo alone", jobname="alone", time="99")]
-    with pytest.raises(SchedulerError, match="Invalid job array specification"):
+    with pytest.raises(SchedulerError, match="Invalid job array specification") as refused:
         submit_all(jobs, cache_ids=["a", "b", "c"])
+    assert str(refused.value).endswith(
+        "clusterjob: this was an array of 2 jobs packed by submit_all; if the site allows fewer "
+        "tasks per array, set JobScript.max_array_size (or max_array_size in the [Attributes] of "
+        "an INI file), or call submit_all(..., max_array_size=N) or submit_all(..., pack=False)"
+    )
 
     assert sorted(p.name for p in (tmp_path / "cache").glob("*.cache")) == ["clusterjob.c.cache"]
     monkeypatch.delenv("REFUSE_ARRAYS")

@@ -63,7 +63,7 @@ from clusterjob.submission import (
     jobscript_transport,
     read_job_id,
 )
-from clusterjob.transport import get_transport
+from clusterjob.transport import append_line, get_transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.backends import ClusterjobBackend
@@ -497,10 +497,22 @@ def _submit_units(
             errors.append(error)
         except SchedulerError as error:  # refused: nothing to find later
             _forget_intents(unit)
+            if unit.packed:
+                error.stderr = append_line(error.stderr or "", _array_hint(len(unit.jobs)))
             errors.append(error)
         except SubmitError as error:  # no job ID read: the intents let the rerun find the job
             errors.append(error)
     return submitted, errors
+
+
+def _array_hint(tasks: int) -> str:
+    """What a user reads under a refused array: it may be the site's limit, and the ways out."""
+    return (
+        f"clusterjob: this was an array of {tasks} jobs packed by submit_all; if the site allows "
+        "fewer tasks per array, set JobScript.max_array_size (or max_array_size in the "
+        "[Attributes] of an INI file), or call submit_all(..., max_array_size=N) or "
+        "submit_all(..., pack=False)"
+    )
 
 
 def _submit_unit(unit: _Unit) -> list[tuple[_Job, AsyncResult]]:

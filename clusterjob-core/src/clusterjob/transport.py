@@ -288,7 +288,8 @@ def _take_probes(stderr: str) -> tuple[str, dict[int, str]]:
     return _PROBE_LINE.sub(take, stderr), answers
 
 
-def _append_line(text: str, line: str) -> str:
+def append_line(text: str, line: str) -> str:
+    """``text`` (a command's output) with ``line`` added as its last line."""
     return (text.rstrip("\n") + "\n" if text.strip() else "") + line + "\n"
 
 
@@ -476,9 +477,9 @@ class LocalTransport(Transport):
         if proc.returncode == NOT_FOUND_EXIT and isinstance(cmd, str):
             note = _not_found_note(socket.gethostname(), os.environ.get("PATH", ""))
             if merge_stderr:
-                result = replace(result, stdout=_append_line(result.stdout, note))
+                result = replace(result, stdout=append_line(result.stdout, note))
             else:
-                result = replace(result, stderr=_append_line(result.stderr, note))
+                result = replace(result, stderr=append_line(result.stderr, note))
         return self._finish(cmd, result, check)
 
     def write_file(self, path: str, data: str, executable: bool = False) -> None:
@@ -660,7 +661,7 @@ class SshTransport(Transport):
             text = text[: mark.start()]
             if mark.group(1) == str(NOT_FOUND_EXIT):
                 host, _, path = (mark.group(2) or "").partition(" ")
-                text = _append_line(text, _not_found_note(host or self.remote or "?", path))
+                text = append_line(text, _not_found_note(host or self.remote or "?", path))
             result = replace(result, **{stream: text})
         elif proc.returncode == SSH_FAILURE_EXIT:
             self._connected = False
