@@ -74,10 +74,10 @@ INJECTION_POINTS = tuple(
 MODES = (("slurm", "local"), ("slurm", "ssh"), ("local", "local"))
 #: The random kills: jobs in the batch, jobs per array, kills before the clean rerun.
 MANY, ARRAY_SIZE, KILLS = 200, 50, 6
-#: A kill comes at most ``KILL_SPAN * KILL_SPAN_GROWTH**k`` seconds into the ``submit_all``
-#: call, k being the kills so far that interrupted the batch: on the quiet test machine a fresh
-#: batch of 200 (4 arrays) takes 0.9 s or more, a run that resumes one (tag lookups, then the
-#: rest) about 2 s, so the first interruption is all but certain and later kills reach later steps.
+#: The k-th kill (from 0) comes between half of and ``KILL_SPAN * KILL_SPAN_GROWTH**k`` seconds
+#: into the ``submit_all`` call. On the quiet test machine a fresh batch of 200 (4 arrays) takes
+#: 0.9 s or more, a run that resumes one (tag lookups, then the rest) about 2 s: the windows
+#: overlap, so none can jump over the whole batch, and they reach ever later steps.
 KILL_SPAN, KILL_SPAN_GROWTH = 0.7, 1.4
 #: Seconds a rerun may wait for its jobs: all plays share the test SLURM's two CPUs.
 WAIT = 900
@@ -394,15 +394,16 @@ class RandomKills(Play):
 
         A kill comes at a random moment of the ``submit_all`` call (timed from
         the line the workflow prints right before it, so that Python's start-up
-        does not count), within a span that grows with each interruption (see
+        does not count), in a window that moves later from kill to kill (see
         :data:`KILL_SPAN`), so that the kills reach ever later steps. Once a
         run ended by itself, the batch is submitted: no more kills.
         """
         chance = random.Random(self.seed)
-        for _ in range(KILLS):
+        for kill in range(KILLS):
             if self.kills and self.kills[-1].rc == 0:
                 break
-            delay = chance.uniform(0, KILL_SPAN * KILL_SPAN_GROWTH ** len(self.interrupted))
+            span = KILL_SPAN * KILL_SPAN_GROWTH**kill
+            delay = chance.uniform(span / 2, span)
             proc = start_workflow(WORKFLOW, self.folder, self.cfg(remote))
             assert proc.stdout is not None
             proc.stdout.readline()
