@@ -295,6 +295,28 @@ def test_each_submit_over_ssh_is_one_ssh_command(
         assert json.loads(Path(result.cache_file).read_text())["marker_name"] == result.marker_name
 
 
+def test_a_job_folder_that_cannot_be_made_over_ssh_is_named_and_leaves_no_intent(
+    remote, local_over_ssh, tmp_path: Path
+) -> None:
+    """The intent is written before the round trip; a folder or script that cannot be written
+    stops it before the submission, so the intent goes again (no job can exist)."""
+    from clusterjob.errors import SchedulerError
+
+    (tmp_path / "file").write_text("")
+    JobScript.cache_folder = str(tmp_path / "cache")
+    job = JobScript("true", jobname="nowhere", backend="local", remote=remote.host,
+                    ssh=remote.ssh, rootdir=str(tmp_path / "file"), workdir="w")  # fmt: skip
+    with pytest.raises(SchedulerError) as info:
+        job.submit(cache_id="nowhere")
+    assert str(info.value).startswith(
+        f"command 'mkdir -p -- {tmp_path}/file/w' on {remote.host} failed with exit code 1: "
+        f"mkdir: cannot create directory '{tmp_path}/file': Not a directory"
+    )
+    assert list((tmp_path / "cache").glob("*.cache")) == []
+    spool = Path(os.environ["CLUSTERJOB_LOCAL_SPOOL"])
+    assert not spool.exists() or not list(spool.glob("*/meta.json"))
+
+
 def test_write_over_ssh_is_one_ssh_command(remote, tmp_path: Path) -> None:
     calls = tmp_path / "ssh-calls"
     calls.touch()
