@@ -78,7 +78,7 @@ MANY, ARRAY_SIZE, KILLS = 200, 50, 6
 #: into the ``submit_all`` call. On the quiet test machine a fresh batch of 200 (4 arrays) takes
 #: 0.9 s or more, a run that resumes one (tag lookups, then the rest) about 2 s: the windows
 #: overlap, so none can jump over the whole batch, and they reach ever later steps.
-KILL_SPAN, KILL_SPAN_GROWTH = 0.7, 1.4
+KILL_SPAN, KILL_SPAN_GROWTH = 0.5, 1.35
 #: Seconds a rerun may wait for its jobs: all plays share the test SLURM's two CPUs.
 WAIT = 900
 
