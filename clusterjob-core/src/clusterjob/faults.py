@@ -15,7 +15,10 @@ import os
 import signal
 
 #: The points, in the order ``submit()`` passes them: ``after_write`` follows the
-#: job script, ``after_upload`` all files (on a remote, writing is uploading).
+#: job script, ``after_upload`` all files. On a remote the files travel with the
+#: submit command in one round trip, after the intent: there both points are
+#: passed right after the intent's write (``during_cache_write``), before the
+#: round trip.
 POINTS: tuple[str, ...] = (
     "after_prologue",
     "after_write",
