@@ -115,7 +115,9 @@ def write_records(records: Mapping[str, dict[str, Any]]) -> None:
 def _replace(path: str, folder: str, data: dict[str, Any], fsync: bool) -> None:
     """Write ``data`` to a temporary file in ``folder`` (``fsync``: to the disk), rename it to
     ``path``."""
-    payload = json.dumps({FORMAT_KEY: CACHE_FORMAT, **data}, indent=1, sort_keys=True) + "\n"
+    # One line, by json's C encoder (indent= would run the pure-Python one: a third of the
+    # time of a 1,000-job submit_all).
+    payload = json.dumps({FORMAT_KEY: CACHE_FORMAT, **data}, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cj-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -138,10 +138,12 @@ class _JobScriptMeta(type):
     def __setattr__(cls, name: str, value: Any) -> None:
         super().__setattr__(name, check_attribute(cls.__name__, name, value))
         _known_attributes.clear()
+        _known_values.clear()
 
     def __delattr__(cls, name: str) -> None:
         super().__delattr__(name)
         _known_attributes.clear()
+        _known_values.clear()
 
     @property
     def backends(cls) -> list[str]:
@@ -293,11 +295,7 @@ class JobScript(metaclass=_JobScriptMeta):
 
     def template_values(self) -> dict[str, Any]:
         """Values for ``{placeholders}``: resources > instance attributes > class attributes."""
-        values: dict[str, Any] = {}
-        for klass in reversed(type(self).__mro__[:-1]):
-            for name, value in vars(klass).items():
-                if not name.startswith("_") and not _is_machinery(name) and not callable(value):
-                    values[name] = value
+        values = dict(_class_values(type(self)))
         values.update({k: v for k, v in vars(self).items() if not k.startswith("_")})
         values.update(self.resources)
         return values
@@ -439,6 +437,21 @@ def _is_machinery(name: str) -> bool:
 
 #: Per class, the attribute names keyword arguments may set; cleared when a class attribute changes.
 _known_attributes: dict[type, frozenset[str]] = {}
+
+#: Per class, the values its attributes give placeholders; cleared when a class attribute changes
+#: (rendering a batch of jobs would otherwise walk every class's attributes once per job).
+_known_values: dict[type, dict[str, Any]] = {}
+
+
+def _class_values(cls: type) -> dict[str, Any]:
+    if cls not in _known_values:
+        values: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__[:-1]):
+            for name, value in vars(klass).items():
+                if not name.startswith("_") and not _is_machinery(name) and not callable(value):
+                    values[name] = value
+        _known_values[cls] = values
+    return _known_values[cls]
 
 
 def _class_attribute_names(cls: type) -> frozenset[str]:

@@ -76,7 +76,6 @@ def pack_key(job: JobScript, backend: ClusterjobBackend) -> tuple[Any, ...] | No
     outputs = tuple(job.resources.get(key) for key in ("stdout", "stderr"))
     if any(value and _SCHEDULER_PATTERN.search(str(value)) for value in outputs):
         return None
-    stand_in = _with_own_resources(job, "cj", *("cj" if value else None for value in outputs))
     return (
         backend.name,
         id(backend),
@@ -88,8 +87,29 @@ def pack_key(job: JobScript, backend: ClusterjobBackend) -> tuple[Any, ...] | No
         job.exit_markers,
         job.marker_folder,
         tuple(bool(value) for value in outputs),
-        stand_in.render_script("", jobscript=True, context=_context_for(backend)),
+        _shared_headers(job, backend, outputs),
     )
+
+
+def _shared_headers(
+    job: JobScript, backend: ClusterjobBackend, outputs: tuple[Any, ...]
+) -> tuple[Any, ...] | str:
+    """What decides the header lines of ``job`` but for its own resources.
+
+    Header lines are made from the resources alone (and the shell, in the
+    key already), so equal resources give equal lines: those are the key,
+    without rendering 1,000 headers. A resource with a ``{placeholder}``
+    depends on the job's other values: then the rendered lines are the key.
+    """
+    shared = tuple(
+        sorted(
+            (key, repr(value)) for key, value in job.resources.items() if key not in OWN_RESOURCES
+        )
+    )
+    if not any("{" in key or "{" in value for key, value in shared):
+        return shared
+    stand_in = _with_own_resources(job, "cj", *("cj" if value else None for value in outputs))
+    return stand_in.render_script("", jobscript=True, context=_context_for(backend))
 
 
 def _context_for(backend: ClusterjobBackend) -> SubmissionContext | None:

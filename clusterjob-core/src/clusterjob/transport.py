@@ -483,13 +483,36 @@ class LocalTransport(Transport):
         return self._finish(cmd, result, check)
 
     def write_file(self, path: str, data: str, executable: bool = False) -> None:
+        """A new file is written in place; an existing one is replaced by a renamed temporary copy.
+
+        Never rewritten in place: a running job may be reading it (a shell
+        reads its script as it goes). A new file cannot be read by anything
+        yet (the scheduler is called after it is written), so it is spared the
+        temporary copy and the rename: a 1,000-job ``submit_all`` writes
+        1,000 scripts.
+        """
         path = os.path.expanduser(path)
+        mode = 0o755 if executable else 0o644
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            self._replace(path, data, mode)
+            return
+        try:
+            os.fchmod(fd, mode)  # whatever the umask
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(data)
+        except BaseException:
+            os.unlink(path)
+            raise
+
+    def _replace(self, path: str, data: str, mode: int) -> None:
         folder = os.path.dirname(path) or "."
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cj-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(data)
-            os.chmod(tmp, 0o755 if executable else 0o644)
+            os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
