@@ -406,3 +406,40 @@ def test_bad_arguments_are_refused_before_anything_is_submitted(
     with pytest.raises(error, match=message):
         call()  # type: ignore[operator]
     assert sbatch_calls(fake_slurm) == []
+
+
+def test_jobs_whose_resources_hold_placeholders_pack_when_their_headers_agree(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    jobs = sweep(3, account="{project}")
+    for job in jobs:
+        job.project = "physics"
+    jobs[2].project = "chemistry"
+    results = submit_all(jobs)
+
+    assert [r.job_id for r in results] == ["100_1", "100_2", "101"]
+    assert "#SBATCH --account=physics" in submitted_script(tmp_path, "100")
+
+
+def test_a_class_attribute_set_between_two_renders_reaches_the_second(tmp_path: Path) -> None:
+    job = JobScript("echo {greeting}", jobname="j", backend="local")
+    JobScript.greeting = "hello"
+    assert job.render_script(job.body).endswith("echo hello")
+    JobScript.greeting = "bye"
+    assert job.render_script(job.body).endswith("echo bye")
+
+
+def test_a_new_script_is_written_in_place_an_existing_one_replaced_whole(tmp_path: Path) -> None:
+    from clusterjob.transport import get_transport
+
+    path = tmp_path / "job.sh"
+    old_umask = os.umask(0o077)
+    try:
+        get_transport(None).write_file(str(path), "echo one\n", executable=True)
+    finally:
+        os.umask(old_umask)
+    assert (path.read_text(), path.stat().st_mode & 0o777) == ("echo one\n", 0o755)
+    reader = path.open()  # a running job reading its script keeps the old one
+    get_transport(None).write_file(str(path), "echo two\n", executable=True)
+    assert (reader.read(), path.read_text()) == ("echo one\n", "echo two\n")
+    reader.close()
