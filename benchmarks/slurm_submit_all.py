@@ -139,7 +139,9 @@ def timed_rounds(folder: Path, prefix: str, jobs: int, repeat: int) -> dict[str,
             name = f"{prefix}r{round_no}m{number}"
             start = time.perf_counter()
             job_ids = method(where, name, jobs)
-            totals[label] += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            totals[label] += seconds
+            print(f"round {round_no + 1}: {label:<24} {seconds:6.2f} s ({load()})", flush=True)
             cancel(name, job_ids)
     return totals
 
@@ -191,12 +193,24 @@ def profile_packed(folder: Path, prefix: str, jobs: int) -> None:
 
 
 def load() -> str:
-    """The machine's load and the queue's length, printed because the machine is shared."""
+    """The machine's load, its disk's and the queue's length: printed, as the machine is shared."""
     queued = subprocess.run(
         ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
     ).stdout
     one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min); {len(queued.split())} queue rows"
+    return (
+        f"load average {one:.2f} (1 min), {five:.2f} (5 min); {io_pressure()}"
+        f"{len(queued.split())} queue rows"
+    )
+
+
+def io_pressure() -> str:
+    """Linux's share of the last 10 s in which some task waited for the disk ('' elsewhere)."""
+    try:
+        some = Path("/proc/pressure/io").read_text().split("\n")[0]
+    except OSError:
+        return ""
+    return f"disk waits {some.split()[1].split('=')[1]} % (10 s); "
 
 
 def main() -> None:
