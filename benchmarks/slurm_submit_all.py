@@ -264,7 +264,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(dir=args.folder) as tmp:
             folder = Path(tmp)
-            os.environ["CLUSTERJOB_SSH_CONTROL_DIR"] = tempfile.mkdtemp(prefix="cjb-")
+            os.environ["CLUSTERJOB_SSH_CONTROL_DIR"] = tempfile.mkdtemp(prefix="cjb-", dir=tmp)
             # imports, plugin discovery
             cancel(f"{prefix}w", run_submit_all(folder, f"{prefix}w", 2))
             totals = timed_rounds(folder, prefix, args.jobs, args.repeat)
