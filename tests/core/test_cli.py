@@ -865,3 +865,24 @@ def test_rows_show_the_host_and_interrupted_submissions_are_named(
         "(state 'submitting'), not a result; submitting it again with the same cache id "
         "(submit(), or clusterjob submit) finds its job or submits it\n"
     )
+
+
+def test_a_reader_that_leaves_early_ends_the_listing_quietly(tmp_path: Path) -> None:
+    """``clusterjob cache list --json | head``: no BrokenPipeError traceback, SIGPIPE's status."""
+    template = json.loads(
+        '{"backend": "local", "cache_id": "x", "clusterjob_cache": 1, "job_id": "1", '
+        '"jobname": "x", "state": "submitted", "status": "COMPLETED"}'
+    )
+    (tmp_path / "c").mkdir()
+    for number in range(600):  # more than a pipe holds, so the listing outlives its reader
+        record = {**template, "cache_id": f"job{number}", "jobname": f"job{number}"}
+        (tmp_path / "c" / f"clusterjob.job{number}.cache").write_text(json.dumps(record))
+    bin_folder = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_folder}{os.pathsep}{os.environ['PATH']}"}
+    answer = bash(
+        f"cd {tmp_path} && clusterjob cache list --cache-folder c --json | head -c 10; "
+        'echo " status=${PIPESTATUS[0]}"',
+        env,
+    )
+    assert answer.stderr == ""
+    assert answer.stdout.endswith(" status=141\n")
