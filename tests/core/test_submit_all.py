@@ -279,6 +279,18 @@ def test_an_array_interrupted_before_sbatch_is_submitted_once_on_the_rerun(
     assert len(sbatch_calls(fake_slurm)) == 1
 
 
+def test_a_rerun_packs_the_interrupted_jobs_with_the_new_ones_in_the_callers_order(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    killed = run_in_subprocess(tmp_path, "after_intents", count=2)
+    assert killed.returncode == -9, killed.stderr
+    jobs = [*sweep(2), JobScript("echo new", jobname="sim-new", time="10")]
+
+    results = submit_all(jobs, cache_ids=["s0", "s1", "new"])
+
+    assert [r.job_id for r in results] == ["100_1", "100_2", "100_3"]
+
+
 def run_in_subprocess(tmp_path: Path, fault: str, count: int) -> subprocess.CompletedProcess[str]:
     code = (
         "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"

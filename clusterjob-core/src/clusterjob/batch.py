@@ -288,7 +288,7 @@ def _resolve(
         else:
             results[entry.index] = result
     adopted, missing = _adopt(intents)
-    return to_submit + missing, adopted
+    return sorted(to_submit + missing, key=lambda entry: entry.index), adopted
 
 
 def _read_or_set_aside(path: str, force: bool) -> dict[str, Any] | None:
