@@ -75,10 +75,11 @@ MODES = (("slurm", "local"), ("slurm", "ssh"), ("local", "local"))
 #: The random kills: jobs in the batch, jobs per array, kills before the clean rerun.
 MANY, ARRAY_SIZE, KILLS = 200, 50, 6
 #: The k-th kill (from 0) comes between half of and ``KILL_SPAN * KILL_SPAN_GROWTH**k`` seconds
-#: into the ``submit_all`` call. On the quiet test machine a fresh batch of 200 (4 arrays) takes
-#: 0.9 s or more, a run that resumes one (tag lookups, then the rest) about 2 s: the windows
-#: overlap, so none can jump over the whole batch, and they reach ever later steps.
-KILL_SPAN, KILL_SPAN_GROWTH = 0.5, 1.35
+#: into the ``submit_all`` call. A fresh batch of 200 (4 arrays) takes 0.2 s or more (0.9 s
+#: before the speed-ups of e803fb7: a first window of 0.25-0.5 s then missed it whole), a run
+#: that resumes one (tag lookups, then the rest) longer: the windows start well inside the
+#: first run and overlap, so none can jump over the whole batch, and they reach later steps.
+KILL_SPAN, KILL_SPAN_GROWTH = 0.1, 1.6
 #: Seconds a rerun may wait for its jobs: all plays share the test SLURM's two CPUs.
 WAIT = 900
 

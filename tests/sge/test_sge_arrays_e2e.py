@@ -181,4 +181,4 @@ def test_jobs_packed_over_ssh(sge: Path, sshd_env: dict[str, str]) -> None:
     assert [r.job_id for r in results] == [f"{number}.1", f"{number}.2"]
     assert wait_all(results, timeout=TIMEOUT) == [COMPLETED, FAILED]
     assert [r.exit_code for r in results] == [0, 4]
-    assert (sge / "ssh1.out").read_text() == "remote-cj_sgessh\n"  # $JOB_NAME: the array's name
+    assert (sge / "ssh1.out").read_text() == "remote-cj_sgessh_1\n"  # $JOB_NAME: its own name
