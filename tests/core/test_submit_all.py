@@ -455,3 +455,18 @@ def test_a_new_script_is_written_in_place_an_existing_one_replaced_whole(tmp_pat
     get_transport(None).write_file(str(path), "echo two\n", executable=True)
     assert (reader.read(), path.read_text()) == ("echo one\n", "echo two\n")
     reader.close()
+
+
+def test_a_packed_job_of_another_interpreter_gets_no_marker_lines_and_its_siblings_do(
+    fake_slurm: FakeCommands, tmp_path: Path
+) -> None:
+    jobs = sweep(2)
+    jobs[1].body = "#!/usr/bin/env python3\nprint('from python')"
+    results = submit_all(jobs)
+
+    python_script = (tmp_path / "run" / "sim1.slr").read_text()
+    assert "_cj_mark" not in python_script
+    assert "_cj_mark" in (tmp_path / "run" / "sim0.slr").read_text()
+    assert (results[0].marker_name is not None, results[1].marker_name) == (True, None)
+    task = run_array_task(tmp_path, "100", 2)
+    assert (task.returncode, task.stdout) == (0, "from python\n")

@@ -101,7 +101,6 @@ class _Unit:
     packed: bool
     submitted: JobScript
     tag: str | None
-    markers: MarkerPlan | None
     files: list[tuple[str, str, bool]]
     folders: list[str]
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -385,8 +384,9 @@ def _array_unit(jobs: list[_Job]) -> _Unit:
     fresh = _new_tag(str(jobs[0].cache_id or first.resources["jobname"]))
     context = _submission_context(backend, fresh, [])
     tag = context.tag if context else None  # headers that take no context carry no tag
-    markers = plan_markers(first, fresh)
     members = [entry.job for entry in jobs]
+    # Each job's own: one with a body of another interpreter (#!/usr/bin/env python) gets none.
+    plans = [plan_markers(job, fresh) for job in members]
     name = array_name([str(job.resources["jobname"]) for job in members])
     submitted = array_job(first, backend, len(members), name, fresh)
     header = submitted.render_script(f"#!{first.shell}\n", jobscript=True, context=context)
@@ -399,21 +399,12 @@ def _array_unit(jobs: list[_Job]) -> _Unit:
         )
     ]
     folders = [folder, posixpath.join(folder, ARRAY_FOLDER)] if folder else [ARRAY_FOLDER]
-    for job in members:
-        files.extend(job.rendered_files(marker_lines=markers.lines if markers else ()))
-    unit = _Unit(jobs, True, submitted, tag, markers, files, folders)
-    for task, entry in enumerate(jobs, start=1):
-        unit.records.append(
-            {
-                **_record(
-                    entry,
-                    tag,
-                    markers,
-                    task_marker_name(markers.name, str(task)) if markers else None,
-                ),
-                "array_task": task,
-            }
-        )
+    for job, plan in zip(members, plans):
+        files.extend(job.rendered_files(marker_lines=plan.lines if plan else ()))
+    unit = _Unit(jobs, True, submitted, tag, files, folders)
+    for task, (entry, plan) in enumerate(zip(jobs, plans), start=1):
+        marker_name = task_marker_name(plan.name, str(task)) if plan else None
+        unit.records.append({**_record(entry, tag, plan, marker_name), "array_task": task})
     return unit
 
 
@@ -428,7 +419,7 @@ def _single_unit(entry: _Job) -> _Unit:
     submitted.filename = job.script_filename()
     files = job.rendered_files(context=context, marker_lines=markers.lines if markers else ())
     folder = job.job_folder()
-    unit = _Unit([entry], False, submitted, tag, markers, files, [folder] if folder else [])
+    unit = _Unit([entry], False, submitted, tag, files, [folder] if folder else [])
     unit.records.append(_record(entry, tag, markers, markers.name if markers else None))
     return unit
 
