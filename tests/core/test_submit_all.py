@@ -189,6 +189,13 @@ def test_a_job_that_cannot_share_the_array_is_submitted_on_its_own(
     assert [r.job_id for r in results] == ["100_1", "101", "100_2"], why
 
 
+def test_the_same_job_under_two_cache_ids_is_allowed(fake_slurm: FakeCommands) -> None:
+    job = sweep(1)[0]
+    results = submit_all([job, job], cache_ids=["first", "second"])
+
+    assert [r.job_id for r in results] == ["100_1", "100_2"]
+
+
 def test_pack_false_submits_one_by_one(fake_slurm: FakeCommands) -> None:
     results = submit_all(sweep(3), pack=False)
 
@@ -336,7 +343,8 @@ def test_a_batch_costs_two_flushes_whatever_its_size(
     real = cache_module.flush_folders
     monkeypatch.setattr(cache_module, "flush_folders",
                         lambda folders, paths: (flushes.append(len(paths)), real(folders, paths)))  # fmt: skip
-    submit_all([*sweep(30), *sweep(1, time="99")], cache_ids=[str(i) for i in range(31)])
+    other = JobScript("echo other", jobname="other", time="99")
+    submit_all([*sweep(30), other], cache_ids=[str(i) for i in range(31)])
 
     assert flushes == [31, 31]
 
@@ -410,6 +418,9 @@ def test_without_a_cache_folder_every_job_is_submitted(fake_slurm: FakeCommands)
          r"max_array_size must be a whole number of at least 1, not 0"),
         (lambda: submit_all(sweep(2), cache_ids=["a/b", None]), ValueError,
          r"invalid cache_id 'a/b'"),
+        (lambda: submit_all([*sweep(2), JobScript("echo other", jobname="sim1", time="10")]),
+         ValueError, (r"jobs 1 and 2 would both write the script .*/run/sim1\.slr \(the same "
+                      r"jobname and folder\); give them different jobnames, filenames or workdirs")),
     ],
 )  # fmt: skip
 def test_bad_arguments_are_refused_before_anything_is_submitted(

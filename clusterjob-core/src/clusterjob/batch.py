@@ -167,6 +167,7 @@ def submit_all(
                 results[index] = cached
                 continue
         pending.append(entry)
+    _check_script_paths(pending)
     for batch in _batches(pending):
         _submit_batch(batch, results, force, retry, pack, max_array_size)
     for index, first in same_file.items():
@@ -190,6 +191,34 @@ def _checked_ids(jobs: list[JobScript], cache_ids: Sequence[str | None] | None) 
             "(None to derive it from the job)"
         )
     return ids
+
+
+def _check_script_paths(pending: list[_Job]) -> None:
+    """ValueError for two different jobs whose scripts would be one file.
+
+    ``submit()`` after ``submit()`` may reuse a file name (the scheduler has
+    read the first script by then); a batch writes every script before the
+    first submission, and an array task reads its job's script when it
+    starts, so one job would run the other's script.
+    """
+    seen: dict[tuple[str | None, str], _Job] = {}
+    for entry in pending:
+        job = entry.job
+        where = (
+            job.remote,
+            posixpath.normpath(posixpath.join(job.job_folder(), job.script_filename())),
+        )
+        other = seen.setdefault(where, entry)
+        if other is not entry and _definition(other.job) != _definition(job):
+            raise ValueError(
+                f"submit_all(): jobs {other.index} and {entry.index} would both write the script "
+                f"{where[1]}{' on ' + str(job.remote) if job.remote else ''} (the same jobname "
+                "and folder); give them different jobnames, filenames or workdirs"
+            )
+
+
+def _definition(job: JobScript) -> tuple[Any, ...]:
+    return (job.body, dict(job.resources), job.aux_scripts, job.shell)
 
 
 def _entry(index: int, job: JobScript, cache_id: str | None) -> _Job:
