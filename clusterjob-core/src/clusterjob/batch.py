@@ -55,6 +55,7 @@ from clusterjob.submission import (
     _cached,
     _new_tag,
     _notify_submitted,
+    _record,
     _resolve_under_lock,
     _result_from,
     _submission_context,
@@ -68,6 +69,7 @@ from clusterjob.transport import append_line, get_transport
 if TYPE_CHECKING:  # pragma: no cover
     from clusterjob.backends import ClusterjobBackend
     from clusterjob.commands import CommandResult
+    from clusterjob.rendering import SubmissionContext
     from clusterjob.transport import Transport
 
 __all__ = ["submit_all"]
@@ -433,7 +435,8 @@ def _array_unit(jobs: list[_Job]) -> _Unit:
     unit = _Unit(jobs, True, submitted, tag, files, folders)
     for task, (entry, plan) in enumerate(zip(jobs, plans), start=1):
         marker_name = task_marker_name(plan.name, str(task)) if plan else None
-        unit.records.append({**_record(entry, tag, plan, marker_name), "array_task": task})
+        record = {**_record_for(entry, context, plan), "array_task": task, "task_ids": None}
+        unit.records.append({**record, "marker_name": marker_name})
     return unit
 
 
@@ -449,32 +452,17 @@ def _single_unit(entry: _Job) -> _Unit:
     files = job.rendered_files(context=context, marker_lines=markers.lines if markers else ())
     folder = job.job_folder()
     unit = _Unit([entry], False, submitted, tag, files, [folder] if folder else [])
-    unit.records.append(_record(entry, tag, markers, markers.name if markers else None))
+    unit.records.append(_record_for(entry, context, markers))
     return unit
 
 
-def _record(
-    entry: _Job, tag: str | None, markers: MarkerPlan | None, marker_name: str | None
+def _record_for(
+    entry: _Job, context: SubmissionContext | None, markers: MarkerPlan | None
 ) -> dict[str, Any]:
-    """What the cache file of ``entry`` holds about its submission (see submission._submit_now)."""
-    job = entry.job
-    return {
-        "cache_id": entry.cache_id,
-        "tag": tag,
-        "backend": entry.backend.name,
-        "remote": job.remote,
-        "rootdir": job.rootdir,
-        "workdir": job.workdir,
-        "ssh": job.ssh,
-        "scp": job.scp,
-        "jobname": job.resources["jobname"],
-        "prologue": entry.prologue,
-        "epilogue": entry.epilogue,
-        "max_sleep_interval": job.max_sleep_interval,
-        "marker_folder": markers.folder if markers else None,
-        "marker_name": marker_name,
-        "task_ids": None,
-    }
+    """What the cache file of ``entry`` holds about its submission: what ``submit()`` records."""
+    return _record(
+        entry.job, entry.backend, entry.cache_id, context, markers, entry.prologue, entry.epilogue
+    )
 
 
 def _write_intents(units: list[_Unit]) -> None:
