@@ -481,3 +481,13 @@ def test_a_packed_job_of_another_interpreter_gets_no_marker_lines_and_its_siblin
     assert (results[0].marker_name is not None, results[1].marker_name) == (True, None)
     task = run_array_task(tmp_path, "100", 2)
     assert (task.returncode, task.stdout) == (0, "from python\n")
+
+
+def test_a_job_that_is_already_an_array_keeps_its_task_ids_as_submit_records_them(
+    fake_slurm: FakeCommands,
+) -> None:
+    jobs = sweep(2)
+    jobs[1].resources["array"] = "1-3"
+    results = submit_all(jobs)
+
+    assert (results[0].task_ids, results[1].task_ids) == (None, ["1", "2", "3"])
