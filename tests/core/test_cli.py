@@ -14,6 +14,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -26,7 +27,7 @@ from clusterjob.cli.common import CliError
 from clusterjob.commands import CommandResult
 from clusterjob.errors import CacheError
 from clusterjob.plugins import create_plugin_manager, reset_plugin_manager
-from clusterjob.status import CANCELLED, COMPLETED, FAILED
+from clusterjob.status import CANCELLED, COMPLETED, FAILED, RUNNING
 
 HEADER = ["cache_id", "job_id", "backend", "host", "status", "exit", "name"]
 JOB_FIELDS = {"cache_id", "job_id", "backend", "remote", "status", "exit_code", "cache_file"}
@@ -344,9 +345,19 @@ def submitted(capsys: pytest.CaptureFixture[str], cache_id: str, body: str, *ext
     )
 
 
+def started(cache_file: str, timeout: float = 60.0) -> None:
+    """Wait until the job of ``cache_file`` runs: a loaded machine can take seconds to start it."""
+    result = AsyncResult.from_cache(cache_file)
+    deadline = time.monotonic() + timeout
+    while result.status != RUNNING:
+        assert time.monotonic() < deadline, f"{cache_file} did not start within {timeout} s"
+        time.sleep(0.1)
+
+
 def test_status_over_a_folder_by_id_and_by_file(capsys: pytest.CaptureFixture[str]) -> None:
     submitted(capsys, "ok", "true", "--wait")
     submitted(capsys, "long", "sleep 60")
+    started("c/clusterjob.long.cache")  # the table below is about the rows, not start-up latency
     code, out, err = run(capsys, "status", "--cache-folder", "c")
     assert (code, err) == (0, "")  # running is no failure
     assert rows(out) == [
