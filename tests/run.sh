@@ -4,7 +4,8 @@
 #   bash tests/run.sh [pytest arguments...]
 #
 # 1. installs and starts the real schedulers (SLURM with accounting, the
-#    TORQUE-style commands, Grid Engine, a loopback sshd): tests/schedulers/up.sh
+#    TORQUE-style commands, Grid Engine, a loopback sshd): tests/schedulers/up.sh;
+#    and every shell the exit markers are tested under: tests/schedulers/shells.sh
 # 2. creates a virtualenv (.venv-test) with $CLUSTERJOB_TEST_PYTHON (default python3)
 #    and installs the test tools and every distribution of the repository into it,
 #    non-editable, so that the entry-point metadata is tested (tests/venv.sh)
@@ -24,6 +25,10 @@ SCHEDULERS=${CLUSTERJOB_TEST_SCHEDULERS:-slurm torque sge sshd}
 echo "== starting schedulers: $SCHEDULERS" >&2
 # shellcheck disable=SC2086
 bash tests/schedulers/up.sh $SCHEDULERS
+# Every shell the exit markers are given to, whatever schedulers were chosen: from here on
+# a missing one fails its tests in tests/core/test_markers.py instead of being skipped.
+bash tests/schedulers/shells.sh
+export CLUSTERJOB_TEST_ALL_SHELLS=1
 
 PYTHON=${CLUSTERJOB_TEST_PYTHON:-python3}
 VENV=${CLUSTERJOB_TEST_VENV:-$ROOT/.venv-test}

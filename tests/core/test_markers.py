@@ -12,6 +12,7 @@ import pytest
 from clusterjob.marker_files import read_markers
 from clusterjob.markers import (
     MAX_ARRAY_TASKS,
+    POSIX_SHELLS,
     Marker,
     array_marker,
     insert_marker_lines,
@@ -28,11 +29,46 @@ from clusterjob.transport import get_transport
 
 HOSTILE = 'it\'s a $(touch pwned) `x` "dir"; rm -rf ~ *'
 
-SHELLS = [
-    s
-    for s in ("/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/zsh", "/bin/ksh")
-    if os.path.exists(s)
-]
+#: Every shell the marker lines are given to (``POSIX_SHELLS``): the interpreter of the
+#: test scripts (``#!`` line) and the Debian package that installs it. Each is tested:
+#: ksh93 too, since ``/bin/ksh`` may be another program (an alternative, such as mksh);
+#: ash is busybox's (Debian has no ``/bin/ash``), the same shell as on Alpine.
+DECLARED_SHELLS = {
+    "sh": ("/bin/sh", "dash"),
+    "bash": ("/bin/bash", "bash"),
+    "dash": ("/bin/dash", "dash"),
+    "zsh": ("/usr/bin/zsh", "zsh"),
+    "ksh": ("/bin/ksh", "ksh"),
+    "ksh93": ("/usr/bin/ksh93", "ksh"),
+    "mksh": ("/bin/mksh", "mksh"),
+    "ash": ("/bin/busybox ash", "busybox"),
+}
+SHELLS = sorted(DECLARED_SHELLS)
+
+#: Set to 1 by tests/run.sh, which installs every declared shell (tests/schedulers/shells.sh):
+#: a missing one then fails its tests. Without it (tests/pythons.sh on a laptop) it is skipped.
+ALL_SHELLS_VARIABLE = "CLUSTERJOB_TEST_ALL_SHELLS"
+
+
+def _installed_shell(name: str) -> str:
+    """The ``#!`` interpreter of shell ``name``; fails or skips, naming the remedy, if it is missing.
+
+    Why not drop a missing shell from the parameters: then the tests of the shell
+    nobody installed vanish, and the claim that the lines work there goes untested.
+    """
+    interpreter, package = DECLARED_SHELLS[name]
+    program = interpreter.split()[0]
+    if os.access(program, os.X_OK):
+        return interpreter
+    message = (
+        f"{name} is not installed ({program} missing): run bash tests/run.sh "
+        f"(tests/schedulers/shells.sh installs it) or apt-get install {package}"
+    )
+    if os.environ.get(ALL_SHELLS_VARIABLE) == "1":
+        pytest.fail(
+            f"{message}; {ALL_SHELLS_VARIABLE}=1 requires every declared shell", pytrace=False
+        )
+    pytest.skip(message)
 
 
 def _script(shell: str, folder: Path, body: str) -> str:
@@ -48,7 +84,7 @@ def _run(tmp_path: Path, shell: str, body: str, kill: int | None = None) -> tupl
     script.chmod(0o755)
     process = subprocess.Popen([str(script)], cwd=tmp_path)
     if kill is not None:
-        time.sleep(0.5)
+        _wait_for(folder / "cj-0123456789-abcdef.start")  # the traps are set
         process.send_signal(kill)
     returncode = process.wait(timeout=30)
     files = {p.name: p.read_text() for p in folder.iterdir()}
@@ -76,7 +112,7 @@ def _run(tmp_path: Path, shell: str, body: str, kill: int | None = None) -> tupl
 def test_the_exit_status_is_recorded_under_each_posix_shell(
     tmp_path: Path, shell: str, body: str, code: int
 ) -> None:
-    returncode, marker = _run(tmp_path, shell, body)
+    returncode, marker = _run(tmp_path, _installed_shell(shell), body)
     assert returncode == code
     assert marker == Marker(started=True, exit_code=code)
 
@@ -85,10 +121,55 @@ def test_the_exit_status_is_recorded_under_each_posix_shell(
 def test_a_trapped_signal_is_recorded_and_the_shell_still_dies_of_it(
     tmp_path: Path, shell: str
 ) -> None:
-    returncode, marker = _run(tmp_path, shell, "sleep 2", kill=signal.SIGTERM)
-    assert returncode == -signal.SIGTERM, "the scheduler sees the same death as without markers"
+    """The scheduler sees the death it would see without the marker lines: the signal's, or
+    for mksh, which never dies of a signal it does not trap, exit status 128 + its number."""
+    interpreter = _installed_shell(shell)
+    returncode, marker = _run(tmp_path, interpreter, "sleep 2", kill=signal.SIGTERM)
+    without_markers = 128 + signal.SIGTERM if shell == "mksh" else -signal.SIGTERM
+    assert returncode == without_markers, "the scheduler sees the same death as without markers"
+    assert _run_without_markers(tmp_path, interpreter, "sleep 2", signal.SIGTERM) == returncode
     assert marker == Marker(started=True, signal="TERM")
     assert marker.needs_scheduler
+
+
+def _run_without_markers(tmp_path: Path, interpreter: str, body: str, kill: int) -> int:
+    """The exit status of ``body`` under ``interpreter`` when sent ``kill``, with no marker lines."""
+    script = tmp_path / "plain.sh"
+    script.write_text(f"#!{interpreter}\n: > plain.started\n{body}\n")
+    script.chmod(0o755)
+    process = subprocess.Popen([str(script)], cwd=tmp_path)
+    _wait_for(tmp_path / "plain.started")  # the shell runs: a signal before would find no shell
+    process.send_signal(kill)
+    return process.wait(timeout=30)
+
+
+def _wait_for(path: Path) -> None:
+    """Poll until ``path`` exists: a fixed sleep can lose that race on a loaded machine."""
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear within 30 s"
+        time.sleep(0.02)
+
+
+def test_every_shell_the_markers_are_given_to_is_tested() -> None:
+    assert set(DECLARED_SHELLS) == POSIX_SHELLS
+
+
+def test_a_missing_shell_fails_under_the_test_command_and_is_skipped_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: a shell that was not installed (ksh) used to be dropped without a word."""
+    monkeypatch.setitem(DECLARED_SHELLS, "ksh", ("/nonexistent/ksh", "ksh"))
+    remedy = (
+        r"ksh is not installed \(/nonexistent/ksh missing\): run bash tests/run.sh "
+        r"\(tests/schedulers/shells.sh installs it\) or apt-get install ksh"
+    )
+    monkeypatch.setenv(ALL_SHELLS_VARIABLE, "1")
+    with pytest.raises(pytest.fail.Exception, match=remedy + "; CLUSTERJOB_TEST_ALL_SHELLS=1"):
+        _installed_shell("ksh")
+    monkeypatch.delenv(ALL_SHELLS_VARIABLE)
+    with pytest.raises(pytest.skip.Exception, match=remedy + "$"):
+        _installed_shell("ksh")
 
 
 def test_sigkill_leaves_only_the_start_marker(tmp_path: Path) -> None:
