@@ -537,6 +537,7 @@ def test_cache_clear_keeps_unfinished_jobs_unless_all(capsys: pytest.CaptureFixt
         "with `clusterjob status`, or remove it anyway with --all"
     )
     assert sorted(os.listdir("c")) == [
+        ".clusterjob-journal",  # the run job's intent, until this process checkpoints it
         "clusterjob.old.cache",
         "clusterjob.run.cache",
         "clusterjob.run.cache.lock",

@@ -59,7 +59,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # utils is the documented clusterjob.utils: its run_cmd and upload_file run through the transport.
     (
         "transport and cache",
-        ("clusterjob.transport", "clusterjob.cache", "clusterjob.utils", "clusterjob.marker_files"),
+        (
+            "clusterjob.transport",
+            "clusterjob.journal",
+            "clusterjob.cache",
+            "clusterjob.utils",
+            "clusterjob.marker_files",
+        ),
     ),
     ("plugins", ("clusterjob.plugins",)),
     (

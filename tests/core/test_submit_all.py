@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clusterjob import AsyncResult, JobScript, submit_all, wait_all
+from clusterjob import AsyncResult, JobScript, journal, submit_all, wait_all
 from clusterjob import batch as batch_module
 from clusterjob import cache as cache_module
 from clusterjob.errors import SchedulerError
@@ -336,29 +336,30 @@ def test_a_refused_array_is_raised_after_the_other_jobs_were_submitted_and_cache
     ]
 
 
-def test_a_batch_costs_two_flushes_whatever_its_size(
+def test_a_batch_costs_one_flush_whatever_its_size(
     fake_slurm: FakeCommands, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     flushes: list[int] = []
-    real = cache_module.flush_folders
-    monkeypatch.setattr(cache_module, "flush_folders",
-                        lambda folders, paths: (flushes.append(len(paths)), real(folders, paths)))  # fmt: skip
+    monkeypatch.setattr(journal, "_datasync", flushes.append)
+    monkeypatch.setattr(cache_module, "flush_folders", lambda *args: flushes.append(-1))
     other = JobScript("echo other", jobname="other", time="99")
     submit_all([*sweep(30), other], cache_ids=[str(i) for i in range(31)])
 
-    assert flushes == [31, 31]
+    assert len(flushes) == 1  # the 31 intents' journal lines; the results need none
 
 
-def test_one_flush_without_syncfs_still_makes_every_file_durable(
+def test_a_checkpoint_of_many_files_without_syncfs_still_makes_every_file_durable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    paths = [tmp_path / f"{i}.cache" for i in range(cache_module.FSYNC_EACH_LIMIT + 1)]
+    for path in paths:
+        path.write_text("{}")
     synced: list[int] = []
     monkeypatch.setattr(cache_module, "_syncfs", None)
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
-    cache_module.write_records({str(tmp_path / f"{i}.cache"): {"i": i} for i in range(3)})
+    cache_module._flush(str(tmp_path), [str(path) for path in paths])
 
-    assert len(synced) == 3 + 1  # every file, then its folder
-    assert json.loads((tmp_path / "2.cache").read_text())["i"] == 2
+    assert len(synced) == len(paths) + 1  # every file, then its folder
 
 
 def test_few_file_descriptors_split_the_jobs_into_batches_instead_of_failing(

@@ -13,11 +13,14 @@ Per job, the semantics are those of ``job.submit(cache_id=...)``
 3. Each job's prologue runs, once.
 4. The jobs are packed into arrays (:mod:`clusterjob.packing`); the intents of
    the whole batch (each with its array's tag and task index) are written and
-   made durable with one flush (:func:`clusterjob.cache.write_records`).
+   made durable with one flush of the folder's journal
+   (:func:`clusterjob.cache.write_intents`).
 5. Every script of the batch is written, one call per submit host.
 6. One submit command per array and per job that was not packed.
 7. The results, one cache file per ``cache_id`` as ``submit()`` writes it, are
-   written with one more flush.
+   written without a flush: their intents are in the journal until the files
+   are on the disk (:func:`clusterjob.cache.write_results`; results of jobs
+   adopted from an earlier run are journaled, with one more flush).
 
 A crash anywhere leaves, per job, no file (nothing was submitted), an intent
 (found by its tag on the rerun, or proven absent and submitted), or a result.
@@ -28,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
 import posixpath
 import resource
 import time
@@ -281,7 +283,7 @@ def _submit_batch(
         else:
             submitted, errors = [], []
         done = adopted + submitted
-        cache.write_records({r.cache_file: r.to_dict() for _, r in done if r.cache_file})
+        cache.write_results({r.cache_file: r.to_dict() for _, r in done if r.cache_file})
     for entry, result in done:
         results[entry.index] = result
     for _, result in submitted:
@@ -475,7 +477,7 @@ def _write_intents(units: list[_Unit]) -> None:
         if entry.path is not None
     }
     if intents:
-        cache.write_records(intents)
+        cache.write_intents(intents)
     checkpoint("after_intents")
 
 
@@ -555,7 +557,4 @@ def _submit_unit(unit: _Unit) -> list[tuple[_Job, AsyncResult]]:
 
 
 def _forget_intents(unit: _Unit) -> None:
-    for entry in unit.jobs:
-        if entry.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)
+    cache.discard_intents([entry.path for entry in unit.jobs if entry.path is not None])

@@ -2,21 +2,23 @@
 
 A cache file ``<cache_folder>/<cache_prefix>.<cache_id>.cache`` is either
 
-* an *intent* (``"state": "submitting"``): written, fsynced and renamed into
-  place right before the scheduler is called; it carries the tag the job is
-  submitted with, so that after a crash the job can be found and adopted
-  instead of being submitted again; or
+* an *intent* (``"state": "submitting"``): written right before the scheduler
+  is called and made durable through the folder's journal
+  (:mod:`clusterjob.journal`); it carries the tag the job is submitted with,
+  so that after a crash the job can be found and adopted instead of being
+  submitted again; or
 * a *result* (``"state": "submitted"``): the :class:`~clusterjob.AsyncResult`,
   rewritten whenever its status changes.
 
 Writers hold an exclusive ``flock`` on ``<cache file>.lock``, so several
 processes submitting the same ``cache_id`` produce one job. Readers need no
-lock: a file is only ever replaced whole (temp file, fsync, rename).
+lock: a file is only ever replaced whole (temp file, rename).
 A file that is not valid clusterjob JSON is never overwritten silently.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import fcntl
@@ -32,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from clusterjob import journal
 from clusterjob.errors import CacheError
 from clusterjob.faults import checkpoint
 
@@ -40,10 +43,14 @@ __all__ = [
     "atomic_write_json",
     "cache_path",
     "check_cache_id",
+    "discard_intents",
+    "forget",
     "locked",
     "read_record",
     "set_aside",
-    "write_records",
+    "settle",
+    "write_intents",
+    "write_results",
 ]
 
 logger = logging.getLogger("clusterjob.cache")
@@ -91,25 +98,239 @@ def atomic_write_json(path: str, data: dict[str, Any], durable: bool = True) -> 
         _fsync(folder)
 
 
-def write_records(records: Mapping[str, dict[str, Any]]) -> None:
-    """Replace each file of ``records`` (path -> data) like :func:`atomic_write_json`, durably,
-    with one flush for all of them (group commit).
+def write_intents(records: Mapping[str, dict[str, Any]]) -> None:
+    """Write the intents ``records`` (path -> data) durably, with one flush per folder.
 
-    Each file is written whole to a temporary file and renamed into place, as
-    one file is; what differs is when the disk is asked to keep them: once,
-    after the last rename, for the whole batch (:func:`flush_folders`), not
-    twice per file. Before that flush a crash of the process loses nothing
-    (the files are in the page cache); a power loss may lose the batch, which
-    is why the caller calls the scheduler only after this returns.
+    Each file is replaced whole (temp file, rename) without a flush of its
+    own, which a crash of the process cannot undo (the page cache survives
+    it); a power loss can, so every intent is also appended to its folder's
+    journal, flushed once for all of them (group commit). The caller calls
+    the scheduler only after this returns.
     """
-    folders: list[str] = []
+    by_folder = _write_unflushed(records)
+    for folder, paths in by_folder.items():
+        _inflight.update(paths)
+        _journal_records(folder, {path: records[path] for path in paths})
+
+
+def write_results(records: Mapping[str, dict[str, Any]]) -> None:
+    """Write the results ``records`` (path -> data) that replace intents or adopt jobs.
+
+    A result that replaces this process's intent needs no flush: until the
+    journal forgets that intent (:func:`_checkpoint`, once the file is on the
+    disk), the intent can be restored and its job adopted. A result written
+    for a job adopted from an earlier run has no such intent in the journal,
+    so those are journaled, with one flush for all of them.
+    """
+    by_folder = _write_unflushed(records)
+    for folder, paths in by_folder.items():
+        adopted = {path: records[path] for path in paths if path not in _inflight}
+        _inflight.difference_update(paths)
+        if adopted:
+            _journal_records(folder, adopted)
+
+
+def discard_intents(paths: Sequence[str]) -> None:
+    """Remove the intents ``paths`` of submissions the scheduler refused (no job exists).
+
+    Their journal entries stay until a checkpoint: restored after a restart,
+    such an intent costs one tag lookup that finds nothing.
+    """
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        _inflight.discard(path)
+
+
+def _write_unflushed(records: Mapping[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Replace each file of ``records`` without a flush; the paths by folder."""
+    by_folder: dict[str, list[str]] = {}
     for path, data in records.items():
         folder = os.path.dirname(path) or "."
-        if folder not in folders:
+        if folder not in by_folder:
             os.makedirs(folder, exist_ok=True)
-            folders.append(folder)
+            by_folder[folder] = []
         _replace(path, folder, data, fsync=False)
-    flush_folders(folders, list(records))
+        by_folder[folder].append(path)
+    return by_folder
+
+
+def _journal_records(folder: str, records: Mapping[str, dict[str, Any]]) -> None:
+    host, boot = journal.machine()
+    entries = [
+        journal.Entry(os.path.basename(path), _stamped(data), host, boot, os.getpid())
+        for path, data in records.items()
+    ]
+    book = _journal(folder)
+    with book.locked() as fd:
+        size = book.append(fd, entries)
+    if folder not in _written:
+        if not _written:
+            atexit.register(_checkpoint_all)
+        _written.add(folder)
+    if size > journal.CHECKPOINT_BYTES:
+        _checkpoint(folder)
+
+
+#: The journals of the folders this process used, by folder.
+_journals: dict[str, journal.Journal] = {}
+#: Folders whose journal this process has settled (after a restart: see :func:`settle`).
+_settled: set[str] = set()
+#: Folders this process has journaled records in (checkpointed when it exits).
+_written: set[str] = set()
+#: Cache files whose intent this process wrote and whose result it has not written yet.
+_inflight: set[str] = set()
+
+#: Up to this many files, a checkpoint fsyncs each; more, it flushes the file system.
+FSYNC_EACH_LIMIT = 64
+
+
+def _journal(folder: str) -> journal.Journal:
+    book = _journals.get(folder)
+    if book is None:
+        book = _journals[folder] = journal.Journal(folder)
+    return book
+
+
+def _stamped(data: dict[str, Any]) -> dict[str, Any]:
+    return {FORMAT_KEY: CACHE_FORMAT, **data}
+
+
+def settle(folder: str) -> None:
+    """Give back to their cache files the records a restart of this machine lost.
+
+    Done once per process and folder, before its first lock there and before
+    ``submit()`` first reads a cached result there: a restart may have put an
+    older result back where a forced submission's intent was. Entries of this
+    host written in an earlier boot (or, where the boot is unknown, by a
+    process that has gone) are settled: a file that does not hold its
+    latest entry's submission (missing, unreadable, an older submission's
+    record) gets that record back, and is then flushed with the others
+    before the entries are forgotten.
+    """
+    if folder in _settled:
+        return
+    _settled.add(folder)
+    book = _journal(folder)
+    if not book.exists():
+        return
+    host, boot = journal.machine()
+    with book.locked() as fd:
+        entries = book.read(fd)
+        stale = [
+            index
+            for index, entry in enumerate(entries)
+            if entry.host == host and (entry.boot != boot or not boot) and not entry.writer_alive()
+        ]
+        if not stale:
+            return
+        latest = {entry.name: index for index, entry in enumerate(entries)}
+        paths: list[str] = []
+        for index in stale:
+            entry = entries[index]
+            path = os.path.join(folder, entry.name)
+            if path not in paths:
+                paths.append(path)
+            if latest[entry.name] == index and not _holds(path, entry.record):
+                _restore(path, folder, entry.record)
+        _flush(folder, paths)
+        book.keep_only(fd, [e for i, e in enumerate(entries) if i not in set(stale)])
+
+
+def _holds(path: str, record: dict[str, Any]) -> bool:
+    """Whether the cache file ``path`` holds ``record``'s submission (or its later result)."""
+    try:
+        current = read_record(path)
+    except CacheError:
+        return False
+    return (
+        current is not None
+        and current.get("tag") == record.get("tag")
+        and current.get("cache_id") == record.get("cache_id")
+        and (record.get("state") != "submitted" or current.get("state") == "submitted")
+    )
+
+
+def _restore(path: str, folder: str, record: dict[str, Any]) -> None:
+    if os.path.exists(path):
+        try:
+            read_record(path)
+        except CacheError:
+            set_aside(path)  # what the restart left there is kept, beside the restored record
+    data = {key: value for key, value in record.items() if key != FORMAT_KEY}
+    _replace(path, folder, data, fsync=False)
+    logger.warning(
+        "restored %s from the journal of its folder: the machine restarted before the file "
+        "reached the disk (%s of job tag %s)",
+        path,
+        "intent" if record.get("state") == "submitting" else "result",
+        record.get("tag"),
+    )
+
+
+def _checkpoint(folder: str, at_exit: bool = False) -> None:
+    """Forget the journal entries whose files are on the disk: this host's and boot's,
+    written by processes that have gone, or by this one and no longer in flight."""
+    book = _journal(folder)
+    pid = os.getpid()
+    with book.locked() as fd:
+        entries = book.read(fd)
+        inflight = set() if at_exit else {os.path.basename(path) for path in _inflight}
+        done = [
+            entry.written_here()
+            and (
+                (entry.pid == pid and entry.name not in inflight)
+                or (entry.pid != pid and not entry.writer_alive())
+            )
+            for entry in entries
+        ]
+        if not any(done):
+            return
+        paths = sorted({os.path.join(folder, e.name) for e, gone in zip(entries, done) if gone})
+        _flush(folder, paths)
+        book.keep_only(fd, [entry for entry, gone in zip(entries, done) if not gone])
+
+
+def _checkpoint_all() -> None:
+    """At exit: checkpoint every folder this process journaled in (a failure is only logged:
+    the entries stay, and are forgotten by the next checkpoint)."""
+    for folder in sorted(_written):
+        try:
+            _checkpoint(folder, at_exit=True)
+        except OSError as exc:
+            logger.debug("could not checkpoint the journal of %s: %s", folder, exc)
+
+
+def _flush(folder: str, paths: Sequence[str]) -> None:
+    """Make ``paths`` (those that exist) and their names in ``folder`` durable."""
+    existing = [path for path in paths if os.path.exists(path)]
+    if len(existing) > FSYNC_EACH_LIMIT:
+        flush_folders([folder], existing)
+        return
+    for path in existing:
+        with contextlib.suppress(FileNotFoundError):
+            _fsync(path)
+    _fsync(folder)
+
+
+def forget(paths: Sequence[str]) -> None:
+    """Drop the journal entries of the cache files ``paths``, which were removed on purpose
+    (``clusterjob cache clear``): a restart must not bring them back. A journal left with
+    no entry is removed."""
+    by_folder: dict[str, set[str]] = {}
+    for path in paths:
+        by_folder.setdefault(os.path.dirname(path) or ".", set()).add(os.path.basename(path))
+    for folder, names in by_folder.items():
+        book = _journal(folder)
+        if not book.exists():
+            continue
+        with book.locked() as fd:
+            entries = book.read(fd)
+            kept = [entry for entry in entries if entry.name not in names]
+            if not kept:
+                book.remove()
+            elif len(kept) < len(entries):
+                book.keep_only(fd, kept)
 
 
 def _replace(path: str, folder: str, data: dict[str, Any], fsync: bool) -> None:
@@ -246,8 +467,13 @@ def pickle_message(path: str) -> str:
 
 @contextlib.contextmanager
 def locked(path: str) -> Iterator[None]:
-    """Hold the exclusive submission lock of cache file ``path`` (released even on SIGKILL)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    """Hold the exclusive submission lock of cache file ``path`` (released even on SIGKILL).
+
+    The folder's journal is settled first, once per process (:func:`settle`).
+    """
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    settle(folder)
     fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

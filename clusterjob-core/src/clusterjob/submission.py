@@ -10,8 +10,10 @@ The order of events, and why:
    found: adopted; provably absent: submitted below.
 3. The prologue runs; on this machine the job script and auxiliary scripts
    are written (rerunning that after a crash is harmless: no job exists yet).
-4. The intent (with a fresh tag) is made durable, then the scheduler is called
-   with the tag attached, then the result replaces the intent.
+4. The intent (with a fresh tag) is made durable (written to the cache file and
+   flushed in the folder's journal, :mod:`clusterjob.journal`), then the
+   scheduler is called with the tag attached, then the result replaces the
+   intent.
 
 On a remote, the scripts, the job folder, the marker folder's probe and the
 scheduler call travel in one ssh round trip
@@ -120,6 +122,7 @@ def submit(
 
 def _cached(path: str, retry: bool) -> AsyncResult | None:
     """The usable cached result in ``path``, if any (no lock: files are replaced atomically)."""
+    cache.settle(os.path.dirname(path) or ".")
     record = cache.read_record(path)
     if record is None or record.get("state") != "submitted":
         return None
@@ -307,9 +310,8 @@ def _submit_now(
         _write_in_steps(transport, files, folders)
     record = _record(jobscript, backend, cache_id, context, markers, prologue, epilogue)
     if cache_file:
-        cache.atomic_write_json(
-            cache_file, {**record, "state": "submitting", "intent_at": time.time()}
-        )
+        intent = {**record, "state": "submitting", "intent_at": time.time()}
+        cache.write_intents({cache_file: intent})
     if transport.remote:
         checkpoint("after_write")  # the files travel with the scheduler call, in one round trip
         checkpoint("after_upload")
@@ -326,7 +328,7 @@ def _submit_now(
         raise  # the job may or may not exist: the intent stays, the next submit() finds out
     except SchedulerError:
         if cache_file:
-            os.unlink(cache_file)  # no job (a script not written, or refused): nothing to find
+            cache.discard_intents([cache_file])  # no job (a script not written, or refused)
         raise
     checkpoint("after_submit")
     job_id = read_job_id(
@@ -340,7 +342,7 @@ def _submit_now(
     result = _result_from(record, backend, job_id, cache_file)
     result.submitted_at = time.time()
     if cache_file:
-        result.dump()
+        cache.write_results({cache_file: result.to_dict()})
     logger.info(
         "submitted job %s (%s) to %s%s",
         job_id,

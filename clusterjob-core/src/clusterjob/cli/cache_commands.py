@@ -128,11 +128,13 @@ def _why_kept(entry: CacheEntry) -> str | None:
 
 
 def _remove(path: str) -> None:
-    """Remove a cache file under its lock (no submission is halfway through it), then the lock."""
+    """Remove a cache file under its lock (no submission is halfway through it), then the lock
+    and its journal entries."""
     with cache.locked(path), contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path + ".lock")
+    cache.forget([path])
 
 
 def _label(entry: CacheEntry) -> str:
