@@ -32,14 +32,16 @@ login shell is given only ``exec /bin/sh -s``, and the script arrives on
 stdin (no limit on its size but the few MiB of a chunk, see
 :data:`SCRIPT_CHUNK`). It is one ``{ ... }`` group, so ``sh`` runs nothing
 unless all of it arrived. Names are quoted as above; each file's contents are
-a quoted here-document (its delimiter chosen at random and checked not to
-occur in the file), or, for a file that does not end in a line break or
-holds a NUL byte, ``printf`` formats of octal escapes. Every file is written
-to a temporary name beside its target and renamed into place. Which step
-failed, and which folder could not be written, come back as marked lines on
-stderr (removed locally), so a failed write is never mistaken for the
-command's own failure; the command runs with stdin from ``/dev/null``, in
-its folder, and its exit code is reported as above.
+written by the shell's own ``printf`` (a single-quoted ``%s`` argument, or, for a
+file that holds a NUL byte, formats of octal escapes), so writing a file starts
+no process. The files of a folder are written into a new temporary folder inside
+it, get their modes with one ``chmod`` per mode and are renamed into place with
+one ``mv`` (each rename atomic: a file appears whole or not at all), so a
+thousand files in one folder cost about six processes on the remote, not three
+per file. Which step failed, and which folder could not be written, come back
+as marked lines on stderr (removed locally), so a failed write is never
+mistaken for the command's own failure; the command runs with stdin from
+``/dev/null``, in its folder, and its exit code is reported as above.
 """
 
 from __future__ import annotations
@@ -189,17 +191,33 @@ def _in_folder(cmd: Sequence[str] | str, cwd: str) -> str:
     return f"cd -- {remote_path(cwd)} && {script}" if cwd else script
 
 
-#: Opens the group of a stdin script and defines ``cj_fail N``: it removes the
-#: temporary file of the step that failed, reports step N and exits with its code.
+#: Opens the group of a stdin script and defines its two failure paths.
+#: ``cj_fail N [CODE]`` removes the temporary folder of the files being written
+#: (``$cj_d``), reports step N and exits with CODE (default: the code of the
+#: command that failed). ``cj_left N NAME ...`` follows a ``mv`` of several
+#: files that failed: the step N of the first NAME still in the temporary
+#: folder (not renamed) is the one reported, as its own failed write would be.
 _SCRIPT_START = (
-    "{\ncj_t=\n"
-    'cj_fail() { cj_rc=$?; [ -z "$cj_t" ] || rm -f -- "$cj_t"; '
+    "{\ncj_d=\n"
+    'cj_fail() { cj_rc=${2:-$?}; [ -z "$cj_d" ] || rm -rf -- "$cj_d"; '
     "printf '\\n%s %s\\n' '" + _STEP_MARK + '\' "$1" >&2; exit "$cj_rc"; }\n'
+    'cj_left() { cj_rc=$?; cj_i=$1; while [ "$#" -gt 1 ]; do '
+    'if [ -e "$cj_d/$2" ]; then cj_i=$1; break; fi; shift 2; done; cj_fail "$cj_i" "$cj_rc"; }\n'
 )
 
-#: Bytes of a file per ``printf`` of octal escapes (at most 4 times as long: far
-#: below the 128 KiB of one argument, should ``printf`` not be built into ``sh``).
+#: Characters of a file per ``printf`` (at most 4 bytes each once quoted or
+#: encoded: far below the 128 KiB of one argument, should ``printf`` not be
+#: built into the remote's ``sh``).
 _PRINTF_CHUNK = 16 * 1024
+
+#: Bytes of file names one ``chmod`` or ``mv`` is given at most: half the
+#: smallest command line Linux allows (128 KiB, environment included), so a
+#: folder of thousands of files takes a few such commands, never one per file.
+_ARGS_CHUNK = 64 * 1024
+
+#: Bytes a remote ``$HOME`` is allowed for when the names given to one command
+#: are counted (a folder starting with ``~`` is expanded there).
+_HOME_ALLOWANCE = 256
 
 
 def _folder_step(index: int, folder: str) -> str:
@@ -207,30 +225,77 @@ def _folder_step(index: int, folder: str) -> str:
     return f"[ -d {target} ] || mkdir -p -- {target} || cj_fail {index}\n"
 
 
-def _file_step(index: int, path: str, data: str, executable: bool) -> str:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    target = remote_path(path)
-    start = f"cj_t={target}.cj-$$.tmp\n"
-    finish = (
-        f' && chmod -- {"755" if executable else "644"} "$cj_t"'
-        f' && mv -f -- "$cj_t" {target} || cj_fail {index}\n'
-    )
-    if data.endswith("\n") and "\0" not in data:
-        end = _delimiter(data)
-        return f"{start}cat > \"$cj_t\" <<'{end}'{finish}{data}{end}\n"
-    raw = data.encode("utf-8")
-    printfs = "; ".join(
-        f"printf '{_octal(raw[i : i + _PRINTF_CHUNK])}'" for i in range(0, len(raw), _PRINTF_CHUNK)
-    )
-    return f'{start}{{ {printfs or ":"}; }} > "$cj_t"{finish}'
+def _printfs(data: str) -> str:
+    """Shell builtins that print exactly ``data`` (any text; no process is started).
+
+    A single-quoted ``%s`` argument takes every byte as it is (``'`` is
+    spelled ``'\\''``); the shell cannot hold a NUL byte in an argument, so a
+    file with one is written by ``printf`` formats of octal escapes instead.
+    """
+    if not data:
+        return ":"
+    if "\0" in data:
+        raw = data.encode("utf-8")
+        parts = [
+            f"printf '{_octal(raw[i : i + _PRINTF_CHUNK])}'"
+            for i in range(0, len(raw), _PRINTF_CHUNK)
+        ]
+    else:
+        parts = [
+            "printf %s " + shlex.quote(data[i : i + _PRINTF_CHUNK])
+            for i in range(0, len(data), _PRINTF_CHUNK)
+        ]
+    return parts[0] if len(parts) == 1 else "{ " + "; ".join(parts) + "; }"
 
 
-def _delimiter(data: str) -> str:
-    """A here-document delimiter that does not occur in ``data``."""
-    while True:
-        end = f"CJ_EOF_{secrets.token_hex(8)}"
-        if end not in data:
-            return end
+#: One file of a folder's write step: (step index, base name, the :func:`_printfs` that
+#: write its contents, executable).
+_Entry = tuple[int, str, str, bool]
+
+
+def _batches(entries: Sequence[_Entry], folder: str) -> Iterator[list[_Entry]]:
+    """``entries`` in order, in lists whose names fit one command line (see :data:`_ARGS_CHUNK`)."""
+    # A name arrives as <folder>/.cj-<12 hex>-<pid>.tmp/<name> and a NUL.
+    base = len(folder.encode("utf-8")) + 40 + (_HOME_ALLOWANCE if folder.startswith("~") else 0)
+    batch: list[_Entry] = []
+    length = 0
+    for entry in entries:
+        size = base + len(entry[1].encode("utf-8"))
+        if batch and length + size > _ARGS_CHUNK:
+            yield batch
+            batch, length = [], 0
+        batch.append(entry)
+        length += size
+    if batch:
+        yield batch
+
+
+def _files_step(folder: str, entries: Sequence[_Entry]) -> str:
+    """Write the files ``entries`` of ``folder`` into a new temporary folder inside it, set their
+    modes, and rename them into place together; remove the temporary folder.
+
+    A rename within a file system is atomic, so each file appears under its
+    name whole or not at all, and a script cut short (or a failure, which
+    removes the temporary folder) leaves no part of a file anywhere. The
+    processes started do not depend on the number of files: ``mkdir``, one
+    ``chmod`` per mode and one ``mv`` per :data:`_ARGS_CHUNK` of names, ``rmdir``.
+    """
+    target = remote_path(folder)
+    temporary = f"{target}/.cj-{secrets.token_hex(6)}-$$.tmp"
+    lines = [f'cj_n={temporary}\nmkdir -- "$cj_n" || cj_fail {entries[0][0]}\ncj_d=$cj_n\n']
+    for index, name, printfs, _ in entries:
+        lines.append(f'{printfs} > "$cj_d"/{shlex.quote(name)} || cj_fail {index}\n')
+    for mode, executable in (("755", True), ("644", False)):
+        chosen = [entry for entry in entries if entry[3] == executable]
+        for batch in _batches(chosen, folder):
+            names = " ".join(f'"$cj_d"/{shlex.quote(name)}' for _, name, _, _ in batch)
+            lines.append(f"chmod {mode} -- {names} || cj_fail {batch[0][0]}\n")
+    for batch in _batches(entries, folder):
+        names = " ".join(f'"$cj_d"/{shlex.quote(name)}' for _, name, _, _ in batch)
+        left = " ".join(f"{index} {shlex.quote(name)}" for index, name, _, _ in batch)
+        lines.append(f"mv -f -- {names} {target}/ || cj_left {left}\n")
+    lines.append(f'rmdir -- "$cj_d" || cj_fail {entries[-1][0]}\ncj_d=\n')
+    return "".join(lines)
 
 
 def _probe_step(index: int, folder: str, probe_name: str) -> str:
@@ -266,13 +331,43 @@ def _chunks(steps: Sequence[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def _write_steps(files: Sequence[FileSpec], folders: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The steps that create ``folders`` and write ``files``, and what each step is (messages)."""
+def _write_steps(
+    files: Sequence[FileSpec], folders: Sequence[str], size: int | None = None
+) -> tuple[list[str], list[str]]:
+    """The steps that create ``folders`` and write ``files``, and what each step is (messages).
+
+    ``cj_fail N`` names ``descriptions[N]``: a folder, or one file. The files
+    are written folder by folder (folders in the order their first file
+    comes), a folder's files in steps of at most ``size`` characters of
+    script (default :data:`SCRIPT_CHUNK`; a larger file alone), so that
+    :func:`_chunks` can cut between them. A path written twice gets the
+    contents and mode of its last entry, as writing in order would.
+    """
+    size = SCRIPT_CHUNK if size is None else size
     steps = [_folder_step(i, folder) for i, folder in enumerate(folders)]
     descriptions = [f"mkdir -p -- {shlex.quote(folder)}" for folder in folders]
+    by_folder: dict[str, dict[str, _Entry]] = {}
     for path, data, executable in files:
-        steps.append(_file_step(len(steps), path, data, executable))
+        folder, name = posixpath.split(path)
+        if name in ("", ".", ".."):
+            raise ValueError(
+                f"cannot write the file {path!r}: the path names a folder (it ends in "
+                f"{name or '/'!r}); give the path of a file in it"
+            )
+        entry = (len(descriptions), name, _printfs(data), executable)
+        by_folder.setdefault(folder or ".", {})[name] = entry
         descriptions.append(f"write {shlex.quote(path)}")
+    for folder, named in by_folder.items():
+        group: list[_Entry] = []
+        length = 0
+        for entry in named.values():
+            cost = len(entry[2]) + 3 * len(entry[1]) + 60  # its lines in _files_step
+            if group and length + cost > size:
+                steps.append(_files_step(folder, group))
+                group, length = [], 0
+            group.append(entry)
+            length += cost
+        steps.append(_files_step(folder, group))
     return steps, descriptions
 
 
@@ -777,7 +872,7 @@ class SshTransport(Transport):
         Retried while the remote cannot be reached (writing twice is harmless).
         Raises SchedulerError naming the folder or file that could not be written.
         """
-        steps, descriptions = _write_steps(files, folders)
+        steps, descriptions = _write_steps(files, folders, SCRIPT_CHUNK)
         for chunk in _chunks(steps, SCRIPT_CHUNK):
             result, _ = self._run_script(
                 _stdin_script(chunk, None), f"write {len(files)} file(s)", descriptions, (),
