@@ -57,6 +57,9 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCommands:
     fake.command("sacct", ("*", "", "", 0))
     monkeypatch.setenv("FAKE", str(tmp_path / "fake"))
     monkeypatch.setenv("PATH", fake.environment()["PATH"])
+    # The stand-in sbatch numbers jobs in the order it is called: one command at a time
+    # keeps the IDs these tests expect (the concurrent path has tests of its own).
+    monkeypatch.setattr(batch_module, "SUBMIT_CONCURRENCY", 1)
     JobScript.backend = "slurm"
     JobScript.rootdir = str(tmp_path / "run")
     JobScript.cache_folder = str(tmp_path / "cache")
@@ -334,6 +337,72 @@ def test_a_refused_array_is_raised_after_the_other_jobs_were_submitted_and_cache
         "102_2",
         "101",
     ]
+
+
+#: ``sbatch`` that may run several times at once: its job ID is its process ID, each call
+#: notes how many calls were running when it started, and takes 1 s; ``refuse-me`` is refused.
+CONCURRENT_SBATCH = """\
+mkdir -p "$FAKE/running"; : > "$FAKE/running/$$"
+ls "$FAKE/running" | wc -l >> "$FAKE/overlap"
+cp "$1" "$FAKE/submitted/$$.sh"
+sleep 1
+rm -f "$FAKE/running/$$"
+if grep -q -- "--job-name=refuse-me" "$1"; then
+  echo "sbatch: error: Batch job submission failed: Invalid account" >&2; exit 1
+fi
+echo "Submitted batch job $$"
+"""
+
+
+def overlaps(tmp_path: Path) -> list[int]:
+    return [int(n) for n in (tmp_path / "fake" / "overlap").read_text().split()]
+
+
+def test_jobs_not_packed_are_submitted_up_to_concurrency_at_once_each_with_its_own_id(
+    tmp_path: Path, fake_slurm: FakeCommands
+) -> None:
+    fake_slurm.script("sbatch", CONCURRENT_SBATCH)
+    results = submit_all(sweep(8), pack=False, concurrency=4)
+
+    assert 2 <= max(overlaps(tmp_path)) <= 4
+    for seed, result in enumerate(results):  # in order, whatever order sbatch ran in
+        assert f"#SBATCH --job-name=sim{seed}\n" in submitted_script(tmp_path, str(result.job_id))
+        assert AsyncResult.from_cache(str(result.cache_file)).job_id == result.job_id
+
+
+def test_concurrency_1_submits_one_after_another_in_order(
+    tmp_path: Path, fake_slurm: FakeCommands
+) -> None:
+    fake_slurm.script("sbatch", CONCURRENT_SBATCH)
+    results = submit_all(sweep(3), pack=False, concurrency=1)
+
+    assert overlaps(tmp_path) == [1, 1, 1]
+    ids = [int(str(result.job_id)) for result in results]
+    assert len(set(ids)) == 3
+
+
+def test_a_refused_job_among_concurrent_ones_leaves_the_others_submitted_and_cached(
+    tmp_path: Path, fake_slurm: FakeCommands
+) -> None:
+    fake_slurm.script("sbatch", CONCURRENT_SBATCH)
+    jobs = [*sweep(3), JobScript("true", jobname="refuse-me", time="10"), *sweep(5)[3:]]
+    with pytest.raises(SchedulerError, match="Invalid account"):
+        submit_all(jobs, cache_ids=[str(i) for i in range(6)], pack=False, concurrency=4)
+
+    cache = tmp_path / "cache"
+    assert not (cache / "clusterjob.3.cache").exists()  # refused: no intent left behind
+    for i in (0, 1, 2, 4, 5):
+        assert AsyncResult.from_cache(str(cache / f"clusterjob.{i}.cache")).job_id
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "4"])
+def test_a_concurrency_below_1_is_refused_naming_the_value(
+    fake_slurm: FakeCommands, bad: object
+) -> None:
+    with pytest.raises(
+        ValueError, match=f"concurrency must be a whole number of at least 1, not {bad!r}"
+    ):
+        submit_all(sweep(2), concurrency=bad)  # type: ignore[arg-type]
 
 
 def test_a_batch_costs_one_flush_whatever_its_size(

@@ -95,7 +95,7 @@ WORKFLOW = WORKFLOW_SETUP + textwrap.dedent(
     ]
     print("submit_all", flush=True)  # the moment the random kills are timed from
     results = submit_all(jobs, cache_ids=[f"job{i}" for i in range(cfg["jobs"])],
-                         max_array_size=cfg["max_array_size"])
+                         max_array_size=cfg["max_array_size"], concurrency=cfg["concurrency"])
     if cfg["wait"]:
         statuses = wait_all(results, timeout=cfg["wait"])
         print(json.dumps({"statuses": statuses, "ids": [r.job_id for r in results]}))
@@ -224,6 +224,8 @@ class Play:
     prefix: str = field(default_factory=lambda: f"cjb{uuid.uuid4().hex[:6]}")
     max_array_size: int | None = None
     prologue: bool = True
+    #: submit_all's concurrency (None: its default, several submit commands at once).
+    concurrency: int | None = None
     error: str = ""
     rerun_rc: int | None = None
     rerun_stderr: str = ""
@@ -263,7 +265,7 @@ class Play:
             "unpacked": list(UNPACKED), "max_array_size": self.max_array_size,
             "prologue": self.prologue, "remote": remote.host if over_ssh else None,
             "ssh": remote.ssh if over_ssh else "ssh", "scp": remote.scp if over_ssh else "scp",
-            "remote_runner": None, "wait": wait,
+            "remote_runner": None, "wait": wait, "concurrency": self.concurrency,
         }  # fmt: skip
 
     def take_answer(self, done: subprocess.CompletedProcess[str]) -> None:
@@ -315,6 +317,8 @@ class Play:
 class Scenario(Play):
     """Killed by itself at ``point``, then rerun unchanged."""
 
+    #: One submit command at a time: the n-th passing of a point is then the n-th command's.
+    concurrency: int | None = 1
     point: str = ""
     crash_rc: int | None = None
     crash_stderr: str = ""

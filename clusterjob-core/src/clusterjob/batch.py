@@ -35,6 +35,7 @@ import posixpath
 import resource
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,8 @@ logger = logging.getLogger("clusterjob")
 RESERVED_DESCRIPTORS = 256
 #: Most cache files one batch locks at once (a batch is also what one flush commits).
 MAX_BATCH = 10_000
+#: Submit commands of one batch that run at once by default (``submit_all(concurrency=...)``).
+SUBMIT_CONCURRENCY = 4
 
 
 @dataclass
@@ -117,6 +120,7 @@ def submit_all(
     retry: bool = True,
     pack: bool = True,
     max_array_size: int | None = None,
+    concurrency: int | None = None,
 ) -> list[AsyncResult]:
     """Submit ``jobs``; return one :class:`~clusterjob.AsyncResult` per job, in order.
 
@@ -127,8 +131,9 @@ def submit_all(
     What differs is the cost: jobs that the scheduler would treat alike (the
     same headers but for their names and stdout/stderr paths, the same job
     folder, see :mod:`clusterjob.packing`) go into one array per
-    ``max_array_size`` jobs, and the cache is flushed once before and once
-    after the scheduler is called, not per job.
+    ``max_array_size`` jobs, the cache is flushed once before the scheduler
+    is called, not per job, and the submit commands of a batch run up to
+    ``concurrency`` at once.
 
     Args:
         jobs: the jobs, each with its own name, body and resources.
@@ -141,10 +146,15 @@ def submit_all(
         max_array_size: most jobs per array; default: ``JobScript.max_array_size``
             (a site's limit, settable in an INI file), else the backend's
             (the scheduler's documented default).
+        concurrency: most submit commands running at once on this machine
+            (the arrays and the jobs not packed of a batch); default
+            :data:`SUBMIT_CONCURRENCY` (4); 1: one after another, in order, so
+            that job IDs follow the order of ``jobs``. Over ssh they run one
+            after another.
 
     Raises:
         ValueError: for ``cache_ids`` of another length than ``jobs``, or a
-            ``max_array_size`` below 1.
+            ``max_array_size`` or ``concurrency`` below 1.
         SchedulerError: a scheduler refused a submission (the message is
             its own); raised after every other job of the batch was submitted
             and cached, so a rerun submits only what is missing.
@@ -155,6 +165,10 @@ def submit_all(
         raise ValueError(
             f"max_array_size must be a whole number of at least 1, not {max_array_size!r}"
         )
+    if concurrency is None:
+        concurrency = SUBMIT_CONCURRENCY
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a whole number of at least 1, not {concurrency!r}")
     results: list[AsyncResult | None] = [None] * len(job_list)
     pending: list[_Job] = []
     same_file: dict[int, int] = {}
@@ -173,7 +187,7 @@ def submit_all(
         pending.append(entry)
     _check_script_paths(pending)
     for batch in _batches(pending):
-        _submit_batch(batch, results, force, retry, pack, max_array_size)
+        _submit_batch(batch, results, force, retry, pack, max_array_size, concurrency)
     for index, first in same_file.items():
         results[index] = results[first]
     done = [result for result in results if result is not None]
@@ -269,6 +283,7 @@ def _submit_batch(
     retry: bool,
     pack: bool,
     max_array_size: int | None,
+    concurrency: int,
 ) -> None:
     with contextlib.ExitStack() as locks:
         for path in sorted(entry.path for entry in batch if entry.path is not None):
@@ -279,7 +294,7 @@ def _submit_batch(
             units = _plan(to_submit, pack, max_array_size)
             _write_intents(units)
             _write_scripts(units)
-            submitted, errors = _submit_units(units)
+            submitted, errors = _submit_units(units, concurrency)
         else:
             submitted, errors = [], []
         done = adopted + submitted
@@ -495,14 +510,16 @@ def _write_scripts(units: list[_Unit]) -> None:
 
 
 def _submit_units(
-    units: list[_Unit],
+    units: list[_Unit], concurrency: int
 ) -> tuple[list[tuple[_Job, AsyncResult]], list[Exception]]:
     """Call the scheduler once per unit; a failure is kept and the other units go on."""
     submitted: list[tuple[_Job, AsyncResult]] = []
     errors: list[Exception] = []
-    for unit in units:
+    for unit, outcome in _run_units(units, concurrency):
         try:
-            submitted.extend(_submit_unit(unit))
+            if isinstance(outcome, Exception):
+                raise outcome
+            submitted.extend(outcome)
         except TransientTransportError as error:  # the intents stay: the rerun finds out
             errors.append(error)
         except SchedulerError as error:  # refused: nothing to find later
@@ -512,7 +529,41 @@ def _submit_units(
             errors.append(error)
         except SubmitError as error:  # no job ID read: the intents let the rerun find the job
             errors.append(error)
+        except Exception as error:  # noqa: BLE001 - raised once the others' results are cached
+            errors.append(error)
     return submitted, errors
+
+
+def _run_units(
+    units: list[_Unit], concurrency: int
+) -> list[tuple[_Unit, list[tuple[_Job, AsyncResult]] | Exception]]:
+    """Each unit's submission (its results, or the error it raised), in the units' order.
+
+    The units submitted on this machine run up to ``concurrency`` at once: a
+    submit command mostly waits (a process to start, the scheduler to
+    answer), and a sweep that cannot be packed would otherwise wait N times
+    in a row. The intents of every unit are durable already, so the order in
+    which the commands run or a crash among them changes nothing a rerun
+    relies on. Remote units go one after another, one round trip each.
+    """
+    local = [unit for unit in units if not unit.submitted.remote]
+    outcomes: dict[int, list[tuple[_Job, AsyncResult]] | Exception] = {}
+    if concurrency > 1 and len(local) > 1:
+        with ThreadPoolExecutor(min(concurrency, len(local))) as pool:
+            futures = {id(unit): pool.submit(_outcome, unit) for unit in local}
+            outcomes = {key: future.result() for key, future in futures.items()}
+    for unit in units:
+        if id(unit) not in outcomes:
+            outcomes[id(unit)] = _outcome(unit)
+    return [(unit, outcomes[id(unit)]) for unit in units]
+
+
+def _outcome(unit: _Unit) -> list[tuple[_Job, AsyncResult]] | Exception:
+    """The unit's submitted results, or the error its submission raised (for the caller)."""
+    try:
+        return _submit_unit(unit)
+    except Exception as error:  # noqa: BLE001 - handed to _submit_units, which sorts it out
+        return error
 
 
 def _array_hint(tasks: int) -> str:
