@@ -10,15 +10,17 @@ died). This module renders those lines and reads the files; it does no I/O.
 :mod:`clusterjob.submission` puts the lines into the submitted script and
 :mod:`clusterjob.polling` reads the files.
 
-**The lines** (POSIX ``sh``; they work in sh, bash, dash, ksh, zsh):
+**The lines** (POSIX ``sh``; tested in sh, bash, dash, ksh, ksh93, mksh, zsh and
+busybox ash):
 
 * the exit marker is written from an ``EXIT`` trap, so it is written when
   the script ends, when its body calls ``exit``, and when ``set -e`` stops it:
   ``exit N`` (the script's exit status);
 * ``HUP INT TERM XCPU USR1 USR2`` are trapped: the marker says ``signal
   TERM`` (the scheduler's word is then asked for: a ``scancel``, a walltime
-  kill), and the shell dies of the same signal, so the scheduler sees what
-  it would have seen without markers;
+  kill), and the shell ends as it would have without markers (it dies of the
+  same signal; mksh, which never dies of a signal, exits 128 + N either way),
+  so the scheduler sees what it would have seen;
 * every marker is written to a temporary file and renamed into place, so a
   reader never sees half of one (an incomplete marker, e.g. from a full
   disk, counts as "ask the scheduler");
