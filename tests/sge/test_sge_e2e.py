@@ -34,10 +34,14 @@ def qstat_j(job_id: str) -> subprocess.CompletedProcess[str]:
 
 
 def accounting(job_id: str) -> str:
-    """The job's qacct record (it is there once clusterjob saw the job finished)."""
-    return subprocess.run(
-        ["qacct", "-j", job_id], capture_output=True, text=True, check=True
-    ).stdout
+    """The job's qacct record, waited for: the exit marker tells clusterjob the job finished
+    before Grid Engine has written its accounting (a CI run's qacct found no record yet)."""
+
+    def record() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["qacct", "-j", job_id], capture_output=True, text=True, check=False)
+
+    wait_for(lambda: record().returncode == 0, f"the qacct record of job {job_id}")
+    return record().stdout
 
 
 def final_status(job_id: str) -> int:
