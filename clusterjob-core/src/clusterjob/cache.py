@@ -95,7 +95,7 @@ def atomic_write_json(path: str, data: dict[str, Any], durable: bool = True) -> 
     os.makedirs(folder, exist_ok=True)
     _replace(path, folder, data, fsync=True)
     if durable:
-        _fsync(folder)
+        journal.fsync_path(folder)
 
 
 def write_intents(records: Mapping[str, dict[str, Any]]) -> None:
@@ -217,24 +217,22 @@ def settle(folder: str) -> None:
     host, boot = journal.machine()
     with book.locked() as fd:
         entries = book.read(fd)
-        stale = [
+        stale = {
             index
             for index, entry in enumerate(entries)
             if entry.host == host and (entry.boot != boot or not boot) and not entry.writer_alive()
-        ]
+        }
         if not stale:
             return
         latest = {entry.name: index for index, entry in enumerate(entries)}
-        paths: list[str] = []
-        for index in stale:
+        for index in sorted(stale):
             entry = entries[index]
             path = os.path.join(folder, entry.name)
-            if path not in paths:
-                paths.append(path)
             if latest[entry.name] == index and not _holds(path, entry.record):
                 _restore(path, folder, entry.record)
-        _flush(folder, paths)
-        book.keep_only(fd, [e for i, e in enumerate(entries) if i not in set(stale)])
+        names = dict.fromkeys(entries[index].name for index in sorted(stale))
+        _flush(folder, [os.path.join(folder, name) for name in names])
+        book.keep_only(fd, [e for i, e in enumerate(entries) if i not in stale])
 
 
 def _holds(path: str, record: dict[str, Any]) -> bool:
@@ -309,8 +307,8 @@ def _flush(folder: str, paths: Sequence[str]) -> None:
         return
     for path in existing:
         with contextlib.suppress(FileNotFoundError):
-            _fsync(path)
-    _fsync(folder)
+            journal.fsync_path(path)
+    journal.fsync_path(folder)
 
 
 def forget(paths: Sequence[str]) -> None:
@@ -354,15 +352,6 @@ def _replace(path: str, folder: str, data: dict[str, Any], fsync: bool) -> None:
         raise
 
 
-def _fsync(path: str) -> None:
-    """fsync a file or folder by name."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def flush_folders(folders: Sequence[str], paths: Sequence[str]) -> None:
     """Make the files ``paths`` in ``folders`` (contents and names) durable, with one flush if the
     system has one.
@@ -386,7 +375,7 @@ def flush_folders(folders: Sequence[str], paths: Sequence[str]) -> None:
             return
         logger.debug("syncfs failed (errno %d); fsyncing each file", ctypes.get_errno())
     for path in [*paths, *folders]:
-        _fsync(path)
+        journal.fsync_path(path)
 
 
 def _find_syncfs() -> Callable[[int], int] | None:

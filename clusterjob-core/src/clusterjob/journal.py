@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHECKPOINT_BYTES", "JOURNAL_NAME", "Entry", "Journal", "machine"]
+__all__ = ["CHECKPOINT_BYTES", "JOURNAL_NAME", "Entry", "Journal", "fsync_path", "machine"]
 
 logger = logging.getLogger("clusterjob.journal")
 
@@ -153,7 +153,7 @@ class Journal:
             os.close(self._fd)
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
-            _fsync_folder(self.folder)  # the new journal's name must survive a power loss too
+            fsync_path(self.folder)  # the new journal's name must survive a power loss too
         except FileExistsError:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._pid = os.getpid()
@@ -210,8 +210,9 @@ def _datasync(fd: int) -> None:
     sync(fd)
 
 
-def _fsync_folder(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: str) -> None:
+    """fsync a file or folder by name."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
