@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from clusterjob import AsyncResult, JobScript, wait_all
+from clusterjob import AsyncResult, JobScript, polling, wait_all
 from clusterjob.backends.local import LocalBackend
+from clusterjob.marker_files import read_markers
 from clusterjob.markers import remove_marker_lines
 from clusterjob.status import COMPLETED, FAILED, RUNNING
 
@@ -149,6 +150,70 @@ def test_a_job_whose_markers_never_show_is_watched_through_the_scheduler(
         assert result.get(timeout=60) == COMPLETED
     assert any("its start marker did not appear" in r.getMessage() for r in caplog.records)
     assert result.exit_code is None or result.exit_code == 0
+
+
+def test_markers_that_appear_late_decide_again(
+    counting: CountingLocal,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As after a long prologue or on a lagging network file system: the start marker comes
+    after ``marker_grace``; the scheduler watched the job meanwhile, then the markers tell."""
+    monkeypatch.setattr(AsyncResult, "scheduler_interval", 0.5)
+    monkeypatch.setattr(AsyncResult, "marker_grace", 1.0)
+    result = JobScript("sleep 4; exit 3", jobname="late").submit()
+    written = Path(str(result.marker_folder))
+    result.marker_folder = str(tmp_path / "late")  # not there yet
+    with caplog.at_level(logging.INFO, logger="clusterjob"):
+        deadline = time.monotonic() + 30
+        while not any("did not appear" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the start marker was never declared overdue"
+            result.poll()
+            time.sleep(0.1)
+        (tmp_path / "late").symlink_to(written)  # the markers show up
+        assert result.get(timeout=60) == FAILED
+    messages = [r.getMessage() for r in caplog.records]
+    assert (
+        f"job {result.job_id} (late): its markers appeared after all; watching it through them again"
+        in messages
+    )
+    assert result.exit_code == 3
+
+
+def test_overdue_markers_are_read_once_a_scheduler_interval(
+    counting: CountingLocal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder the compute nodes never see costs a marker read per interval, not per cycle."""
+    reads: list[float] = []
+
+    def counted_read(transport, entries):  # type: ignore[no-untyped-def]
+        reads.append(time.monotonic())
+        return read_markers(transport, entries)
+
+    monkeypatch.setattr(polling, "read_markers", counted_read)
+    monkeypatch.setattr(AsyncResult, "scheduler_interval", 2.0)
+    monkeypatch.setattr(AsyncResult, "marker_grace", 0.5)
+    result = JobScript("sleep 30", jobname="unseen").submit()
+    result.marker_folder = str(tmp_path / "elsewhere")
+    try:
+        deadline = time.monotonic() + 30
+        while result._watch is None or not result._watch.start_overdue:
+            assert time.monotonic() < deadline, "the start marker was never declared overdue"
+            result.poll()
+            time.sleep(0.05)
+        overdue_since = time.monotonic()
+        del reads[:]
+        cycles = 0
+        while time.monotonic() - overdue_since < 5:
+            result.poll()
+            cycles += 1
+            time.sleep(0.05)
+        elapsed = time.monotonic() - overdue_since
+        assert cycles > 3 * len(reads), (cycles, reads)
+        assert len(reads) <= elapsed / 2.0 + 1, reads
+    finally:
+        result.cancel()
 
 
 def test_exit_markers_can_be_switched_off_also_from_an_ini_file(tmp_path: Path) -> None:

@@ -104,7 +104,12 @@ class WatchState:
         unlisted_since: since when the scheduler no longer lists the job (no exit marker showed).
         completed_since: since when the scheduler says COMPLETED while no exit marker showed.
         running_since: since when the scheduler says RUNNING while no start marker showed.
-        plain: the markers never showed: the job is watched through the scheduler alone.
+        start_overdue: the job ran for ``marker_grace`` without its start marker: the
+            scheduler decides, and the markers are read only every ``scheduler_interval``
+            (a late marker, as after a long prologue or a lagging network file system,
+            makes them decide again).
+        plain: tasks of an array of unknown task IDs write the markers: the job is watched
+            through the scheduler alone.
     """
 
     marker: Marker = field(default_factory=Marker)
@@ -112,6 +117,7 @@ class WatchState:
     unlisted_since: float | None = None
     completed_since: float | None = None
     running_since: float | None = None
+    start_overdue: bool = False
     plain: bool = False
 
 
@@ -122,16 +128,46 @@ def _watch(result: AsyncResult) -> WatchState:
 
 
 def _has_markers(result: AsyncResult) -> bool:
+    """Whether the job's markers decide (with the scheduler's word weighed against them)."""
+    return _writes_markers(result) and not _watch(result).start_overdue
+
+
+def _writes_markers(result: AsyncResult) -> bool:
+    """Whether the job's markers are read (an array of unknown task IDs' are not)."""
     return bool(result.marker_name and result.marker_folder) and not _watch(result).plain
 
 
-def _read_markers(results: Sequence[AsyncResult]) -> None:
-    """Read the markers of ``results`` (one operation); record what they say: an exit, a start."""
-    marked = [r for r in results if _has_markers(r) and not is_finished(r._status)]
+def _marker_read_due(result: AsyncResult, now: float, overdue_too: bool) -> bool:
+    watch = _watch(result)
+    if is_finished(result._status) or not _writes_markers(result):
+        return False
+    return not watch.start_overdue or overdue_too or now >= watch.next_check
+
+
+def _read_markers(results: Sequence[AsyncResult], overdue_too: bool = False) -> None:
+    """Read the markers of ``results`` (one operation); record what they say: an exit, a start.
+
+    Jobs whose start marker is overdue are read only every ``scheduler_interval``
+    (or with ``overdue_too``), so that a folder the compute nodes do not see
+    costs a read a minute, not one per cycle.
+    """
+    now = time.monotonic()
+    marked = [r for r in results if _marker_read_due(r, now, overdue_too)]
     if not marked:
         return
     entries = [(str(r.marker_folder), str(r.marker_name)) for r in marked]
     for result, marker in zip(marked, read_markers(marked[0].transport, entries)):
+        watch = _watch(result)
+        if watch.start_overdue:
+            watch.next_check = now + result.scheduler_interval
+            if not (marker.started or marker.exit_code is not None or marker.tasks):
+                continue
+            watch.start_overdue = False
+            logger.info(
+                "job %s (%s): its markers appeared after all; watching it through them again",
+                result.job_id,
+                result.jobname,
+            )
         if result.task_ids:
             marker = array_marker(result.task_ids, marker.tasks)
         elif marker.array:
@@ -139,9 +175,9 @@ def _read_markers(results: Sequence[AsyncResult]) -> None:
             logger.debug(
                 "job %s is an array of unknown tasks: watched by the scheduler", result.job_id
             )
-            _watch(result).plain = True
+            watch.plain = True
             continue
-        _watch(result).marker = marker
+        watch.marker = marker
         if marker.exit_code is not None:
             result.exit_code = marker.exit_code  # before update_status, which caches it
             result.update_status(COMPLETED if marker.exit_code == 0 else FAILED)
@@ -195,7 +231,8 @@ def _ask_scheduler(results: Sequence[AsyncResult], now: float) -> None:
             answers[job_id] = (status, detail or answers.get(job_id, (None, ""))[1])
     # A job may have ended between the marker read and the answer: its marker has the exit code.
     _read_markers(
-        [r for r in results if is_finished(answers.get(str(r.job_id), (None, ""))[0] or PENDING)]
+        [r for r in results if is_finished(answers.get(str(r.job_id), (None, ""))[0] or PENDING)],
+        overdue_too=True,
     )
     for result in results:
         status, detail = answers.get(str(result.job_id), (None, ""))
@@ -252,11 +289,11 @@ def _check_start_marker(result: AsyncResult, watch: WatchState, now: float) -> N
     if now - watch.running_since < result.marker_grace:
         watch.next_check = min(watch.next_check, watch.running_since + result.marker_grace)
         return
-    watch.plain = True
+    watch.start_overdue = True
     logger.warning(
         "job %s (%s) runs, but its start marker did not appear in %s%s within %.0f s: the compute "
         "nodes may not see that folder (set JobScript.marker_folder); watching it through the "
-        "scheduler instead",
+        "scheduler instead (and its markers once a scheduler_interval, in case they are late)",
         result.job_id,
         result.jobname,
         result.marker_folder,
