@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Awaitable
@@ -218,6 +219,25 @@ def test_a_timeout_of_zero_still_polls_once(cycles: list[int]) -> None:
     assert run(collect([result], timeout=0)) == [result]
     assert cycles == [1]
     assert result.status == COMPLETED
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), True, "10"])
+def test_a_timeout_that_is_no_number_of_seconds_is_refused_by_every_wait(timeout: Any) -> None:
+    """A NaN deadline is never reached: the wait would have gone on for ever."""
+    result = JobScript("sleep 60", jobname="hang").submit()
+    message = f"^timeout must be a number of seconds >= 0, or None, not {re.escape(repr(timeout))}$"
+    try:
+        for wait in (
+            lambda: result.wait(timeout=timeout),
+            lambda: polling.wait_all([result], timeout=timeout),
+            lambda: list(polling.as_completed([result], timeout=timeout)),
+            lambda: run(result.wait_async(timeout=timeout)),
+            lambda: run(collect([result], timeout=timeout)),
+        ):
+            with pytest.raises(ValueError, match=message):
+                wait()
+    finally:
+        result.cancel()
 
 
 def test_a_cancelled_wait_stops_polling_its_jobs(cycles: list[int]) -> None:

@@ -401,6 +401,20 @@ def test_wait_exit_codes_and_progress(capsys: pytest.CaptureFixture[str]) -> Non
     run(capsys, "cancel", "--cache-folder", "c", "h")
 
 
+@pytest.mark.parametrize("timeout", ["-5", "nan"])
+def test_wait_refuses_a_timeout_that_is_no_wait(
+    timeout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A NaN waited for ever and a negative timeout was taken; now both are usage errors."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["wait", "--cache-folder", "c", "--timeout", timeout])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"clusterjob wait: error: argument --timeout: {timeout!r} is not a number of seconds"
+        " >= 0 (for example --timeout 3600)\n"
+    )
+
+
 def test_wait_redraws_one_line_on_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -763,7 +777,7 @@ def test_the_main_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[st
         (["cache"], "the following arguments are required: ACTION"),
         (
             ["wait", "--timeout", "soon", "x.cache"],
-            "argument --timeout: invalid float value: 'soon'",
+            "argument --timeout: 'soon' is not a number of seconds >= 0 (for example --timeout 3600)",
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],

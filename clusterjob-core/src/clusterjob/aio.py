@@ -28,7 +28,7 @@ import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Union
 
-from clusterjob.polling import next_pause, poll_cycle, unfinished_error
+from clusterjob.polling import next_pause, poll_cycle, unfinished_error, wait_deadline
 from clusterjob.progress import StatusCounts, progress_display
 from clusterjob.status import is_finished
 
@@ -168,13 +168,13 @@ async def as_completed_async(
     Leaving the loop early stops polling for these jobs when the generator is
     closed (``contextlib.aclosing`` closes it at once).
     """
+    loop = asyncio.get_running_loop()
+    deadline = wait_deadline(timeout, loop.time())
     everything = list(results)
     display = progress_display(len(everything), progress)
     finished_before, unfinished = _partition(everything)
     waiter = _Waiter(unfinished)
     remaining = len(unfinished)
-    loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
     poller = _poller() if remaining else None
     if poller is not None:
         poller.add(waiter)

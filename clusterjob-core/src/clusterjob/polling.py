@@ -38,6 +38,7 @@ __all__ = [
     "poll_cycle",
     "task_statuses_from_markers",
     "wait_all",
+    "wait_deadline",
 ]
 
 logger = logging.getLogger("clusterjob")
@@ -361,6 +362,20 @@ def next_pause(pause: float, max_pause: float, pending: Sequence[AsyncResult]) -
     return pause
 
 
+def wait_deadline(timeout: float | None, now: float) -> float | None:
+    """The time (on the clock of ``now``) a wait of ``timeout`` seconds ends; None: never.
+
+    Raises ValueError for a timeout that is not a number of seconds >= 0: a NaN
+    would never be reached (the wait would go on for ever) and a negative one is
+    a mistake, not a wish.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise ValueError(f"timeout must be a number of seconds >= 0, or None, not {timeout!r}")
+    return now + timeout
+
+
 def unfinished_error(unfinished: int, total: int, timeout: float | None) -> TimeoutError:
     """The error of a wait that ran out of time (the same for the sync and asyncio waits)."""
     return TimeoutError(f"{unfinished} of {total} jobs still unfinished after {timeout} s")
@@ -379,10 +394,10 @@ def as_completed(
     of pending/running/completed/failed jobs, updated in place
     (:mod:`clusterjob.progress`; default: only on a terminal or in Jupyter).
     """
+    deadline = wait_deadline(timeout, time.monotonic())
     pending = list(results)
     everything = list(pending)
     display = progress_display(len(everything), progress)
-    deadline = None if timeout is None else time.monotonic() + timeout
     max_pause = min([r.max_sleep_interval for r in pending] or [1])
     pause = min([r.sleep_interval for r in pending] or [1.0]) if pending else 1.0
     pause = min(pause, max_pause)

@@ -21,7 +21,7 @@ from clusterjob.cli.common import (
     selected_files,
     wait_with_progress,
 )
-from clusterjob.polling import poll
+from clusterjob.polling import poll, wait_deadline
 
 __all__ = ["add_parsers"]
 
@@ -91,6 +91,18 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return report_problems(problems, EXIT_COMPLETED)
 
 
+def _seconds(text: str) -> float:
+    """``--timeout``'s value: what :func:`clusterjob.polling.wait_deadline` accepts."""
+    try:
+        seconds = float(text)
+        wait_deadline(seconds, 0.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds >= 0 (for example --timeout 3600)"
+        ) from None
+    return seconds
+
+
 def add_parsers(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
     for name, func, summary, example in (
         (
@@ -113,7 +125,11 @@ def add_parsers(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
         add_selection_arguments(parser)
         if name == "wait":
             parser.add_argument(
-                "--timeout", type=float, default=None, metavar="SECONDS", help="stop waiting after"
+                "--timeout",
+                type=_seconds,
+                default=None,
+                metavar="SECONDS",
+                help="stop waiting after SECONDS (default: when every job finished)",
             )
         parser.add_argument("--json", action="store_true", help="print the jobs as JSON")
         parser.set_defaults(func=func, command_parser=parser)
