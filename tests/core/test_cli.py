@@ -819,8 +819,7 @@ def test_cli_lists_backends(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["backend", "distribution", "version", "scheduler", "commands"]
     assert any(
-        line.split(None, 3)[::3] == ["local", "python -m clusterjob.backends.local_runner"]
-        for line in lines[2:]
+        line.split(None, 3)[::3] == ["local", "python -I -S local_runner.py"] for line in lines[2:]
     )
 
 
@@ -836,8 +835,7 @@ def test_cli_backends_exits_1_when_a_plugin_failed(capsys: pytest.CaptureFixture
     assert main(["backends"]) == 1
     captured = capsys.readouterr()
     assert (
-        "local    -             -        python -m clusterjob.backends.local_runner"
-        in captured.out.splitlines()
+        "local    -             -        python -I -S local_runner.py" in captured.out.splitlines()
     )
     failed = "  clusterjob_broken (no distribution): clusterjob_backends() raised ImportError: needs libfoo"
     assert captured.out.splitlines().count(failed) == 1

@@ -463,9 +463,9 @@ def test_cli_backends_lists_distribution_version_and_commands_then_each_failure_
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [
         "backend  distribution       version  scheduler commands",
-        "-------  -----------------  -------  ------------------------------------------",
-        "local    clusterjob-core    3.0      python -m clusterjob.backends.local_runner",
-        "mysite   clusterjob-mysite  0.1      python -m clusterjob.backends.local_runner",
+        "-------  -----------------  -------  ----------------------------",
+        "local    clusterjob-core    3.0      python -I -S local_runner.py",
+        "mysite   clusterjob-mysite  0.1      python -I -S local_runner.py",
         "",
         "plugins that failed to load and were skipped (5; the backends above work):",
         "  broken (clusterjob-broken 1.0): cannot import 'clusterjob_broken': ImportError: needs libfoo",
@@ -489,7 +489,7 @@ def test_cli_backends_json(
         "plugin": "mysite",
         "distribution": "clusterjob-mysite",
         "version": "0.1",
-        "commands": ["python -m clusterjob.backends.local_runner"],
+        "commands": ["python -I -S local_runner.py"],
     }
     assert [b["name"] for b in report["backends"]] == ["local", "mysite"]
     assert [(f["plugin"], f["distribution"], f["version"]) for f in report["failures"]] == [
@@ -669,7 +669,7 @@ def test_pip_installed_plugins_beside_an_import_failing_and_a_misspelled_one(
         "mysite",
         "clusterjob-mysite",
         "0.1",
-        "python -m clusterjob.backends.local_runner",
+        "python -I -S local_runner.py",
     ] in rows
     assert [
         "slurm",
@@ -695,7 +695,7 @@ def test_pip_installed_plugins_beside_an_import_failing_and_a_misspelled_one(
         "plugin": "mysite",
         "distribution": "clusterjob-mysite",
         "version": "0.1",
-        "commands": ["python -m clusterjob.backends.local_runner"],
+        "commands": ["python -I -S local_runner.py"],
     }
     failures = sorted(report["failures"], key=lambda f: f["plugin"])
     assert [(f["plugin"], f["distribution"]) for f in failures] == [

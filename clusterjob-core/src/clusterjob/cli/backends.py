@@ -15,8 +15,8 @@ EXAMPLE = """\
 example:
   $ clusterjob backends
   backend  distribution      version  scheduler commands
-  -------  ----------------  -------  ------------------------------------------
-  local    clusterjob-core   3.0.0    python -m clusterjob.backends.local_runner
+  -------  ----------------  -------  ------------------------------
+  local    clusterjob-core   3.0.0    python -I -S local_runner.py
   slurm    clusterjob-slurm  3.0.0    sbatch, squeue, sacct, scancel
 """
 
