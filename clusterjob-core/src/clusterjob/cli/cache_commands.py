@@ -181,7 +181,11 @@ def add_parsers(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
         ("clear", cmd_clear, "remove the cache files of finished jobs", CLEAR_EXAMPLE),
     ):
         parser = actions.add_parser(
-            name, help=summary, description=summary, epilog=example, formatter_class=formatter
+            name,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}.",
+            epilog=example,
+            formatter_class=formatter,
         )
         add_selection_arguments(parser)
         if name == "clear":
