@@ -227,6 +227,14 @@ def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
         ini_headers(tmp_path, resources + "\n")
 
 
+def test_two_undashed_keys_for_one_option_are_refused_naming_both(tmp_path: Path) -> None:
+    """Regression: ``queue`` and ``q`` wrote two -q lines (bsub took one of them)."""
+    with rendering.refused(
+        "lsf", "resource 'q'='long': resource queue='normal' already sets -q; queue is"
+    ):
+        ini_headers(tmp_path, "queue = normal\nq = long\n")
+
+
 @pytest.mark.parametrize("key", ["-", "---x", "-P proj", "-bad-key"])
 def test_a_malformed_dashed_key_is_refused_naming_it(tmp_path: Path, key: str) -> None:
     with rendering.refused("lsf", f"resource {key!r}="):

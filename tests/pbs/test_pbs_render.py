@@ -298,6 +298,15 @@ def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
         ini_headers(backend, tmp_path, resources + "\n")
 
 
+@pytest.mark.parametrize("backend", ["pbs", "pbspro"])
+def test_two_undashed_keys_for_one_option_are_refused_naming_both(
+    tmp_path: Path, backend: str
+) -> None:
+    """Regression: ``queue`` and ``q`` wrote two -q lines (qsub took one of them)."""
+    with refused(backend, "resource 'q'='long': resource queue='batch' already sets -q; queue is"):
+        ini_headers(backend, tmp_path, "queue = batch\nq = long\n")
+
+
 def test_layout_resources_of_pbspro_do_not_clash_with_a_job_wide_walltime(tmp_path: Path) -> None:
     assert ini_headers("pbspro", tmp_path, "nodes = 2\n-l = walltime=1:00:00\n")[1:] == [
         "#PBS -l select=2:ncpus=1:mpiprocs=1:ompthreads=1",

@@ -461,6 +461,14 @@ def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
         ini_headers(tmp_path, resources + "\n")
 
 
+def test_two_undashed_keys_for_one_option_are_refused_naming_both(tmp_path: Path) -> None:
+    """Regression: ``queue`` and ``q`` wrote two -q lines (qsub took one of them)."""
+    with rendering.refused(
+        "sge", "resource 'q'='long.q': resource queue='all.q' already sets -q; queue is"
+    ):
+        ini_headers(tmp_path, "queue = all.q\nq = long.q\n")
+
+
 @pytest.mark.parametrize("key", ["-", "---x", "-j y", "-hold-jid", "- j"])
 def test_a_malformed_dashed_key_is_refused_naming_it(tmp_path: Path, key: str) -> None:
     with rendering.refused("sge", f"resource {key!r}="):

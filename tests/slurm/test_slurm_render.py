@@ -351,6 +351,25 @@ def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
         ini_headers(tmp_path, resources + "\n")
 
 
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ("queue = debug\npartition = long", ("resource 'partition'='long': resource queue='debug' already sets "
+                                             "--partition; queue is clusterjob's own key for it: set queue "
+                                             "instead of partition")),
+        ("nodes = 2\nN = 3", "resource 'N'='3': resource nodes=2 already sets --nodes; nodes is"),
+        ("p = a\npartition = b", ("resource 'p'='a': resource partition='b' already sets --partition; "
+                                  "keep one of the two")),
+    ],
+)  # fmt: skip
+def test_two_undashed_keys_for_one_option_are_refused_naming_both(
+    tmp_path: Path, resources: str, message: str
+) -> None:
+    """Regression: ``queue`` and ``partition`` wrote two --partition lines (sbatch took the last)."""
+    with rendering.refused("slurm", message):
+        ini_headers(tmp_path, resources + "\n")
+
+
 def test_a_dashed_dependency_takes_the_jobs_of_after(tmp_path: Path) -> None:
     """Changed on purpose: after= used to be a second dependency resource, refused next to ``-d``."""
     assert ini_headers(tmp_path, "-d = singleton\n", SubmissionContext(after=("7",)))[0] == (

@@ -39,10 +39,11 @@ class ResourceOptions(InterfacePart):
 
         1. A dashed key that is no option name (``-``, ``---x``, ``-A B``) is
            refused, naming the key.
-        2. A dashed key that sets the same option as another resource
-           (``-N`` and ``jobname`` on PBS, ``-t`` and ``time`` on SLURM, ``-l
-           walltime=1:00:00`` and ``time``, ``-A`` and ``A``) is refused,
-           naming both: the scheduler would silently take one of them.
+        2. A key that sets the same option as another resource (``-N`` and
+           ``jobname`` on PBS, ``-t`` and ``time`` on SLURM, ``-l
+           walltime=1:00:00`` and ``time``, ``-A`` and ``A``, ``q`` and
+           ``queue``) is refused, naming both: the scheduler would silently take
+           one of them. Keys the backend translates itself may share one.
         3. A dashed key that the documented rule writes from an undashed key
            the backend does not translate itself becomes that key (``-W`` ->
            ``W``), so that what the backend merges into one option (PBS
@@ -136,20 +137,28 @@ class ResourceOptions(InterfacePart):
         return merged
 
     def _check_option_conflicts(self, resources: Mapping[str, Any]) -> None:
-        """Refuse a dashed key for an option another resource sets (:meth:`read_dashed_keys`)."""
+        """Refuse two resources that set one option (:meth:`read_dashed_keys`).
+
+        Keys the backend translates itself may share an option (PBS writes
+        ``nodes`` and ``ppn`` into one ``-l nodes``); any other key may not.
+        The key refused is the dashed one, else the one the documented rule
+        writes (``q`` beside ``queue``, ``partition`` beside ``queue`` on SLURM);
+        the key kept, where there is one, is clusterjob's own.
+        """
         setters: dict[str, list[str]] = {}
         for key, value in resources.items():
             if value is not None and value is not False:
                 for option in self.options_set_by(key, value):
                     setters.setdefault(option, []).append(key)
+        own = self.translated_keys()
         for option, keys in setters.items():
-            dashed = [key for key in keys if is_dashed(key)]
-            if dashed and len(keys) > 1:
-                key = dashed[0]
-                other = next(k for k in keys if k != key)
+            if len(keys) > 1 and not own.issuperset(keys):
+                key = min(keys, key=lambda k: (not is_dashed(k), k in own))
+                rest = [k for k in keys if k != key]
+                other = next((k for k in rest if k in own), rest[0])
                 remedy = (
                     f"{other} is clusterjob's own key for it: set {other} instead of {key}"
-                    if other in self.translated_keys()
+                    if other in own
                     else "keep one of the two"
                 )
                 other_text = f"{other!r}" if is_dashed(other) else other
