@@ -214,7 +214,12 @@ def test_status_after_the_job_left_the_queue_comes_from_qacct(sge: Path) -> None
     assert "exit_status  7" in record
 
 
-def test_walltime_limit_ends_the_job_as_failed(sge: Path) -> None:
+def test_walltime_limit_ends_the_job_as_failed(sge: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kill leaves no exit marker: the scheduler decides, asked every scheduler_interval,
+    # and accounting after marker_grace (60 s each by default, on top of the qmaster's own
+    # delay in enforcing h_rt).
+    monkeypatch.setattr(AsyncResult, "scheduler_interval", 5.0)
+    monkeypatch.setattr(AsyncResult, "marker_grace", 5.0)
     job = JobScript("sleep 120", jobname="cj_sge_h_rt", time="0:03", stdout="t.out", stderr="t.err")
     assert "#$ -l h_rt=00:00:03" in str(job)
     result = submit(job)
