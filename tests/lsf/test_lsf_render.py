@@ -218,21 +218,15 @@ def test_dashed_R_w_and_Jd_merge_with_the_layout_dependencies_and_the_tag(tmp_pa
         ("time = 10\n-W = 20", "resource '-W'='20': resource time='10' already sets -W"),
         ("nodes = 2\n-n = 4", "resource '-n'='4': resource nodes=2 already sets -n"),
         ("P = a\n-P = b", "resource '-P'='b': resource P='a' already sets -P; keep one of the two"),
+        # two undashed keys (regression: two -q lines, of which bsub took one)
+        ("queue = normal\nq = long", "resource 'q'='long': resource queue='normal' already sets -q; queue is"),
     ],
 )  # fmt: skip
-def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
+def test_a_key_that_repeats_another_resource_is_refused_naming_both(
     tmp_path: Path, resources: str, message: str
 ) -> None:
     with rendering.refused("lsf", message):
         ini_headers(tmp_path, resources + "\n")
-
-
-def test_two_undashed_keys_for_one_option_are_refused_naming_both(tmp_path: Path) -> None:
-    """Regression: ``queue`` and ``q`` wrote two -q lines (bsub took one of them)."""
-    with rendering.refused(
-        "lsf", "resource 'q'='long': resource queue='normal' already sets -q; queue is"
-    ):
-        ini_headers(tmp_path, "queue = normal\nq = long\n")
 
 
 @pytest.mark.parametrize("key", ["-", "---x", "-P proj", "-bad-key"])

@@ -289,22 +289,16 @@ def test_dashed_W_and_v_merge_with_dependencies_and_the_tag(tmp_path: Path) -> N
             "resource '-l'='select=1:ncpus=4': resource threads=4 already sets -l select")),
         ("pbs", "software = abaqus\n-l = software=ansys", (
             "resource '-l'='software=ansys': resource software='abaqus' already sets -l software")),
+        # two undashed keys (regression: two -q lines, of which qsub took one)
+        ("pbs", "queue = batch\nq = long", "resource 'q'='long': resource queue='batch' already sets -q; queue is"),
+        ("pbspro", "queue = batch\nq = long", "resource 'q'='long': resource queue='batch' already sets -q; queue is"),
     ],
 )  # fmt: skip
-def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
+def test_a_key_that_repeats_another_resource_is_refused_naming_both(
     tmp_path: Path, backend: str, resources: str, message: str
 ) -> None:
     with refused(backend, message):
         ini_headers(backend, tmp_path, resources + "\n")
-
-
-@pytest.mark.parametrize("backend", ["pbs", "pbspro"])
-def test_two_undashed_keys_for_one_option_are_refused_naming_both(
-    tmp_path: Path, backend: str
-) -> None:
-    """Regression: ``queue`` and ``q`` wrote two -q lines (qsub took one of them)."""
-    with refused(backend, "resource 'q'='long': resource queue='batch' already sets -q; queue is"):
-        ini_headers(backend, tmp_path, "queue = batch\nq = long\n")
 
 
 def test_layout_resources_of_pbspro_do_not_clash_with_a_job_wide_walltime(tmp_path: Path) -> None:

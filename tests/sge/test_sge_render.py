@@ -452,21 +452,15 @@ def test_an_S_that_differs_from_the_jobs_shell_is_refused(tmp_path: Path) -> Non
         ("threads = 4\n-pe = smp 4", "resource '-pe'='smp 4': resource threads=4 already sets -pe"),
         ("hold_jid = 1\n-hold_jid = 2", ("resource '-hold_jid'='2': resource hold_jid='1' already sets -hold_jid; "
                                          "keep one of the two")),
+        # two undashed keys (regression: two -q lines, of which qsub took one)
+        ("queue = all.q\nq = long.q", "resource 'q'='long.q': resource queue='all.q' already sets -q; queue is"),
     ],
 )  # fmt: skip
-def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
+def test_a_key_that_repeats_another_resource_is_refused_naming_both(
     tmp_path: Path, resources: str, message: str
 ) -> None:
     with rendering.refused("sge", message):
         ini_headers(tmp_path, resources + "\n")
-
-
-def test_two_undashed_keys_for_one_option_are_refused_naming_both(tmp_path: Path) -> None:
-    """Regression: ``queue`` and ``q`` wrote two -q lines (qsub took one of them)."""
-    with rendering.refused(
-        "sge", "resource 'q'='long.q': resource queue='all.q' already sets -q; queue is"
-    ):
-        ini_headers(tmp_path, "queue = all.q\nq = long.q\n")
 
 
 @pytest.mark.parametrize("key", ["-", "---x", "-j y", "-hold-jid", "- j"])

@@ -342,18 +342,7 @@ def test_a_dashed_comment_keeps_the_submission_tag(tmp_path: Path) -> None:
         ("qos = low\n--qos = high", "resource '--qos'='high': resource qos='low' already sets --qos"),
         ("mail_type = END\n--mail-type = FAIL", ("resource '--mail-type'='FAIL': resource mail_type='END' already "
                                                  "sets --mail-type")),
-    ],
-)  # fmt: skip
-def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
-    tmp_path: Path, resources: str, message: str
-) -> None:
-    with rendering.refused("slurm", message):
-        ini_headers(tmp_path, resources + "\n")
-
-
-@pytest.mark.parametrize(
-    ("resources", "message"),
-    [
+        # two undashed keys (regression: two --partition lines, of which sbatch took the last)
         ("queue = debug\npartition = long", ("resource 'partition'='long': resource queue='debug' already sets "
                                              "--partition; queue is clusterjob's own key for it: set queue "
                                              "instead of partition")),
@@ -362,10 +351,9 @@ def test_a_dashed_key_that_repeats_another_resource_is_refused_naming_both(
                                   "keep one of the two")),
     ],
 )  # fmt: skip
-def test_two_undashed_keys_for_one_option_are_refused_naming_both(
+def test_a_key_that_repeats_another_resource_is_refused_naming_both(
     tmp_path: Path, resources: str, message: str
 ) -> None:
-    """Regression: ``queue`` and ``partition`` wrote two --partition lines (sbatch took the last)."""
     with rendering.refused("slurm", message):
         ini_headers(tmp_path, resources + "\n")
 
