@@ -101,7 +101,7 @@ class LocalBackend(ClusterjobBackend):
     name = "local"
     extension = "sh"
     prefix = "#LOCAL"
-    commands = ("python -I -S local_runner.py",)  # what runner_command() runs
+    commands = ("python -I -S local_runner.py",)  # what runner_here() runs
     resource_replacements = dict(_OPTIONS)
     job_vars = {
         "CLUSTERJOB_ID": "LOCAL_JOB_ID",
