@@ -181,6 +181,23 @@ def test_the_pause_grows_up_to_max_sleep_interval(cycles: list[int]) -> None:
     assert 3 <= len(cycles) <= 6  # polled at 0, 1, 2.5, 4.5, 6.5 s
 
 
+def test_no_pause_is_longer_than_max_sleep_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the first pause was sleep_interval (1 s) even with max_sleep_interval 0.25,
+    where the blocking wait caps it."""
+    pauses: list[float] = []
+    real_sleep = aio._Poller._sleep
+
+    async def recorded_sleep(self: Any) -> None:
+        pauses.append(self.pause)
+        await real_sleep(self)
+
+    monkeypatch.setattr(aio._Poller, "_sleep", recorded_sleep)
+    result = JobScript("sleep 1", jobname="short", max_sleep_interval=0.25).submit()
+    run(result.wait_async(timeout=60))
+    assert result.status == COMPLETED
+    assert pauses and max(pauses) == 0.25, pauses
+
+
 def test_as_completed_async_times_out_like_as_completed() -> None:
     hanging = JobScript("sleep 60", jobname="hang").submit()
     quick = JobScript("true", jobname="quick").submit()

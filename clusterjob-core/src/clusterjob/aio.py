@@ -74,7 +74,9 @@ class _Poller:
     def add(self, waiter: _Waiter) -> None:
         """Poll ``waiter``'s results from the next cycle on; a sleeping poller starts it now."""
         self.waiters.append(waiter)
-        self.pause = min([self.pause, *(r.sleep_interval for r in waiter.unfinished)])
+        self.pause = min(
+            [self.pause, *(min(r.sleep_interval, r.max_sleep_interval) for r in waiter.unfinished)]
+        )
         self.wake.set()
         if self.task is None:
             self.task = asyncio.ensure_future(self._run())
