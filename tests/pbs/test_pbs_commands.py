@@ -27,6 +27,27 @@ def test_submit_passes_stdout_and_stderr_on_the_command_line() -> None:
     assert PbsBackend().cmd_submit(plain) == ["qsub", "plain.pbs"]
 
 
+def test_submit_passes_the_output_files_the_header_has() -> None:
+    """Regression: a site backend's default stdout and a dashed ``-e`` reached only the header,
+    which slurm-wlm-torque ignores: the job's output went to its own default file."""
+
+    class SiteTorque(PbsBackend):
+        name = "sitetorque"
+
+        def prepare_resources(self, resources, context):  # type: ignore[no-untyped-def]
+            return super().prepare_resources(
+                self.with_defaults(resources, {"stdout": "site.out"}), context
+            )
+
+    job = JobScript("true", jobname="j", backend="pbs")
+    job.resources["-e"] = "dashed.err"
+    job.filename = "j.pbs"
+    assert SiteTorque().cmd_submit(job) == ["qsub", "-o", "site.out", "-e", "dashed.err", "j.pbs"]
+    assert "#PBS -o site.out" in SiteTorque().resource_headers(job)
+    job.resources["stdout"] = "own.out"
+    assert SiteTorque().cmd_submit(job)[1:3] == ["-o", "own.out"]
+
+
 @pytest.mark.parametrize(
     ("response", "job_id"),
     [

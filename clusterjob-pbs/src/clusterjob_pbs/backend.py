@@ -164,13 +164,19 @@ class PbsBackend(ClusterjobBackend):
 
         ``-o``/``-e`` are given on the command line as well as in the header:
         SLURM's TORQUE wrappers ignore them in the header (they pass their
-        own defaults to ``sbatch``); real PBS takes either.
+        own defaults to ``sbatch``); real PBS takes either. They are read from
+        the resources as the header has them: prepared (a site backend's
+        default ``stdout``) and with dashed keys read (``-o = job.out``).
         """
+        resources = self.read_dashed_keys(
+            self.prepare_resources(dict(jobscript.resources), SubmissionContext())
+        )
         cmd = [self.qsub]
         for key in ("stdout", "stderr"):
-            value = jobscript.resources.get(key)
+            option = self.resource_replacements[key]
+            value = resources.get(key) or resources.get(option)
             if value:
-                cmd += [f"-{self.resource_replacements[key]}", str(value)]
+                cmd += [f"-{option}", str(value)]
         cmd.append(jobscript.filename or jobscript.script_filename())
         return cmd
 
