@@ -144,12 +144,16 @@ configure() {
     local out
     # Global config: root's jobs are refused until min_uid/min_gid are 0 (set before
     # sge_execd starts); accounting flushed at once (qacct sees a job ~1 s after it
-    # ends instead of up to 15 s).  qconf -Mconf wants a file named "global".
+    # ends instead of up to 15 s); no job shell is a login shell (the default list
+    # makes bash jobs read root's ~/.profile: this machine's pyenv init, whose rehash
+    # lock a qdel'ed job (SIGKILL) left behind, so that every later login shell, and
+    # every ssh command, waited 60 s for it).  qconf -Mconf wants a file named "global".
     qconf -sconf global >"$CONF_DIR/global.orig" || die "qconf -sconf global failed"
     awk '
         skip { skip = /\\$/; next }
         /^min_uid / { print "min_uid                      0"; next }
         /^min_gid / { print "min_gid                      0"; next }
+        /^login_shells / { print "login_shells                 none"; next }
         /^reporting_params / {
             print "reporting_params             accounting=true reporting=false flush_time=00:00:01 joblog=false sharelog=00:00:00 accounting_flush_time=00:00:00"
             skip = /\\$/; next
