@@ -168,9 +168,7 @@ class PbsBackend(ClusterjobBackend):
         the resources as the header has them: prepared (a site backend's
         default ``stdout``) and with dashed keys read (``-o = job.out``).
         """
-        resources = self.read_dashed_keys(
-            self.prepare_resources(dict(jobscript.resources), SubmissionContext())
-        )
+        resources = self.header_resources(jobscript)
         cmd = [self.qsub]
         for key in ("stdout", "stderr"):
             option = self.resource_replacements[key]

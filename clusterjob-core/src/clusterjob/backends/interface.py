@@ -169,8 +169,20 @@ class ClusterjobBackend(StatusQuery, TagLookup, ResourceOptions):
         guessed) and ``submit(after=...)`` is refused.
         """
         context = context or SubmissionContext()
-        resources = self.prepare_resources(dict(jobscript.resources), context)
-        return self.render_headers(self.read_dashed_keys(resources), context, jobscript)
+        return self.render_headers(self.header_resources(jobscript, context), context, jobscript)
+
+    def header_resources(
+        self, jobscript: JobScript, context: SubmissionContext | None = None
+    ) -> dict[str, Any]:
+        """The resources the header lines are written from: prepared, dashed keys read.
+
+        For a submit command that repeats an option of the header (PBS ``-o``/``-e``),
+        so that it gives what the header gives, a site's defaults included.
+        """
+        resources = self.prepare_resources(
+            dict(jobscript.resources), context or SubmissionContext()
+        )
+        return self.read_dashed_keys(resources)
 
     def headers_take_context(self) -> bool:
         """Whether :meth:`resource_headers` accepts the submission ``context``.
